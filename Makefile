@@ -1,0 +1,35 @@
+# sepipe: one target per experiment; `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SEPIPE := $(BIN)/sepipe
+STAMP := $(VENV)/.installed
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help install demo test data exp-% clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@echo "  experiments:"; for f in experiments/*.yaml; do n=$$(basename $$f .yaml); echo "    make exp-$$n"; done
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(STAMP) ## Create .venv and install the pinned toolchain
+
+demo: $(STAMP) ## Build the small dataset, train, convert, evaluate, print the table (~15 min)
+	$(SEPIPE) run experiments/demo.yaml
+
+test: $(STAMP) ## Run the test suite (tiny models, real tools)
+	$(BIN)/pytest -q
+
+exp-%: $(STAMP) ## Run experiments/<name>.yaml end to end (e.g. make exp-baseline)
+	$(SEPIPE) run experiments/$*.yaml
+
+clean: ## Remove runs (keeps the dataset cache and .venv)
+	rm -rf runs

@@ -1,0 +1,120 @@
+"""Atomic artifact writing, hashing and run manifests.
+
+Every artifact is written to a temporary file in the same folder and renamed
+into place, so an interrupted run never leaves a half-written file under its
+final name. The manifest is written last: a stage is complete only when its
+manifest records it, and a stage whose inputs, config and tool versions are
+unchanged is skipped on a rerun.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+# Tools whose version changes model bytes, figures or scores.
+TRACKED_TOOLS = (
+    "tensorflow", "tf-keras", "tensorflow-model-optimization", "ethos-u-vela",
+    "tflite-micro", "numpy", "pesq", "pystoi", "speechmos", "onnxruntime", "pyrnnoise", "g722",
+)
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; rename it into place on success only."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_TOOLS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def stage_fingerprint(config: Any, inputs: dict[str, str | Path]) -> dict[str, Any]:
+    """What a stage's result depends on: its config, its input files' hashes, tool versions."""
+    return {
+        "config": config,
+        "inputs": {name: sha256_file(path) for name, path in sorted(inputs.items())},
+        "tools": tool_versions(),
+    }
+
+
+def read_manifest(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "manifest.json"
+    if not path.exists():
+        return {"stages": {}}
+    return json.loads(path.read_text())
+
+
+def stage_is_current(run_dir: str | Path, stage: str, fingerprint: dict[str, Any]) -> bool:
+    """True when the manifest records `stage` with this fingerprint and its outputs still hash the same."""
+    record = read_manifest(run_dir)["stages"].get(stage)
+    if not record or record.get("fingerprint_sha256") != sha256_json(fingerprint):
+        return False
+    for rel, digest in record.get("outputs", {}).items():
+        path = Path(run_dir) / rel
+        if not path.exists() or sha256_file(path) != digest:
+            return False
+    return True
+
+
+def record_stage(run_dir: str | Path, stage: str, fingerprint: dict[str, Any],
+                 outputs: list[str | Path], summary: dict[str, Any] | None = None) -> None:
+    """Record a finished stage in `<run_dir>/manifest.json` (written last, atomically)."""
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    manifest["stages"][stage] = {
+        "fingerprint": fingerprint,
+        "fingerprint_sha256": sha256_json(fingerprint),
+        "outputs": {str(Path(p).relative_to(run_dir)): sha256_file(p) for p in outputs},
+        "summary": summary or {},
+    }
+    manifest["tools"] = tool_versions()
+    write_json(run_dir / "manifest.json", manifest)

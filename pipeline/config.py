@@ -1,0 +1,245 @@
+"""Experiment configuration: YAML loaded into frozen, validated dataclasses.
+
+Unknown keys, wrong types and out-of-range values are errors that name the key,
+the value and what is allowed. Nothing downstream indexes raw dicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pipeline.errors import ConfigError, InputFileError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: Literal["debian", "voicebank", "dns"] = "debian"
+    size: Literal["small", "full"] = "small"
+    root: str | None = None          # user corpus folder (voicebank / dns)
+    cache_dir: str = ".cache"        # where Debian packages and built datasets live
+    sample_rate: int = 16000
+    snr_db: tuple[float, float] = (-5.0, 20.0)
+    level_dbfs: tuple[float, float] = (-35.0, -15.0)
+    segment_s: float = 4.0           # training segment length (s)
+    seed: int = 0                    # mixing seed: fixes the dataset, independent of training
+
+    def validate(self, src: str) -> None:
+        _check(src, "data.sample_rate", self.sample_rate, self.sample_rate == 16000, "16000 (Hz)")
+        _check(src, "data.snr_db", self.snr_db, self.snr_db[0] <= self.snr_db[1], "[low, high] with low <= high (dB)")
+        _check(src, "data.level_dbfs", self.level_dbfs,
+               self.level_dbfs[0] <= self.level_dbfs[1] <= 0, "[low, high] with low <= high <= 0 (dBFS)")
+        _check(src, "data.segment_s", self.segment_s, 0.5 <= self.segment_s <= 30, "0.5 to 30 (s)")
+        _check(src, "data.root", self.root, self.source == "debian" or self.root is not None,
+               f"a corpus folder when data.source is '{self.source}'")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    fft_size: int = 512
+    hop: int = 256
+    window: Literal["sqrt_hann"] = "sqrt_hann"
+    compression: Literal["log_power"] = "log_power"
+    log_floor: float = 1e-7          # added to |X|^2 before the log
+
+    @property
+    def bins(self) -> int:
+        return self.fft_size // 2 + 1
+
+    def validate(self, src: str) -> None:
+        _check(src, "features.fft_size", self.fft_size,
+               self.fft_size in (128, 256, 512, 1024), "one of 128, 256, 512, 1024")
+        _check(src, "features.hop", self.hop, self.hop * 2 == self.fft_size,
+               f"fft_size / 2 = {self.fft_size // 2} (sqrt-Hann reconstructs exactly at 50% overlap)")
+        _check(src, "features.log_floor", self.log_floor, 0 < self.log_floor < 1, "between 0 and 1")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    family: Literal["gru", "lstm"] = "gru"
+    input_units: int = 128           # Dense before the recurrent layers (0: none)
+    rnn_units: int = 128
+    rnn_layers: int = 2
+    dense_units: int = 128           # the two Dense layers after the recurrent layers (0: none)
+
+    def validate(self, src: str) -> None:
+        for key in ("input_units", "dense_units"):
+            value = getattr(self, key)
+            _check(src, f"model.{key}", value, 0 <= value <= 2048, "0 to 2048")
+        _check(src, "model.rnn_units", self.rnn_units, 1 <= self.rnn_units <= 1024, "1 to 1024")
+        _check(src, "model.rnn_layers", self.rnn_layers, 1 <= self.rnn_layers <= 4, "1 to 4")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    steps_per_epoch: int = 100
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    patience: int = 3                # early stopping on validation loss (epochs)
+    sisdr_weight: float = 0.05       # weight of the negative SI-SDR term (per dB)
+    valid_files: int = 20            # validation mixtures scored each epoch
+
+    def validate(self, src: str) -> None:
+        for key in ("epochs", "steps_per_epoch", "batch_size", "patience", "valid_files"):
+            value = getattr(self, key)
+            _check(src, f"train.{key}", value, value >= 1, "an integer >= 1")
+        _check(src, "train.learning_rate", self.learning_rate, 0 < self.learning_rate < 1, "between 0 and 1")
+        _check(src, "train.sisdr_weight", self.sisdr_weight, self.sisdr_weight >= 0, ">= 0")
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    calibration_files: int = 8       # training mixtures the calibration frames come from
+    calibration_frames: int = 400    # frames drawn from them, states included
+
+    def validate(self, src: str) -> None:
+        _check(src, "convert.calibration_files", self.calibration_files, self.calibration_files >= 1, ">= 1")
+        _check(src, "convert.calibration_frames", self.calibration_frames,
+               16 <= self.calibration_frames <= 100000, "16 to 100000")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    test_files: int = 0              # 0: every test mixture
+    interpreters: tuple[str, ...] = ("float", "tflite", "tflm")
+    baselines: tuple[str, ...] = ("noisy", "rnnoise")
+    dnsmos: bool = True
+    write_audio: int = 3             # enhanced files written per row, for listening
+
+    def validate(self, src: str) -> None:
+        _check(src, "evaluate.test_files", self.test_files, self.test_files >= 0, ">= 0 (0 = all)")
+        bad = set(self.interpreters) - {"float", "tflite", "tflm"}
+        _check(src, "evaluate.interpreters", list(self.interpreters), not bad, "a subset of [float, tflite, tflm]")
+        bad = set(self.baselines) - {"noisy", "rnnoise"}
+        _check(src, "evaluate.baselines", list(self.baselines), not bad, "a subset of [noisy, rnnoise]")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    seed: int = 0                    # training, calibration selection and evaluation draws
+    runs_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    convert: ConvertConfig = field(default_factory=ConvertConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+    def validate(self, src: str) -> None:
+        _check(src, "name", self.name, self.name.replace("-", "").replace("_", "").isalnum(),
+               "letters, digits, '-' and '_'")
+        for section in (self.data, self.features, self.model, self.train, self.convert, self.evaluate):
+            section.validate(src)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Load and validate an experiment YAML; `overrides` are dotted keys ('train.epochs': 2)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, "experiment file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputFileError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise InputFileError(path, "must be a YAML mapping of sections")
+    raw.setdefault("name", path.stem)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    return experiment_from_dict(raw, source=str(path))
+
+
+def experiment_from_dict(raw: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
+    config = _build(ExperimentConfig, raw, source, prefix="")
+    config.validate(source)
+    return config
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+
+
+def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
+    """Build dataclass `cls` from `raw`, checking every key and its type against the annotations."""
+    if not isinstance(raw, dict):
+        raise ConfigError(source, prefix.rstrip(".") or "<root>", raw, "a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(source, prefix + unknown[0], raw[unknown[0]],
+                          f"one of the keys {sorted(names)}")
+    kwargs = {}
+    for key, value in raw.items():
+        kwargs[key] = _coerce(hints[key], value, source, prefix + key)
+    missing = [f.name for f in dataclasses.fields(cls)
+               if f.name not in kwargs and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(source, prefix + missing[0], None, "a value (this key is required)")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, key + ".")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(source, key, value, "one of " + ", ".join(map(repr, args)))
+        return value
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, source, key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(source, key, value, f"a list of {_type_name(args[0])}")
+        if args[-1] is not Ellipsis and len(value) != len(args):
+            raise ConfigError(source, key, value, f"a list of {len(args)} numbers")
+        return tuple(_coerce(args[0], item, source, key) for item in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(source, key, value, "true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(source, key, value, "an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(source, key, value, "a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(source, key, value, "a string")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} for {key}")
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))
+
+
+def _check(source: str, key: str, value: Any, ok: bool, valid: str) -> None:
+    if not ok:
+        raise ConfigError(source, key, value, valid)

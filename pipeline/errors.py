@@ -1,0 +1,48 @@
+"""The one error root of the pipeline.
+
+Every error a user can cause names the file or option, the value given and what
+would be valid. Only `pipeline.cli.main` catches these and turns them into one
+line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PipelineError(Exception):
+    """Base of every error the pipeline reports to a user."""
+
+    exit_code = 2
+
+
+class ConfigError(PipelineError):
+    """A configuration key or value is wrong."""
+
+    def __init__(self, source: str | Path, key: str, value: object, valid: str):
+        self.source, self.key, self.value, self.valid = str(source), key, value, valid
+        super().__init__(f"{source}: option '{key}' = {value!r} is not valid; expected {valid}")
+
+
+class InputFileError(PipelineError):
+    """An input file is missing, unreadable or of the wrong kind."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{path}: {problem}")
+
+
+class MissingArtifactError(PipelineError):
+    """A stage needs the output of an earlier stage that is not there."""
+
+    def __init__(self, path: str | Path, how_to_make: str):
+        self.path = str(path)
+        super().__init__(f"{path}: not found; {how_to_make}")
+
+
+class ToolError(PipelineError):
+    """An external tool (converter, compiler, interpreter) failed."""
+
+    def __init__(self, tool: str, problem: str):
+        self.tool = tool
+        super().__init__(f"{tool}: {problem}")
