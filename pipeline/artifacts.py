@@ -27,10 +27,14 @@ TRACKED_TOOLS = (
 
 @contextlib.contextmanager
 def atomic_path(final: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `final`; rename it into place on success only."""
+    """Yield a temporary path beside `final`; rename it into place on success only.
+
+    The temporary name ends with the final name, so tools that pick a format
+    from the suffix (Keras `.weights.h5`, soundfile `.wav`) write the right one.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=f"-{final.name}", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -1,0 +1,200 @@
+"""Training stage: the sequence model on noisy/clean mixtures, float32, on CPU or GPU.
+
+Features come from `pipeline.features` (numpy, the reference the firmware follows).
+The loss needs audio, so the one piece mirrored in TensorFlow is the resynthesis
+(`tf_istft`), tested equal to `features.istft`. The loss is
+    compressed-magnitude MSE (|S|^0.3, the usual perceptual compression)
+  - sisdr_weight * SI-SDR(resynthesised enhanced, clean)   [dB]
+Each epoch draws fresh mixtures from a seed derived from (seed, epoch), so a
+resumed run sees the same data as an uninterrupted one. Checkpoints hold the
+model and the optimizer; the best weights (by validation loss) are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from models import build_sequence_model, build_streaming_model, copy_weights
+from models.keras_backend import keras, tf
+from pipeline import features as feat
+from pipeline.artifacts import atomic_path, write_json
+from pipeline.config import ExperimentConfig, FeatureConfig
+
+log = logging.getLogger(__name__)
+
+COMPRESSION_EXPONENT = 0.3
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    sequence_weights: Path      # best sequence model weights (.weights.h5)
+    streaming_weights: Path     # the same weights in the one-frame model, what conversion loads
+    history: list[dict]         # one record per epoch: loss, val_loss, val_sisdr_db, seconds
+    best_epoch: int
+
+
+def set_determinism(seed: int) -> None:
+    """Seed every generator and make TF ops deterministic: same config and seed, same weights."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+# ---------------------------------------------------------------- TensorFlow side of the loss
+def tf_istft(real: tf.Tensor, imag: tf.Tensor, cfg: FeatureConfig, length: int) -> tf.Tensor:
+    """TensorFlow mirror of `features.istft` for (batch, frames, bins) spectra."""
+    frames = tf.signal.irfft(tf.complex(real, imag), fft_length=[cfg.fft_size])
+    frames = frames * tf.constant(feat.analysis_window(cfg))
+    audio = tf.signal.overlap_and_add(frames, cfg.hop)
+    return audio[:, cfg.hop:cfg.hop + length]
+
+
+def tf_si_sdr(reference: tf.Tensor, estimate: tf.Tensor) -> tf.Tensor:
+    """Per-example SI-SDR in dB (batch, samples) -> (batch,)."""
+    reference = reference - tf.reduce_mean(reference, axis=-1, keepdims=True)
+    estimate = estimate - tf.reduce_mean(estimate, axis=-1, keepdims=True)
+    scale = tf.reduce_sum(reference * estimate, -1, keepdims=True) / (tf.reduce_sum(reference**2, -1, keepdims=True) + 1e-8)
+    target = scale * reference
+    ratio = tf.reduce_sum(target**2, -1) / (tf.reduce_sum((estimate - target) ** 2, -1) + 1e-8)
+    return 10.0 * tf.math.log(ratio + 1e-8) / tf.math.log(10.0)
+
+
+def enhancement_loss(mask, noisy_re, noisy_im, clean_re, clean_im, cfg: ExperimentConfig, length: int):
+    """(total loss, mean SI-SDR dB) for a batch; see the module docstring."""
+    enhanced_re, enhanced_im = mask * noisy_re, mask * noisy_im
+    enhanced_mag = tf.sqrt(enhanced_re**2 + enhanced_im**2 + 1e-10) ** COMPRESSION_EXPONENT
+    clean_mag = tf.sqrt(clean_re**2 + clean_im**2 + 1e-10) ** COMPRESSION_EXPONENT
+    magnitude_loss = tf.reduce_mean(tf.square(enhanced_mag - clean_mag))
+    enhanced = tf_istft(enhanced_re, enhanced_im, cfg.features, length)
+    clean = tf_istft(clean_re, clean_im, cfg.features, length)
+    sisdr = tf.reduce_mean(tf_si_sdr(clean, enhanced))
+    return magnitude_loss - cfg.train.sisdr_weight * sisdr, sisdr
+
+
+# ---------------------------------------------------------------- numpy side: examples
+def make_example(noisy: np.ndarray, clean: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, ...]:
+    """(features, noisy re, noisy im, clean re, clean im) for one mixture, all (frames, bins) float32."""
+    noisy_features, noisy_spec = feat.features(noisy, cfg)
+    clean_spec = feat.stft(clean, cfg)
+    return (noisy_features, noisy_spec.real.copy(), noisy_spec.imag.copy(),
+            clean_spec.real.copy(), clean_spec.imag.copy())
+
+
+def _batches(segments: Iterator[tuple[np.ndarray, np.ndarray]], cfg: ExperimentConfig, count: int):
+    for _ in range(count):
+        examples = [make_example(*next(segments), cfg.features) for _ in range(cfg.train.batch_size)]
+        yield tuple(np.stack(parts) for parts in zip(*examples))
+
+
+# ---------------------------------------------------------------- the stage
+class Trainer:
+    """Owns the model, optimizer, checkpoints and logs of one training run."""
+
+    def __init__(self, cfg: ExperimentConfig, dataset, out_dir: Path):
+        self.cfg, self.dataset, self.out_dir = cfg, dataset, Path(out_dir)
+        set_determinism(cfg.seed)
+        self.model = build_sequence_model(cfg.model, cfg.features.bins)
+        self.optimizer = keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=3.0)
+        self.segment_samples = int(round(cfg.data.segment_s * cfg.data.sample_rate))
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.out_dir / "checkpoints"), max_to_keep=2)
+        self.state_path = self.out_dir / "train_state.json"
+        self.best_path = self.out_dir / "sequence.weights.h5"
+        self.writer = tf.summary.create_file_writer(str(self.out_dir / "tensorboard"))
+        self.valid = [make_example(p.noisy, p.clean, cfg.features) + (len(p.clean),)
+                      for p in dataset.pairs("valid", limit=cfg.train.valid_files)]
+        self._train_step = tf.function(self._train_step_eager)
+        self._valid_step = tf.function(self._valid_step_eager, reduce_retracing=True)
+
+    def _train_step_eager(self, features, noisy_re, noisy_im, clean_re, clean_im):
+        with tf.GradientTape() as tape:
+            mask = self.model(features, training=True)
+            loss, sisdr = enhancement_loss(mask, noisy_re, noisy_im, clean_re, clean_im, self.cfg, self.segment_samples)
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return loss, sisdr
+
+    def _valid_step_eager(self, features, noisy_re, noisy_im, clean_re, clean_im, length):
+        mask = self.model(features, training=False)
+        return enhancement_loss(mask, noisy_re, noisy_im, clean_re, clean_im, self.cfg, length)
+
+    def validate(self) -> tuple[float, float]:
+        """Mean validation loss and SI-SDR (dB) over the validation mixtures (whole files)."""
+        losses, sisdrs = [], []
+        for *parts, length in self.valid:
+            loss, sisdr = self._valid_step(*[p[None] for p in parts], tf.constant(length))
+            losses.append(float(loss)), sisdrs.append(float(sisdr))
+        return float(np.mean(losses)), float(np.mean(sisdrs))
+
+    def _load_state(self) -> dict:
+        if self.state_path.exists() and self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+            state = json.loads(self.state_path.read_text())
+            log.info("resuming training after epoch %d (best val loss %.4f)", state["epoch"], state["best_val_loss"])
+            return state
+        return {"epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0, "stale_epochs": 0, "history": []}
+
+    def run(self, progress: bool = True) -> TrainResult:
+        from tqdm import tqdm
+
+        cfg = self.cfg.train
+        state = self._load_state()
+        while state["epoch"] < cfg.epochs and state["stale_epochs"] < cfg.patience:
+            epoch = state["epoch"] + 1
+            started = time.time()
+            segments = self.dataset.training_segments(seed=self.cfg.seed * 100003 + epoch)
+            bar = tqdm(_batches(segments, self.cfg, cfg.steps_per_epoch), total=cfg.steps_per_epoch,
+                       desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False)
+            train_loss, train_sisdr = [], []
+            for batch in bar:
+                loss, sisdr = self._train_step(*batch)
+                train_loss.append(float(loss)), train_sisdr.append(float(sisdr))
+                bar.set_postfix(loss=f"{np.mean(train_loss):.4f}", sisdr=f"{np.mean(train_sisdr):.2f}dB")
+            val_loss, val_sisdr = self.validate()
+            record = {"epoch": epoch, "loss": float(np.mean(train_loss)), "train_sisdr_db": float(np.mean(train_sisdr)),
+                      "val_loss": val_loss, "val_sisdr_db": val_sisdr, "seconds": round(time.time() - started, 1)}
+            self._log_epoch(record)
+            state["history"].append(record)
+            if val_loss < state["best_val_loss"]:
+                state.update(best_val_loss=val_loss, best_epoch=epoch, stale_epochs=0)
+                with atomic_path(self.best_path) as tmp:
+                    self.model.save_weights(str(tmp))
+            else:
+                state["stale_epochs"] += 1
+            state["epoch"] = epoch
+            self.manager.save(checkpoint_number=epoch)
+            write_json(self.state_path, state)
+        if state["stale_epochs"] >= cfg.patience:
+            log.info("early stop: validation loss has not improved for %d epochs", cfg.patience)
+        return TrainResult(self.best_path, self._export_streaming(), state["history"], state["best_epoch"])
+
+    def _log_epoch(self, record: dict) -> None:
+        log.info("epoch %(epoch)d: loss %(loss).4f  train SI-SDR %(train_sisdr_db).2f dB  "
+                 "val loss %(val_loss).4f  val SI-SDR %(val_sisdr_db).2f dB  (%(seconds).0f s)", record)
+        with self.writer.as_default(step=record["epoch"]):
+            for key, value in record.items():
+                if key != "epoch":
+                    tf.summary.scalar(key, value)
+        self.writer.flush()
+
+    def _export_streaming(self) -> Path:
+        """Load the best weights into the one-frame model and save them: what conversion reads."""
+        best = build_sequence_model(self.cfg.model, self.cfg.features.bins)
+        best.load_weights(str(self.best_path))
+        streaming = build_streaming_model(self.cfg.model, self.cfg.features.bins)
+        copy_weights(best, streaming)
+        path = self.out_dir / "streaming.weights.h5"
+        with atomic_path(path) as tmp:
+            streaming.save_weights(str(tmp))
+        return path
+
+
+def train(cfg: ExperimentConfig, dataset, out_dir: Path, progress: bool = True) -> TrainResult:
+    """Train the sequence model of `cfg`; resumes from `out_dir/checkpoints` when present."""
+    return Trainer(cfg, dataset, out_dir).run(progress=progress)

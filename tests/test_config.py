@@ -1,0 +1,52 @@
+import pytest
+
+from pipeline.config import ExperimentConfig, experiment_from_dict, load_experiment
+from pipeline.errors import ConfigError, InputFileError
+
+
+def test_defaults_build_and_validate():
+    cfg = experiment_from_dict({"name": "x"})
+    assert isinstance(cfg, ExperimentConfig)
+    assert cfg.features.bins == 257
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"name": "x", "trian": {}}, "trian"),
+    ({"name": "x", "train": {"epoch": 3}}, "train.epoch"),
+    ({"name": "x", "train": {"epochs": "3"}}, "train.epochs"),
+    ({"name": "x", "train": {"epochs": 0}}, "train.epochs"),
+    ({"name": "x", "model": {"family": "cnn"}}, "model.family"),
+    ({"name": "x", "data": {"snr_db": [20, -5]}}, "data.snr_db"),
+    ({"name": "x", "data": {"sample_rate": 8000}}, "data.sample_rate"),
+    ({"name": "x", "features": {"hop": 128}}, "features.hop"),
+    ({"name": "x", "evaluate": {"interpreters": ["float", "onnx"]}}, "evaluate.interpreters"),
+    ({"name": "x", "data": {"source": "voicebank"}}, "data.root"),
+])
+def test_bad_values_name_the_key_and_what_is_valid(raw, key):
+    with pytest.raises(ConfigError) as info:
+        experiment_from_dict(raw, source="exp.yaml")
+    assert info.value.key == key
+    assert "exp.yaml" in str(info.value) and "expected" in str(info.value)
+
+
+def test_yaml_file_name_defaults_to_stem_and_overrides_apply(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text("train:\n  epochs: 2\n")
+    cfg = load_experiment(path, {"train.batch_size": 4})
+    assert (cfg.name, cfg.train.epochs, cfg.train.batch_size) == ("tiny", 2, 4)
+
+
+def test_unparsable_yaml_and_missing_file_are_input_errors(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [epochs: 2\n")
+    with pytest.raises(InputFileError, match="broken.yaml: not valid YAML"):
+        load_experiment(broken)
+    with pytest.raises(InputFileError, match="not found"):
+        load_experiment(tmp_path / "absent.yaml")
+
+
+def test_shipped_experiments_are_valid():
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parents[1].glob("experiments/*.yaml")):
+        load_experiment(path)
