@@ -1,0 +1,174 @@
+"""User corpora: the VoiceBank-DEMAND (Valentini) layout and a DNS-Challenge-style clean/noise pair.
+
+VoiceBank-DEMAND (`data.source: voicebank`): `<root>/{clean,noisy}_{train,test}set_wav/*.wav`
+at 16 kHz (the original 48 kHz release must be resampled by the user first: the pipeline
+never resamples a corpus silently). Files are paired by name (p226_001.wav); the speaker is
+the part before the first '_'. Validation is a held-out pair of training speakers:
+p226 and p287 when both are present (the usual choice in the literature), otherwise two
+speakers drawn with the dataset seed. Nothing is copied: the dataset lists the files.
+
+DNS (`data.source: dns`): `<root>/clean/` and `<root>/noise/` (searched recursively for .wav
+and .flac, 16 kHz). Clean files are grouped by reader (`reader_<id>` in DNS names, `p<id>_`
+in VCTK names, otherwise each file is its own group) and the groups, and the noise files,
+are split with the dataset seed: ~10% valid, ~10% test (at least one each), the rest train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from pipeline.errors import InputFileError
+
+SR = 16000
+VB_FOLDERS = {("clean", "train"): "clean_trainset_wav", ("noisy", "train"): "noisy_trainset_wav",
+              ("clean", "test"): "clean_testset_wav", ("noisy", "test"): "noisy_testset_wav"}
+VB_LAYOUT = ("expected the VoiceBank-DEMAND layout <root>/{clean,noisy}_{train,test}set_wav/*.wav "
+             "with 16 kHz files paired by name")
+DNS_LAYOUT = "expected the DNS layout <root>/clean/ and <root>/noise/ holding 16 kHz .wav or .flac files"
+DNS_SUFFIXES = (".wav", ".flac")
+VB_VALID_SPEAKERS = ("p226", "p287")
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    path: Path
+    frames: int
+
+
+@dataclass(frozen=True)
+class VoiceBankPair:
+    name: str
+    noisy: Path
+    clean: Path
+    frames: int
+
+    @property
+    def speaker(self) -> str:
+        return voicebank_speaker(self.name)
+
+
+def voicebank_speaker(name: str) -> str:
+    return name.split("_")[0]
+
+
+def check_audio(path: Path) -> int:
+    """Frames of a 16 kHz audio file; InputFileError naming the file when unreadable or at another rate."""
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises several types for corrupt input
+        raise InputFileError(path, f"unreadable audio ({exc.__class__.__name__}: {exc})") from None
+    if info.samplerate != SR:
+        raise InputFileError(path, f"sample rate is {info.samplerate} Hz; expected {SR} Hz "
+                             "(resample the corpus to 16000 Hz first)")
+    if info.frames == 0:
+        raise InputFileError(path, "audio file is empty (0 samples)")
+    return int(info.frames)
+
+
+def _folder(root: Path, name: str, layout: str) -> Path:
+    folder = root / name
+    if not folder.is_dir():
+        raise InputFileError(folder, f"folder not found; {layout}")
+    return folder
+
+
+def list_voicebank(root: str | Path) -> dict[str, list[VoiceBankPair]]:
+    """{'train': pairs, 'test': pairs}, sorted by name, every file checked (16 kHz, equal lengths)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputFileError(root, f"corpus folder not found; {VB_LAYOUT}")
+    folders = {key: _folder(root, name, VB_LAYOUT) for key, name in VB_FOLDERS.items()}
+    out = {}
+    for split in ("train", "test"):
+        clean_dir, noisy_dir = folders[("clean", split)], folders[("noisy", split)]
+        clean_files = sorted(clean_dir.glob("*.wav"))
+        if not clean_files:
+            raise InputFileError(clean_dir, f"no .wav files; {VB_LAYOUT}")
+        pairs = []
+        for clean in clean_files:
+            noisy = noisy_dir / clean.name
+            if not noisy.exists():
+                raise InputFileError(noisy, f"missing: {clean} has no noisy counterpart; {VB_LAYOUT}")
+            frames = check_audio(clean)
+            noisy_frames = check_audio(noisy)
+            if noisy_frames != frames:
+                raise InputFileError(noisy, f"has {noisy_frames} samples but {clean} has {frames}; "
+                                     "a noisy file and its clean reference must have the same length")
+            pairs.append(VoiceBankPair(clean.stem, noisy, clean, frames))
+        out[split] = pairs
+    return out
+
+
+def pick_valid_speakers(speakers: list[str], seed: int, where: Path) -> list[str]:
+    speakers = sorted(set(speakers))
+    if len(speakers) < 3:
+        raise InputFileError(where, f"has {len(speakers)} training speaker(s); at least 3 are needed "
+                             "(two are held out for validation)")
+    if all(s in speakers for s in VB_VALID_SPEAKERS):
+        return list(VB_VALID_SPEAKERS)
+    rng = np.random.default_rng([seed, 41])
+    return sorted(speakers[i] for i in rng.choice(len(speakers), size=2, replace=False))
+
+
+def list_dns(root: str | Path) -> tuple[list[AudioFile], list[AudioFile]]:
+    """(clean files, noise files), sorted, each checked to be 16 kHz."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputFileError(root, f"corpus folder not found; {DNS_LAYOUT}")
+    out = []
+    for name in ("clean", "noise"):
+        folder = _folder(root, name, DNS_LAYOUT)
+        paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in DNS_SUFFIXES and p.is_file())
+        if len(paths) < 3:
+            raise InputFileError(folder, f"holds {len(paths)} audio file(s); at least 3 are needed "
+                                 f"(train, valid and test each get their own); {DNS_LAYOUT}")
+        out.append([AudioFile(p, check_audio(p)) for p in paths])
+    return out[0], out[1]
+
+
+def dns_group(path: Path) -> str:
+    """The speaker group of a clean file: DNS reader id, VCTK speaker, else the file itself."""
+    match = re.search(r"reader_(\d+)", path.name) or re.match(r"(p\d+)_", path.name)
+    return match.group(0) if match else path.as_posix()
+
+
+def split_groups(keys: list[str], seed: int, salt: int, fraction: float = 0.1) -> dict[str, str]:
+    """Seeded assignment of each distinct key to train/valid/test (at least one each when >= 3 keys)."""
+    distinct = sorted(set(keys))
+    rng = np.random.default_rng([seed, salt])
+    order = [distinct[i] for i in rng.permutation(len(distinct))]
+    n = len(order)
+    n_valid = max(1, int(round(fraction * n))) if n >= 3 else 0
+    n_test = max(1, int(round(fraction * n))) if n >= 2 else 0
+    assignment = {}
+    for k, key in enumerate(order):
+        assignment[key] = "valid" if k < n_valid else "test" if k < n_valid + n_test else "train"
+    return assignment
+
+
+def split_dns(clean: list[AudioFile], noise: list[AudioFile], seed: int) -> dict[str, dict[str, list[AudioFile]]]:
+    """{split: {'clean': files, 'noise': files}}: speaker groups and noise files disjoint between splits."""
+    clean_split = split_groups([dns_group(f.path) for f in clean], seed, salt=51)
+    noise_split = split_groups([f.path.as_posix() for f in noise], seed, salt=52)
+    out = {split: {"clean": [], "noise": []} for split in ("train", "valid", "test")}
+    for f in clean:
+        out[clean_split[dns_group(f.path)]]["clean"].append(f)
+    for f in noise:
+        out[noise_split[f.path.as_posix()]]["noise"].append(f)
+    return out
+
+
+def listing_fingerprint(root: str | Path, suffixes: tuple[str, ...] = DNS_SUFFIXES) -> str:
+    """sha256 over every audio file's relative path, size and mtime: cheap change detection."""
+    root = Path(root)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
