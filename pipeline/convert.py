@@ -14,12 +14,13 @@ Traps handled here (see DESIGN.md, "Facts checked here"):
   becomes one `ToolError` line;
 - states are calibrated with states the float model produced on real audio.
 
-Weights: `convert_int8` takes a Keras `.weights.h5` file written by
-`model.save_weights(...)` from EITHER the sequence model or the streaming model
-of the same ModelConfig. The worker loads it into a freshly built streaming model
-BY LAYER NAME (a GRU/LSTM layer and its GRUCell/LSTMCell share a weight layout),
-and refuses a file that lacks any weighted layer of the streaming model (Keras'
-by-name loading would otherwise silently keep random weights).
+Weights: `convert_int8` takes the Keras `.weights.h5` that training writes from the
+STREAMING model (`streaming.weights.h5`, what pipeline.train saves). A file saved
+from the SEQUENCE model of the same ModelConfig is accepted too: the worker loads it
+into the sequence model and copies the weights by layer name (models.copy_weights).
+Keras' `.weights.h5` loader matches layers by structure and silently ignores arrays
+the model does not use (a 2-layer file loads into a 1-layer model), so the worker
+first checks that the file holds exactly the model's weight arrays (count and shapes).
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ calibration, and a separate process turns that into an exit status the parent
 reports. Any error here ends the process with exit code 1 and ONE last stderr
 line `convert_worker: <what went wrong>`, which the parent quotes.
 
-Steps: rebuild the streaming model from the ModelConfig, load the weights by
-layer name (from a sequence- or streaming-model `.weights.h5`; every weighted
-layer of the streaming model must be in the file), calibrate with a
+Steps: rebuild the streaming model from the ModelConfig, load the weights
+(a `.weights.h5` saved from the streaming model, or from the sequence model,
+which is then copied layer by layer into the streaming model; the file must
+hold exactly the model's weight arrays), calibrate with a
 representative dataset that yields dicts keyed by input name, write the
 full-integer int8 flatbuffer (int8 inputs and outputs) to --out.
 """
@@ -29,44 +30,60 @@ class WorkerError(Exception):
     pass
 
 
-def _check_weights_file(model, weights_path: Path) -> None:
-    """Refuse a weights file that lacks a weighted layer of `model` (by-name loading would skip it silently)."""
+def _weight_shapes_in_file(weights_path: Path) -> list[tuple[int, ...]]:
+    """Shapes of every array stored in a Keras weights file (new `.weights.h5` or legacy HDF5 layout)."""
     import h5py
 
+    shapes: list[tuple[int, ...]] = []
     try:
         with h5py.File(weights_path, "r") as handle:
-            group = handle["model_weights"] if "model_weights" in handle else handle
-            names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("layer_names", [])]
-            counts = {name: len(group[name].attrs.get("weight_names", [])) for name in names if name in group}
+            # new layout: the model's arrays under 'layers/' (an 'optimizer/' group may follow a fit);
+            # legacy layout: one group per layer, nothing else
+            root = handle["layers"] if "layers" in handle else handle
+            root.visititems(lambda _, obj: shapes.append(tuple(obj.shape)) if isinstance(obj, h5py.Dataset) else None)
     except OSError as exc:
-        raise WorkerError(f"{weights_path}: not a Keras HDF5 weights file ({exc})") from None
-    if not names:
-        raise WorkerError(f"{weights_path}: not a Keras HDF5 weights file (no 'layer_names'); "
-                          "save it with model.save_weights('<name>.weights.h5')")
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        if layer.name not in counts:
-            raise WorkerError(f"{weights_path}: has no weights for layer '{layer.name}' "
-                              f"(file layers: {[n for n in names if counts.get(n)]}); wrong model config?")
-        if counts[layer.name] != len(layer.weights):
-            raise WorkerError(f"{weights_path}: layer '{layer.name}' has {counts[layer.name]} weights in the file, "
-                              f"{len(layer.weights)} in the model; wrong model config?")
+        raise WorkerError(f"{weights_path}: not a Keras HDF5 weights file ({' '.join(str(exc).split())})") from None
+    return shapes
+
+
+def load_streaming_weights(model_cfg, bins: int, weights_path: Path):
+    """The streaming model with the weights of `weights_path`, saved by `save_weights` from the
+    streaming model or from the sequence model of the same config.
+
+    Keras' `.weights.h5` loader matches layers by structure and ignores arrays the model
+    does not use (a 2-layer file loads into a 1-layer model without a word), so the file
+    must hold exactly the arrays the model has: same count, same shapes.
+    """
+    from models.mask_rnn import build_sequence_model, build_streaming_model, copy_weights
+
+    streaming = build_streaming_model(model_cfg, bins)
+    in_file = sorted(_weight_shapes_in_file(weights_path))
+    in_model = sorted(tuple(int(d) for d in w.shape) for w in streaming.weights)
+    if in_file != in_model:
+        raise WorkerError(f"{weights_path}: holds {len(in_file)} weight arrays {in_file} but the model "
+                          f"{model_cfg} has {len(in_model)} {in_model}; weights of another model config?")
+    try:
+        streaming.load_weights(str(weights_path))
+        return streaming, "streaming"
+    except (ValueError, OSError) as streaming_exc:
+        sequence = build_sequence_model(model_cfg, bins)
+        try:
+            sequence.load_weights(str(weights_path))
+        except (ValueError, OSError) as sequence_exc:
+            raise WorkerError(f"{weights_path}: fits neither the streaming model "
+                              f"({str(streaming_exc).splitlines()[0]}) nor the sequence model "
+                              f"({str(sequence_exc).splitlines()[0]})") from None
+        copy_weights(sequence, streaming)
+        return streaming, "sequence"
 
 
 def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path: Path, out_path: Path) -> dict:
     from models.keras_backend import tf
-    from models.mask_rnn import build_streaming_model
     from pipeline.config import ModelConfig
     from pipeline.convert import load_calibration
 
     cfg = ModelConfig(**json.loads(model_cfg_json))
-    model = build_streaming_model(cfg, bins)
-    _check_weights_file(model, weights_path)
-    try:
-        model.load_weights(str(weights_path), by_name=True)
-    except (ValueError, OSError) as exc:
-        raise WorkerError(f"{weights_path}: weights do not fit the model ({str(exc).splitlines()[0]})") from None
+    model, weights_from = load_streaming_weights(cfg, bins, weights_path)
 
     cal = load_calibration(calibration_path)
     expected = {inp.name.split(":")[0]: tuple(inp.shape[1:]) for inp in model.inputs}
@@ -90,7 +107,8 @@ def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path
     seconds = time.monotonic() - start
     with open(out_path, "wb") as handle:
         handle.write(flatbuffer)
-    return {"bytes": len(flatbuffer), "convert_s": round(seconds, 3), "calibration_frames": cal.frames}
+    return {"bytes": len(flatbuffer), "convert_s": round(seconds, 3), "calibration_frames": cal.frames,
+            "weights_from": weights_from}
 
 
 def main(argv: list[str] | None = None) -> int:

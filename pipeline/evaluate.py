@@ -85,7 +85,14 @@ def evaluate(cfg: ExperimentConfig, dataset, streaming_model, tflite_bytes: byte
     speed = {kind: {"network_rtf": audio_seconds / max(net, 1e-9), "loop_rtf": audio_seconds / max(loop, 1e-9)}
              for kind, (net, loop) in timing.items()}
     rows = _summary_rows(cfg, per_file, variant, speed)
-    return EvaluationResult(rows, per_file, _interpreter_gap(masks, per_file), speed)
+    mask_lsb = _mask_lsb(tflite_bytes) if tflite_bytes is not None else float("nan")
+    return EvaluationResult(rows, per_file, _interpreter_gap(masks, per_file, mask_lsb), speed)
+
+
+def _mask_lsb(tflite_bytes: bytes) -> float:
+    from pipeline.convert import MASK_OUTPUT, tflite_io
+
+    return tflite_io(tflite_bytes).output(MASK_OUTPUT).scale
 
 
 def _baseline(name: str, noisy: np.ndarray) -> np.ndarray:
@@ -113,13 +120,11 @@ def _summary_rows(cfg: ExperimentConfig, per_file: list[dict], variant: str, spe
     return rows
 
 
-def _interpreter_gap(masks: dict, per_file: list[dict]) -> dict:
-    """How far TFLite Micro (what ships) is from the TFLite interpreter."""
+def _interpreter_gap(masks: dict, per_file: list[dict], lsb: float) -> dict:
+    """How far TFLite Micro (what ships) is from the TFLite interpreter; `lsb` is the mask's int8 scale."""
     if "tflm" not in masks or "tflite" not in masks:
         return {}
     diffs = [np.abs(a - b) for a, b in zip(masks["tflm"], masks["tflite"])]
-    # The mask output is int8 with scale 1/256 for a sigmoid, so one LSB is 1/256.
-    lsb = 1.0 / 256.0
     sisdr = {s: np.array([r["si_sdr"] for r in per_file if r["system"] == s]) for s in ("tflm", "tflite")}
     return {
         "mask_max_abs_diff": float(max(d.max() for d in diffs)),

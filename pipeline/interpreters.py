@@ -89,16 +89,22 @@ class KerasStreamingRunner:
 
     def _scan_impl(self, features, states):
         tf = self._tf
+        names = self.state_names
         frames = tf.shape(features)[0]
-        masks = tf.TensorArray(tf.float32, size=frames)
-        seen = {n: tf.TensorArray(tf.float32, size=frames) for n in self.state_names}
-        for t in tf.range(frames):
-            for n in self.state_names:
-                seen[n] = seen[n].write(t, states[n][0])
-            out = self.model({FEATURES_INPUT: features[t][None, :], **states}, training=False)
+
+        def body(t, masks, seen, state):
+            seen = tuple(ta.write(t, s[0]) for ta, s in zip(seen, state))
+            out = self.model({FEATURES_INPUT: features[t][None, :], **dict(zip(names, state))}, training=False)
             masks = masks.write(t, out[MASK_OUTPUT][0])
-            states = {n: tf.reshape(out[n + "_out"], self._state_shapes[n]) for n in self.state_names}
-        return masks.stack(), {n: seen[n].stack() for n in self.state_names}, states
+            state = tuple(tf.reshape(out[n + "_out"], self._state_shapes[n]) for n in names)
+            return t + 1, masks, seen, state
+
+        _, masks, seen, state = tf.while_loop(
+            lambda t, *_: t < frames, body,
+            (tf.constant(0), tf.TensorArray(tf.float32, size=frames),
+             tuple(tf.TensorArray(tf.float32, size=frames) for _ in names),
+             tuple(states[n] for n in names)))
+        return masks.stack(), {n: ta.stack() for n, ta in zip(names, seen)}, dict(zip(names, state))
 
     def reset(self) -> None:
         self._states = {n: np.zeros(s, np.float32) for n, s in self._state_shapes.items()}
@@ -221,7 +227,8 @@ class TFLMStreamingRunner(_Int8Runner):
         # The runtime's default arena is 10x the model size; small models need a floor.
         arena = arena_size if arena_size is not None else max(10 * len(data), 1 << 20)
         self._interpreter = runtime.Interpreter.from_bytes(data, arena_size=arena)
-        self._set = self._interpreter.set_input
+        set_input = self._interpreter.set_input        # note: (array, position), not (index, array)
+        self._set = lambda slot, value: set_input(value, slot)
         self._get = self._interpreter.get_output
         self._invoke = self._interpreter.invoke
         super().__init__(data)

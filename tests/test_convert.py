@@ -1,0 +1,316 @@
+"""Calibration, int8 conversion (real converter in a subprocess) and int8 model validation.
+
+Tiny GRU and LSTM models (257 bins) are trained for a few seconds on real speech
+so that the mask spans [0, 1]; calibration states come from the float model on
+real audio. Helpers here are reused by tests/test_interpreters.py.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.keras_backend import keras, tf
+from models.mask_rnn import build_sequence_model, build_streaming_model, copy_weights, state_specs
+from pipeline import convert as convert_mod
+from pipeline.config import FeatureConfig, ModelConfig
+from pipeline.convert import (CalibrationSet, collect_calibration, convert_int8, load_calibration,
+                              save_calibration, tflite_io, validate_int8_model)
+from pipeline.errors import InputFileError, ToolError
+from pipeline.features import features as compute_features
+
+BINS = FeatureConfig().bins
+FAMILIES = ("gru", "lstm")
+G722_GLOB = ".cache/unpacked/asterisk-core-sounds-fr-g722/usr/share/asterisk/sounds/fr_CA_f_June/*.g722"
+
+
+def tiny_cfg(family: str) -> ModelConfig:
+    return ModelConfig(family=family, input_units=32, rnn_units=24, dense_units=32)
+
+
+# --------------------------------------------------------------------------- real speech
+
+@dataclass
+class Speech:
+    train: list[tuple[np.ndarray, np.ndarray]]   # (noisy features, target mask) per file
+    test: list[np.ndarray]                       # noisy features per file
+    source: str
+
+
+def _pair_features(noisy: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    cfg = FeatureConfig()
+    noisy_feats, noisy_spec = compute_features(noisy, cfg)
+    _, clean_spec = compute_features(clean, cfg)
+    target = np.clip(np.abs(clean_spec) / (np.abs(noisy_spec) + 1e-6), 0.0, 1.0).astype(np.float32)
+    return noisy_feats, target
+
+
+def _g722_pairs(count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Real French speech prompts (Debian asterisk sounds) plus coloured noise at 0-10 dB SNR."""
+    import G722
+
+    root = Path(__file__).resolve().parents[1]
+    files = sorted(glob.glob(str(root / G722_GLOB)))
+    if len(files) < count:
+        pytest.skip(f"needs real speech: no small_dataset fixture and fewer than {count} files at {G722_GLOB}")
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for path in files[:count]:
+        clean = np.asarray(G722.G722(16000, 64000).decode(Path(path).read_bytes()), np.float32) / 32768.0
+        noise = np.cumsum(rng.standard_normal(len(clean)).astype(np.float32)) * 0.02
+        noise -= np.convolve(noise, np.ones(64) / 64, mode="same")  # brownish, no DC drift
+        snr_db = rng.uniform(0, 10)
+        gain = np.sqrt(np.mean(clean ** 2) / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr_db / 10))
+        pairs.append(((clean + gain * noise).astype(np.float32), clean))
+    return pairs
+
+
+def load_speech(request) -> Speech:
+    """Real noisy speech: the shared `small_dataset` fixture when conftest provides it, else G.722 prompts."""
+    try:
+        dataset = request.getfixturevalue("small_dataset")
+    except (pytest.FixtureLookupError, ImportError) as exc:  # ImportError: pipeline.data not there yet
+        warnings.warn(f"small_dataset unavailable ({exc.__class__.__name__}); using G.722 prompts + noise")
+        pairs = _g722_pairs(8, seed=0)
+        train, test, source = pairs[:6], pairs[6:], "asterisk-core-sounds-fr-g722 + synthetic noise"
+    else:
+        train = [(p.noisy, p.clean) for p in dataset.training_files(6, seed=0)]
+        test = [(p.noisy, p.clean) for p in dataset.pairs("test", limit=2)]
+        source = "small_dataset fixture"
+    train_feats = [_pair_features(n, c) for n, c in train]
+    test_feats = [_pair_features(n, c)[0] for n, c in test]
+    # Normalise (one global mean and std from the training files). With raw log power (about -16..8)
+    # the first LSTM layer's gates saturate and its cell state integrates +-1 per frame (|c| ~ 350
+    # after 350 frames): int8 then quantises c at ~2.9 per step, the i*g increment rounds away and
+    # the int8 LSTM stops responding (mask error ~0.18). GRU states are bounded and do not care.
+    everything = np.concatenate([x for x, _ in train_feats])
+    mean, std = float(everything.mean()), float(everything.std())
+    train_feats = [(((x - mean) / std).astype(np.float32), y) for x, y in train_feats]
+    test_feats = [((x - mean) / std).astype(np.float32) for x in test_feats]
+    return Speech(train_feats, test_feats, source)
+
+
+def train_tiny(cfg: ModelConfig, speech: Speech, steps: int = 80, seed: int = 0) -> keras.Model:
+    """A few seconds of training so the mask is not a constant 0.5 (random crops of 64 frames)."""
+    keras.utils.set_random_seed(seed)
+    model = build_sequence_model(cfg, BINS)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
+    rng = np.random.default_rng(seed)
+    crop = 64
+    usable = [(x, y) for x, y in speech.train if len(x) >= crop]
+    xs, ys = [], []
+    for _ in range(steps * 8):
+        x, y = usable[rng.integers(len(usable))]
+        start = rng.integers(len(x) - crop + 1)
+        xs.append(x[start:start + crop])
+        ys.append(y[start:start + crop])
+    model.fit(np.stack(xs), np.stack(ys), batch_size=8, epochs=1, verbose=0, shuffle=False)
+    return model
+
+
+# --------------------------------------------------------------------------- converted cases
+
+@dataclass
+class Case:
+    cfg: ModelConfig
+    sequence: keras.Model
+    streaming: keras.Model
+    streaming_weights: Path
+    sequence_weights: Path
+    calibration: Path
+    tflite: Path
+    convert_s: float
+    speech: Speech
+
+    @property
+    def tflite_bytes(self) -> bytes:
+        return self.tflite.read_bytes()
+
+
+def make_case(family: str, folder: Path, speech: Speech) -> Case:
+    cfg = tiny_cfg(family)
+    sequence = train_tiny(cfg, speech)
+    streaming = build_streaming_model(cfg, BINS)
+    copy_weights(sequence, streaming)
+    folder.mkdir(parents=True, exist_ok=True)
+    streaming.save_weights(str(folder / "streaming.weights.h5"))
+    sequence.save_weights(str(folder / "sequence.weights.h5"))
+    cal = collect_calibration(streaming, [x for x, _ in speech.train], frames=300, seed=0)
+    save_calibration(cal, folder / "calibration.npz")
+    start = time.monotonic()
+    convert_int8(cfg, BINS, folder / "streaming.weights.h5", folder / "calibration.npz", folder / "model.tflite")
+    return Case(cfg, sequence, streaming, folder / "streaming.weights.h5", folder / "sequence.weights.h5",
+                folder / "calibration.npz", folder / "model.tflite", time.monotonic() - start, speech)
+
+
+@pytest.fixture(scope="module")
+def speech(request) -> Speech:
+    return load_speech(request)
+
+
+@pytest.fixture(scope="module")
+def cases(speech, tmp_path_factory) -> dict[str, Case]:
+    folder = tmp_path_factory.mktemp("convert")
+    return {family: make_case(family, folder / family, speech) for family in FAMILIES}
+
+
+# --------------------------------------------------------------------------- calibration
+
+@pytest.fixture(scope="module")
+def random_gru():
+    keras.utils.set_random_seed(1)
+    return build_streaming_model(tiny_cfg("gru"), BINS)
+
+
+def test_calibration_selection_is_reproducible_from_seed(random_gru, speech):
+    from pipeline.interpreters import KerasStreamingRunner
+
+    feats = [x for x, _ in speech.train[:3]]
+    a = collect_calibration(random_gru, feats, frames=50, seed=7)
+    b = collect_calibration(random_gru, feats, frames=50, seed=7)
+    c = collect_calibration(random_gru, feats, frames=50, seed=8)
+    assert a.selection == b.selection and a.selection["picks"] != c.selection["picks"]
+    for name in a.inputs:
+        np.testing.assert_array_equal(a.inputs[name], b.inputs[name])
+    assert set(a.inputs) == {"features", "rnn_1_h", "rnn_2_h"}
+    assert a.frames == 50 and a.selection["pool_frames"] == sum(len(x) for x in feats)
+    assert all(v.dtype == np.float32 and v.shape[0] == 50 for v in a.inputs.values())
+    # each row is the recorded (file, frame): its features, and the states the float model carried into it
+    runner = KerasStreamingRunner(random_gru)
+    states = [runner.run_with_states(x)[1] for x in feats]
+    for row, (f, t) in enumerate(a.selection["picks"]):
+        np.testing.assert_array_equal(a.inputs["features"][row], feats[f][t])
+        for name in ("rnn_1_h", "rnn_2_h"):
+            np.testing.assert_allclose(a.inputs[name][row], states[f][name][t], atol=1e-6)
+            if t == 0:
+                assert not a.inputs[name][row].any()  # zero initial state
+    # asking for more frames than exist takes them all, in order
+    everything = collect_calibration(random_gru, feats, frames=10**6, seed=7)
+    assert everything.frames == everything.selection["pool_frames"]
+
+
+def test_calibration_save_load_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    cal = CalibrationSet({"features": rng.standard_normal((20, BINS)).astype(np.float32),
+                          "rnn_1_h": rng.standard_normal((20, 8)).astype(np.float32)},
+                         {"seed": 3, "picks": [[0, i] for i in range(20)]})
+    path = save_calibration(cal, tmp_path / "cal.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cal.npz"]  # no temporary left behind
+    back = load_calibration(path)
+    assert back.selection == cal.selection
+    for name in cal.inputs:
+        np.testing.assert_array_equal(back.inputs[name], cal.inputs[name])
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputFileError, match="bad.npz"):
+        load_calibration(tmp_path / "bad.npz")
+    with pytest.raises(InputFileError, match="missing.npz"):
+        load_calibration(tmp_path / "missing.npz")
+
+
+# --------------------------------------------------------------------------- conversion
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_int8_model_has_int8_io_and_state_pairs_by_name(cases, family):
+    case = cases[family]
+    io = validate_int8_model(case.tflite)
+    assert io == tflite_io(case.tflite_bytes)
+    assert all(t.dtype == "int8" for t in io.inputs + io.outputs)
+    assert io.input("features").shape == (1, BINS) and io.output("mask").shape == (1, BINS)
+    specs = state_specs(case.cfg)
+    assert {p.input: p.output for p in io.state_pairs} == {s.input_name: s.output_name for s in specs}
+    assert {t.name for t in io.inputs} == {"features"} | {s.input_name for s in specs}
+    for spec in specs:
+        assert io.input(spec.input_name).shape == io.output(spec.output_name).shape == (1, spec.units)
+    # the sigmoid mask output gets the fixed [0, 1) int8 quantisation
+    assert (io.output("mask").scale, io.output("mask").zero_point) == (1 / 256, -128)
+    print(f"\n{family}: converted in {case.convert_s:.1f} s, {case.tflite.stat().st_size} bytes; speech: "
+          f"{case.speech.source}")
+    for pair in io.state_pairs:
+        i, o = io.input(pair.input), io.output(pair.output)
+        print(f"  {pair.input}: in scale {i.scale:.6f} zp {i.zero_point} / out scale {o.scale:.6f} "
+              f"zp {o.zero_point} (same: {pair.same_quantization})")
+
+
+@pytest.mark.slow
+def test_conversion_is_deterministic_and_accepts_sequence_weights(cases, tmp_path):
+    case = cases["gru"]
+    again = convert_int8(case.cfg, BINS, case.streaming_weights, case.calibration, tmp_path / "again.tflite")
+    assert again.read_bytes() == case.tflite_bytes
+    from_sequence = convert_int8(case.cfg, BINS, case.sequence_weights, case.calibration, tmp_path / "seq.tflite")
+    assert from_sequence.read_bytes() == case.tflite_bytes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.tflite", "seq.tflite"]
+
+
+@pytest.mark.slow
+def test_converter_failures_become_tool_errors(cases, tmp_path, monkeypatch):
+    case = cases["gru"]
+    out = tmp_path / "model.tflite"
+    # weights of another config: would load silently (structure match) without the worker's check
+    other = build_streaming_model(ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32,
+                                              rnn_layers=3), BINS)
+    other.save_weights(str(tmp_path / "other.weights.h5"))
+    with pytest.raises(ToolError, match=r"exit code 1.*another model config"):
+        convert_int8(case.cfg, BINS, tmp_path / "other.weights.h5", case.calibration, out)
+    # corrupt weights file
+    (tmp_path / "corrupt.weights.h5").write_bytes(os.urandom(4096))
+    with pytest.raises(ToolError, match=r"corrupt\.weights\.h5.*exit code 1.*not a Keras HDF5"):
+        convert_int8(case.cfg, BINS, tmp_path / "corrupt.weights.h5", case.calibration, out)
+    # timeout
+    with pytest.raises(ToolError, match="timed out after 0.001 s"):
+        convert_int8(case.cfg, BINS, case.streaming_weights, case.calibration, out, timeout_s=0.001)
+    # a converter segfault (what a Keras GRU layer or a stateful RNN does inside calibration)
+    monkeypatch.setattr(convert_mod, "_worker_command", lambda *a: [
+        sys.executable, "-c", "import os, signal, sys; print('calibrating...', file=sys.stderr); "
+                              "sys.stderr.flush(); os.kill(os.getpid(), signal.SIGSEGV)"])
+    with pytest.raises(ToolError, match=r"killed by signal SIGSEGV\): calibrating\.\.\.") as info:
+        convert_int8(case.cfg, BINS, case.streaming_weights, case.calibration, out)
+    assert len(str(info.value).splitlines()) == 1
+    # missing inputs are the user's files, named before any subprocess starts
+    with pytest.raises(InputFileError, match="nope.weights.h5"):
+        convert_int8(case.cfg, BINS, tmp_path / "nope.weights.h5", case.calibration, out)
+    with pytest.raises(InputFileError, match="nope.npz"):
+        convert_int8(case.cfg, BINS, case.streaming_weights, tmp_path / "nope.npz", out)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".part"]
+
+
+# --------------------------------------------------------------------------- validation
+
+@pytest.mark.slow
+def test_validate_int8_model_rejects_what_cannot_ship(cases, tmp_path):
+    case = cases["gru"]
+
+    def converted(optimize: bool, int8_output: bool = False) -> bytes:
+        converter = tf.lite.TFLiteConverter.from_keras_model(case.streaming)
+        if optimize:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if int8_output:
+            cal = load_calibration(case.calibration)
+            converter.representative_dataset = lambda: (
+                {k: v[i:i + 1] for k, v in cal.inputs.items()} for i in range(cal.frames))
+            converter.inference_input_type = tf.int8   # int8 in, float out: half done
+        return converter.convert()
+
+    bad = {
+        "random.tflite": (os.urandom(2048), "not a TFLite flatbuffer"),
+        "truncated.tflite": (case.tflite_bytes[: len(case.tflite_bytes) // 2], "not a readable TFLite flatbuffer"),
+        "float.tflite": (converted(optimize=False), "float32 model"),
+        "dynamic.tflite": (converted(optimize=True), "dynamic-range"),
+        "float_out.tflite": (converted(optimize=True, int8_output=True), "is float32; every input and output must be int8"),
+    }
+    for name, (data, problem) in bad.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(InputFileError) as info:
+            validate_int8_model(tmp_path / name)
+        assert str(tmp_path / name) in str(info.value) and problem in str(info.value), str(info.value)
+    with pytest.raises(InputFileError, match="missing.tflite: model file not found"):
+        validate_int8_model(tmp_path / "missing.tflite")

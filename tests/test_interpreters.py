@@ -1,0 +1,169 @@
+"""Streaming runners (float Keras, int8 TFLite, int8 TFLite Micro) and the int8 helpers the firmware mirrors."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from pipeline.interpreters import (KerasStreamingRunner, TFLiteStreamingRunner, TFLMStreamingRunner, dequantize,
+                                   make_runner, quantize, requantize, requantize_table, round_half_away)
+
+try:  # helpers shared with the conversion tests (tests/ is on sys.path in pytest's default import mode)
+    from tests.test_convert import FAMILIES, load_speech, make_case
+except ImportError:  # pragma: no cover
+    from test_convert import FAMILIES, load_speech, make_case
+
+FRAME_HOP_S = 0.016   # 256 samples at 16 kHz
+
+
+@pytest.fixture(scope="module")
+def cases(request, tmp_path_factory):
+    speech = load_speech(request)
+    folder = tmp_path_factory.mktemp("interpreters")
+    return {family: make_case(family, folder / family, speech) for family in FAMILIES}
+
+
+# --------------------------------------------------------------------------- int8 helpers
+
+def test_rounding_is_half_away_from_zero_like_c_roundf():
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999997, -0.49999997, 126.4, 300.0, -300.0], np.float32)
+    np.testing.assert_array_equal(round_half_away(x)[:8], [1, 2, 3, -1, -2, -3, 0, 0])
+    np.testing.assert_array_equal(quantize(x, 1.0, 0), [1, 2, 3, -1, -2, -3, 0, 0, 126, 127, -128])
+    assert not np.array_equal(np.round(x[:6]), round_half_away(x[:6]))  # np.round is half-to-even: not used
+    # zero point shifts after rounding; scale divides in float32
+    np.testing.assert_array_equal(quantize(np.array([0.25, -0.25], np.float32), 0.5, -3), [-2, -4])
+    assert quantize(np.zeros(3, np.float32), 0.0078, -1).tolist() == [-1, -1, -1]  # "zero" state = zero point
+
+
+def test_dequantize_and_requantize_round_trip():
+    q = np.arange(-128, 128).astype(np.int8)
+    np.testing.assert_array_equal(dequantize(q, 0.5, 3), (np.arange(-128, 128) - 3) * np.float32(0.5))
+    # same parameters: identity
+    np.testing.assert_array_equal(requantize(q, 0.0078, -1, 0.0078, -1), q)
+    # int8 -> float -> int8 is exact for every value
+    np.testing.assert_array_equal(quantize(dequantize(q, 0.113610, -7), 0.113610, -7), q)
+    # to a finer scale and back: identity wherever the finer scale does not clip
+    finer = requantize(q, 0.0040, 0, 0.0020, 0)
+    back = requantize(finer, 0.0020, 0, 0.0040, 0)
+    inside = np.abs(q.astype(int)) <= 63
+    np.testing.assert_array_equal(back[inside], q[inside])
+    # LSTM-like nearby scales (0.494 vs 0.502, DESIGN): at most one step off the float value
+    moved = requantize(q, 0.494, 2, 0.502, 1)
+    error = np.abs(dequantize(moved, 0.502, 1) - dequantize(q, 0.494, 2))
+    assert error[np.abs(q.astype(int)) < 120].max() <= 0.502 / 2 + 1e-6
+    # the table the runners (and firmware) use is the same function
+    table = requantize_table(0.494, 2, 0.502, 1)
+    np.testing.assert_array_equal(table[q.astype(np.int16) + 128], moved)
+
+
+def test_make_runner_rejects_bad_requests():
+    with pytest.raises(ValueError, match="unknown runner kind 'onnx'"):
+        make_runner("onnx", tflite_bytes=b"")
+    with pytest.raises(ValueError, match="needs tflite_bytes"):
+        make_runner("tflm")
+    with pytest.raises(ValueError, match="needs streaming_model"):
+        make_runner("float")
+
+
+# --------------------------------------------------------------------------- int8 vs float, TFLM vs TFLite
+
+LSTM_INT8_CELL = pytest.mark.xfail(strict=True, reason=(
+    "known limitation, not a plumbing bug: the trained tiny LSTM's first-layer cell state integrates "
+    "(|c| up to ~330 in calibration), so int8 c gets ~2 per step, tanh(c) and the i*g increment are lost "
+    "and the mask is off by ~0.3. Needs int16 cell states (mixed precision) or a bounded c; strict: "
+    "tells us when it starts passing"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", [f if f != "lstm" else pytest.param(f, marks=LSTM_INT8_CELL) for f in FAMILIES])
+def test_int8_tflite_is_close_to_float_on_real_speech(cases, family):
+    case = cases[family]
+    float_runner = make_runner("float", streaming_model=case.streaming)
+    tflite_runner = make_runner("tflite", tflite_bytes=case.tflite_bytes)
+    errors = []
+    for feats in case.speech.test:
+        reference = float_runner.run(feats)
+        # the streaming float model equals the sequence model it was copied from
+        np.testing.assert_allclose(reference, case.sequence(feats[None])[0].numpy(), atol=2e-5)
+        errors.append(np.abs(tflite_runner.run(feats) - reference))
+    error = np.concatenate(errors)
+    spread = float(np.std(np.concatenate([float_runner.run(f) for f in case.speech.test])))
+    print(f"\n{family}: int8 TFLite vs float mask: mean |diff| {error.mean():.4f}, p99 {np.quantile(error, 0.99):.4f}, "
+          f"max {error.max():.4f} (float mask std {spread:.3f}, one mask LSB = {1 / 256:.4f})")
+    assert spread > 0.05, "the test model's mask is near constant; the comparison would prove little"
+    assert error.mean() < 0.02
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tflm_is_close_to_tflite(cases, family):
+    case = cases[family]
+    tflite_runner = make_runner("tflite", tflite_bytes=case.tflite_bytes)
+    tflm_runner = make_runner("tflm", tflite_bytes=case.tflite_bytes)
+    diffs = [np.abs(tflm_runner.run_int8(f).astype(int) - tflite_runner.run_int8(f).astype(int))
+             for f in case.speech.test]
+    lsb = np.concatenate(diffs)
+    print(f"\n{family}: TFLM vs TFLite int8 mask: max {lsb.max()} LSB, mean {lsb.mean():.3f} LSB, "
+          f"{(lsb > 0).mean():.1%} of values differ")
+    # not bit-exact (DESIGN: a few LSB on GRU, more on LSTM); the states drift apart over frames
+    assert lsb.mean() < 1.0
+    assert np.quantile(lsb, 0.99) <= 8
+
+
+@pytest.mark.slow
+def test_int8_runner_feeds_states_back_by_name(cases):
+    """An independent loop through LiteRT's signature runner (names only, no indices) gives the same mask."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    case = cases["lstm"]   # LSTM: c states need requantising, h states may not
+    runner = TFLiteStreamingRunner(case.tflite_bytes)
+    io = runner.io
+    interpreter = Interpreter(model_content=case.tflite_bytes)
+    signature = interpreter.get_signature_runner()
+    feats = case.speech.test[0][:120]
+    feat = io.input("features")
+    states = {p.input: np.full((1, io.input(p.input).shape[1]), io.input(p.input).zero_point, np.int8)
+              for p in io.state_pairs}
+    masks = []
+    for frame in feats:
+        out = signature(features=quantize(frame[None], feat.scale, feat.zero_point), **states)
+        masks.append(out["mask"][0])
+        for pair in io.state_pairs:
+            o, i = io.output(pair.output), io.input(pair.input)
+            states[pair.input] = requantize(out[pair.output], o.scale, o.zero_point, i.scale, i.zero_point)
+    np.testing.assert_array_equal(runner.run_int8(feats), np.stack(masks))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["float", "tflite", "tflm"])
+def test_runs_reset_by_default_and_continue_on_request(cases, kind):
+    case = cases["gru"]
+    runner = make_runner(kind, streaming_model=case.streaming) if kind == "float" else \
+        make_runner(kind, tflite_bytes=case.tflite_bytes)
+    feats = case.speech.test[0][:90]
+    whole = runner.run(feats)
+    assert whole.shape == feats.shape and whole.dtype == np.float32
+    np.testing.assert_array_equal(runner.run(feats), whole)           # reset between calls
+    parts = np.concatenate([runner.run(feats[:37]), runner.run(feats[37:], reset=False)])
+    np.testing.assert_allclose(parts, whole, atol=1e-6 if kind == "float" else 0)
+    runner.reset()
+    np.testing.assert_allclose(runner.run(feats, reset=False), whole, atol=1e-6 if kind == "float" else 0)
+    with pytest.raises(ValueError, match=r"features must be \(frames, 257\)"):
+        runner.run(feats[:, :100])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["tflite", "tflm"])
+def test_int8_runners_are_much_faster_than_real_time(cases, kind):
+    case = cases["gru"]
+    runner = make_runner(kind, tflite_bytes=case.tflite_bytes)
+    feats = np.concatenate(case.speech.test)
+    runner.run_int8(feats[:50])    # warm up
+    start = time.perf_counter()
+    runner.run_int8(feats)
+    seconds = time.perf_counter() - start
+    fps = len(feats) / seconds
+    print(f"\n{kind}: {fps:.0f} frames/s = {fps * FRAME_HOP_S:.0f}x real time ({len(feats)} frames, tiny GRU)")
+    assert fps * FRAME_HOP_S > 100
