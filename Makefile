@@ -8,7 +8,10 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo test data exp-% clean
+EXPERIMENTS := $(basename $(notdir $(wildcard experiments/*.yaml)))
+RUNS = $(wildcard runs/*/report)
+
+.PHONY: help install demo test exp-% report check-budgets clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -30,6 +33,12 @@ test: $(STAMP) ## Run the test suite (tiny models, real tools)
 
 exp-%: $(STAMP) ## Run experiments/<name>.yaml end to end (e.g. make exp-baseline)
 	$(SEPIPE) run experiments/$*.yaml
+
+report: $(STAMP) ## Rebuild the report (CSV, Markdown, HTML) of every experiment that has run
+	@for e in $(EXPERIMENTS); do if [ -f runs/$$e/manifest.json ]; then $(SEPIPE) -q report experiments/$$e.yaml || exit 1; fi; done
+
+check-budgets: $(STAMP) ## Check every run against vela_configs/budgets.yaml (non-zero exit on a violation)
+	$(SEPIPE) -q budget check $(or $(RUNS:/report=),$(error no runs with a report yet: run make demo first)) --budgets vela_configs/budgets.yaml
 
 clean: ## Remove runs (keeps the dataset cache and .venv)
 	rm -rf runs

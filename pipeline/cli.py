@@ -7,9 +7,11 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")   # before anything imports TensorFlow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -55,21 +57,93 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", parents=[common], help="train the float model (resumes from checkpoints)")
     sub.add_parser("convert", parents=[common], help="convert the streaming model to full-integer int8 .tflite")
     sub.add_parser("evaluate", parents=[common], help="stream the test set through float/TFLite/TFLM and score it")
+
+    compile_ = sub.add_parser("compile", help="compile with Vela: an experiment's int8 model, or any .tflite",
+                              description="sepipe compile EXPERIMENT.yaml  |  sepipe compile MODEL.tflite --target NAME")
+    compile_.add_argument("source", type=Path, help="experiment YAML, or an int8 .tflite of your own")
+    compile_.add_argument("--target", action="append", default=[], metavar="NAME",
+                          help="target from vela_configs/targets.yaml (repeatable; default: the experiment's)")
+    compile_.add_argument("--out", type=Path, default=Path("build/vela"), help="output folder for a .tflite (default build/vela)")
+    compile_.add_argument("--targets-file", type=Path, default=None, help="targets YAML (default vela_configs/targets.yaml)")
+    compile_.add_argument("--allow-cpu-fallback", action="store_true", help="report ops left on the CPU instead of failing")
+    compile_.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                          help="override an experiment config value (with a YAML source)")
+
+    sub.add_parser("report", parents=[common], help="join quality and Vela figures into CSV, Markdown and HTML")
+
+    budget = sub.add_parser("budget", help="budget commands")
+    budget_sub = budget.add_subparsers(dest="budget_command", required=True, metavar="ACTION")
+    check = budget_sub.add_parser("check", help="fail (exit 1) when a model breaks its SRAM/flash/latency/quality budget")
+    check.add_argument("records", nargs="+", type=Path,
+                       help="run folder (runs/<experiment>), report or records CSV, or a *_record.json")
+    check.add_argument("--budgets", type=Path, default=Path("vela_configs/budgets.yaml"), help="budget YAML")
+    check.add_argument("--hop-ms", type=float, default=16.0, help="hop length for max_latency_hop_fraction (ms)")
+    check.add_argument("--require-budget", action="store_true", help="a target without a budget is a violation")
+
     sub.add_parser("run", parents=[common], help="every stage of the experiment, skipping those up to date")
     return parser
 
 
-def _print_table(summary: dict) -> None:
-    from pipeline.report import markdown_table
+def _print_table(summary: dict, columns=None) -> None:
+    from pipeline.report import DISPLAY_COLUMNS, markdown_table
 
-    print(markdown_table(summary["rows"]))
+    print(markdown_table(summary["rows"], columns or DISPLAY_COLUMNS))
     for note in summary.get("notes", []):
         print(note)
+    print()
 
 
-def dispatch(args: argparse.Namespace) -> None:
+def _compile_command(args: argparse.Namespace) -> int:
     from pipeline import experiment as exp
+    from pipeline.compile import CompileOptions, compile_many
 
+    if args.source.suffix in (".yaml", ".yml"):
+        cfg = load_experiment(args.source, _parse_overrides(args.overrides))
+        if args.target:
+            cfg = dataclasses.replace(cfg, compile=dataclasses.replace(cfg.compile, targets=tuple(args.target)))
+        records = exp.stage_compile(cfg)["records"]
+    else:
+        if not args.target:
+            raise ConfigError("--target", None, None, "at least one --target NAME with a .tflite source")
+        options = CompileOptions(require_full_npu=not args.allow_cpu_fallback)
+        results = compile_many(args.source, args.target, args.out, args.source.stem, options,
+                               targets_file=args.targets_file)
+        for result in results:
+            if result.fallback_message:
+                print(f"sepipe: warning: {result.fallback_message}", file=sys.stderr)
+        records = [result.record for result in results]
+    for r in records:
+        print(f"{r['model']} on {r['target']} ({r['target_id']}): {r['cycles_total']:,.0f} cycles, "
+              f"{r['inference_time_ms']:.3f} ms, SRAM {r['sram_memory_used_kib']:.1f} KiB, "
+              f"flash {r['flash_kib']:.1f} KiB, DRAM {r['dram_memory_used_kib']:.1f} KiB, NPU ops {r['npu_op_share']:.0%}")
+    return 0
+
+
+def _budget_command(args: argparse.Namespace) -> int:
+    from pipeline.budgets import check_budgets, format_violations, load_budgets, load_records
+
+    records = []
+    for path in args.records:
+        reports = sorted((path / "report").glob("*_report.csv")) if path.is_dir() else []
+        # A run folder's report holds the Vela figures and the quality, so min_quality can be checked too.
+        records += [row for report in reports for row in load_records(report)] if reports else load_records(path)
+    violations = check_budgets(records, load_budgets(args.budgets), args.hop_ms, require_budget=args.require_budget)
+    if violations:
+        print(format_violations(violations))
+        print(f"sepipe: {len(violations)} budget violation(s) in {len(records)} model/target row(s)", file=sys.stderr)
+        return 1
+    print(f"budgets hold: {len(records)} model/target row(s) checked against {args.budgets}")
+    return 0
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    from pipeline import experiment as exp
+    from pipeline.report import DEPLOYMENT_COLUMNS
+
+    if args.command == "compile":
+        return _compile_command(args)
+    if args.command == "budget":
+        return _budget_command(args)
     cfg = load_experiment(args.experiment, _parse_overrides(args.overrides))
     progress = not args.quiet
     if args.command == "data":
@@ -83,8 +157,14 @@ def dispatch(args: argparse.Namespace) -> None:
         print(f"converted: {exp.RunPaths(cfg).tflite()} ({summary['tflite_bytes']} bytes)")
     elif args.command == "evaluate":
         _print_table(exp.stage_evaluate(cfg, exp.stage_data(cfg, build=False), progress=progress))
+    elif args.command == "report":
+        _print_table(exp.stage_report(cfg), DEPLOYMENT_COLUMNS)
     elif args.command == "run":
-        _print_table(exp.run_experiment(cfg, progress=progress))
+        summary = exp.run_experiment(cfg, progress=progress)
+        _print_table(summary["evaluate"])
+        _print_table(summary["report"], DEPLOYMENT_COLUMNS)
+        print("report: " + ", ".join(summary["report"]["outputs"]))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,14 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("absl", "tensorflow", "h5py", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        dispatch(args)
+        return dispatch(args)
     except PipelineError as exc:
         print(f"sepipe: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("sepipe: interrupted; finished artifacts are kept and a rerun resumes", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -104,6 +104,20 @@ class ConvertConfig:
                16 <= self.calibration_frames <= 100000, "16 to 100000")
 
 
+DEFAULT_TARGETS = ("ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u85-256")
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    targets: tuple[str, ...] = DEFAULT_TARGETS   # names in the targets file
+    targets_file: str | None = None  # default: vela_configs/targets.yaml
+    require_full_npu: bool = True    # an op left on the CPU is an error, not a footnote
+
+    def validate(self, src: str) -> None:
+        _check(src, "compile.targets", list(self.targets), len(self.targets) >= 1,
+               "a list of at least one target name from vela_configs/targets.yaml")
+
+
 @dataclass(frozen=True)
 class EvaluateConfig:
     test_files: int = 0              # 0: every test mixture
@@ -130,6 +144,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     convert: ConvertConfig = field(default_factory=ConvertConfig)
+    compile: CompileConfig = field(default_factory=CompileConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     @property
@@ -139,7 +154,7 @@ class ExperimentConfig:
     def validate(self, src: str) -> None:
         _check(src, "name", self.name, self.name.replace("-", "").replace("_", "").isalnum(),
                "letters, digits, '-' and '_'")
-        for section in (self.data, self.features, self.model, self.train, self.convert, self.evaluate):
+        for section in (self.data, self.features, self.model, self.train, self.convert, self.compile, self.evaluate):
             section.validate(src)
 
     def to_dict(self) -> dict[str, Any]:

@@ -53,6 +53,14 @@ class RunPaths:
     def evaluate_dir(self) -> Path:
         return self.run_dir / "evaluate"
 
+    @property
+    def compile_dir(self) -> Path:
+        return self.run_dir / "compile"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.run_dir / "report"
+
 
 def _dataset_manifest(dataset) -> Path:
     return Path(dataset.root) / "manifest.json"
@@ -202,10 +210,83 @@ def _describe_gap(gap: dict) -> str:
             f"of frames; SI-SDR differs by at most {gap['si_sdr_max_abs_diff_db']:.3f} dB per file")
 
 
+def stage_compile(cfg: ExperimentConfig, variant: str = "ptq") -> dict:
+    """Vela for every target of the experiment; one record per target."""
+    from pipeline.compile import CompileOptions, compile_many
+    from pipeline.targets import DEFAULT_TARGETS_FILE, load_targets
+
+    paths = RunPaths(cfg)
+    tflite = paths.tflite(variant)
+    if not tflite.exists():
+        raise MissingArtifactError(tflite, f"convert first: sepipe convert {cfg.name}.yaml")
+    targets_file = Path(cfg.compile.targets_file or DEFAULT_TARGETS_FILE)
+    targets = load_targets(targets_file)
+    ini_files = {Path(t.vela_config) for t in targets.values()}
+    inputs = {"tflite": tflite, "targets_file": targets_file, **{f"vela_ini:{p.name}": p for p in ini_files}}
+    fingerprint = artifacts.stage_fingerprint({"compile": cfg.compile}, inputs)
+    stage = f"compile:{variant}"
+    if artifacts.stage_is_current(cfg.run_dir, stage, fingerprint):
+        log.info("compile: up to date (%s)", paths.compile_dir)
+        return _summary(cfg, stage)
+    name = f"{cfg.name}_{variant}"
+    results = compile_many(tflite, cfg.compile.targets, paths.compile_dir, name,
+                           CompileOptions(require_full_npu=cfg.compile.require_full_npu), targets_file=targets_file)
+    for result in results:
+        log.info("compile: %s on %s: %d cycles, %.3f ms, SRAM %.1f KiB, NPU ops %.0f%%", name, result.record["target"],
+                 result.record["cycles_total"], result.record["inference_time_ms"],
+                 result.record["sram_memory_used_kib"], 100 * result.record["npu_op_share"])
+    outputs = [path for result in results for path in result.outputs]
+    outputs.append(paths.compile_dir / f"{name}_vela_records.csv")
+    summary = {"records": [result.record for result in results]}
+    _record(cfg, stage, fingerprint, outputs, summary)
+    return summary
+
+
+def model_size(cfg: ExperimentConfig) -> dict:
+    """Parameters and non-zero weights of the trained model (biases included)."""
+    weights = load_streaming_model(cfg).get_weights()
+    return {"params": int(sum(w.size for w in weights)), "nonzero_weights": int(sum(np.count_nonzero(w) for w in weights))}
+
+
+def stage_report(cfg: ExperimentConfig, variant: str = "ptq") -> dict:
+    """Join quality (evaluate) with deployment (compile) into CSV, Markdown and HTML."""
+    from pipeline.html_report import write_html_report
+    from pipeline.report import DEPLOYMENT_COLUMNS, deployment_rows, write_tables
+
+    paths = RunPaths(cfg)
+    stages = artifacts.read_manifest(cfg.run_dir)["stages"]
+    for needed in ("evaluate", f"compile:{variant}"):
+        if needed not in stages:
+            raise MissingArtifactError(cfg.run_dir / "manifest.json",
+                                       f"no '{needed}' stage recorded; run: sepipe run {cfg.name}.yaml")
+    quality = stages["evaluate"]["summary"]["rows"]
+    records = stages[f"compile:{variant}"]["summary"]["records"]
+    hop_ms = 1000.0 * cfg.features.hop / cfg.data.sample_rate
+    label = f"{cfg.model.family}-{cfg.model.rnn_layers}x{cfg.model.rnn_units}"
+    rows = deployment_rows(cfg.name, variant, label, model_size(cfg), paths.tflite(variant).stat().st_size,
+                           quality, records, hop_ms)
+    notes = [f"Quality columns: the int8 model as TFLite Micro runs it, on {quality[0]['files']} test files. "
+             f"Latency as a fraction of the {hop_ms:g} ms hop. On U65/U85 (Dedicated_Sram) weights live in DRAM, "
+             "so flash is 0 and the DRAM column holds them."]
+    stem = f"{cfg.name}_report"
+    outputs = write_tables(rows, paths.report_dir, stem, notes, columns=DEPLOYMENT_COLUMNS)
+    first = records[0]
+    per_layer = paths.compile_dir / f"{cfg.name}_{variant}_vela_{first['target_id']}_per-layer.csv"
+    outputs.append(write_html_report(rows, paths.report_dir / f"{stem}.html", f"{cfg.name}: quality and deployment",
+                                     per_layer_csv=per_layer if per_layer.exists() else None,
+                                     per_layer_label=f"{variant} on {first['target']}",
+                                     notes=notes + stages["evaluate"]["summary"].get("notes", []),
+                                     quality_rows=quality))
+    log.info("report: %s", ", ".join(str(p) for p in outputs))
+    return {"rows": rows, "outputs": [str(p) for p in outputs], "notes": notes}
+
+
 def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> dict:
-    """All stages of `cfg`, each skipped when up to date; returns the evaluation summary."""
+    """All stages of `cfg`, each skipped when up to date; returns the evaluation and report summaries."""
     log.info("experiment %s -> %s", cfg.name, cfg.run_dir)
     dataset = stage_data(cfg, build=True, progress=progress)
     stage_train(cfg, dataset, progress=progress)
     stage_convert(cfg, dataset, progress=progress)
-    return stage_evaluate(cfg, dataset, progress=progress)
+    stage_compile(cfg)
+    evaluation = stage_evaluate(cfg, dataset, progress=progress)
+    return {"evaluate": evaluation, "report": stage_report(cfg)}

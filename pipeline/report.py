@@ -52,8 +52,53 @@ def csv_text(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def write_tables(rows: list[dict], out_dir: Path, stem: str, notes: list[str] = ()) -> list[Path]:
+def write_tables(rows: list[dict], out_dir: Path, stem: str, notes: list[str] = (),
+                 columns=DISPLAY_COLUMNS) -> list[Path]:
     """Write `<stem>.csv` and `<stem>.md` (the table plus notes); returns both paths."""
     out_dir = Path(out_dir)
-    markdown = f"# {stem}\n\n" + markdown_table(rows) + "".join(f"\n{line}" for line in notes) + "\n"
+    markdown = f"# {stem}\n\n" + markdown_table(rows, columns) + "".join(f"\n{line}" for line in notes) + "\n"
     return [write_text(out_dir / f"{stem}.csv", csv_text(rows)), write_text(out_dir / f"{stem}.md", markdown)]
+
+
+# ---------------------------------------------------------------- quality joined with deployment
+# Deployment rows keep Vela's record column names (so `sepipe budget check` reads the CSV as is)
+# and add the model's size and the quality of the int8 model as TFLite Micro runs it (what ships).
+QUALITY_COLUMNS = ("si_sdr", "si_sdr_vs_float_db", "pesq", "stoi", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
+SHIPPED_SYSTEM = "int8 TFLite Micro"
+
+DEPLOYMENT_COLUMNS = (
+    ("variant", "variant", "{}"),
+    ("target", "target", "{}"),
+    ("params", "params", "{:,}"),
+    ("nonzero_weights", "non-zero", "{:,}"),
+    ("tflite_kib", "int8 .tflite KiB", "{:.1f}"),
+    ("total_npu_encoded_weights_bytes", "encoded weights B", "{:,.0f}"),
+    ("flash_kib", "flash KiB", "{:.1f}"),
+    ("dram_memory_used_kib", "DRAM KiB", "{:.1f}"),
+    ("sram_memory_used_kib", "SRAM KiB", "{:.1f}"),
+    ("cycles_total", "cycles", "{:,.0f}"),
+    ("inference_time_ms", "ms", "{:.3f}"),
+    ("hop_fraction", "of hop", "{:.1%}"),
+    ("nn_macs", "MACs", "{:,.0f}"),
+    ("mac_utilisation_pct", "MAC util %", "{:.1f}"),
+    ("npu_op_share", "NPU ops", "{:.0%}"),
+    ("si_sdr", "SI-SDR dB", "{:.2f}"),
+    ("si_sdr_vs_float_db", "vs float dB", "{:+.2f}"),
+    ("pesq", "PESQ", "{:.2f}"),
+    ("stoi", "STOI", "{:.3f}"),
+    ("dnsmos_ovrl", "OVRL", "{:.2f}"),
+)
+
+
+def deployment_rows(experiment: str, variant: str, model_label: str, model_stats: dict, tflite_bytes: int,
+                    quality_rows: list[dict], records: list[dict], hop_ms: float) -> list[dict]:
+    """One row per compile target: Vela's figures, the model's size and the shipped model's quality."""
+    shipped = next((r for r in quality_rows if r.get("system") == SHIPPED_SYSTEM), {})
+    rows = []
+    for record in records:
+        row = {"experiment": experiment, "variant": variant, "model_label": model_label, **model_stats,
+               "tflite_bytes": tflite_bytes, "tflite_kib": tflite_bytes / 1024.0, **record,
+               "hop_fraction": record["inference_time_ms"] / hop_ms}
+        row.update({key: shipped.get(key, float("nan")) for key in QUALITY_COLUMNS})
+        rows.append(row)
+    return rows
