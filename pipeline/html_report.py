@@ -20,11 +20,12 @@ from pipeline.artifacts import write_text
 from pipeline.errors import InputFileError
 from pipeline.report import DISPLAY_COLUMNS
 
-# Deployment table: (header, format, keys). The first key present in a row wins, so rows that keep
+# Deployment tables: (header, format, keys). The first key present in a row wins, so rows that keep
 # Vela's record names (sram_memory_used_kib, inference_time_ms, ...) and rows with the short names both show.
-DEPLOYMENT_TABLE = (
+# Cost is per (variant, target); quality is the int8 model as TFLite Micro runs it, the same on every
+# target, so it gets a table of its own with one row per variant (a table narrow enough to read).
+COST_TABLE = (
     ("variant", "{}", ("variant",)),
-    ("model", "{}", ("model",)),
     ("target", "{}", ("target",)),
     ("id", "{}", ("target_id",)),
     ("params", "{:,.0f}", ("params",)),
@@ -40,6 +41,11 @@ DEPLOYMENT_TABLE = (
     ("MACs", "{:,.0f}", ("nn_macs",)),
     ("MAC util %", "{:.1f}", ("mac_utilisation_pct",)),
     ("NPU ops", "{:.0%}", ("npu_op_share",)),
+    ("SI-SDR dB", "{:.2f}", ("si_sdr",)),
+)
+VARIANT_QUALITY_TABLE = (
+    ("variant", "{}", ("variant",)),
+    ("model", "{}", ("model_label", "model")),
     ("SI-SDR dB", "{:.2f}", ("si_sdr",)),
     ("vs float dB", "{:+.2f}", ("si_sdr_vs_float_db",)),
     ("PESQ", "{:.2f}", ("pesq",)),
@@ -73,8 +79,9 @@ p.note { margin: .4em 0; }
 p.caption { color: #555; font-size: .9em; margin-top: .2em; }
 div.scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
-th, td { border: 1px solid #ccc; padding: .25em .55em; white-space: nowrap; }
-th { background: #f0f2f5; position: sticky; top: 0; }
+th, td { border: 1px solid #ccc; padding: .25em .55em; }
+td { white-space: nowrap; }
+th { background: #f0f2f5; position: sticky; top: 0; max-width: 7em; vertical-align: bottom; }
 tr:nth-child(even) td { background: #fafafa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.front { font-weight: 600; }
@@ -94,6 +101,11 @@ def _number(value) -> float:
         return math.nan
 
 
+def _finite(value, default: float) -> float:
+    number = _number(value)
+    return default if math.isnan(number) else number
+
+
 def _value(row: dict, keys: Sequence[str]):
     for key in keys:
         if key in row and row[key] not in (None, ""):
@@ -102,7 +114,7 @@ def _value(row: dict, keys: Sequence[str]):
 
 
 def _cell(value, fmt: str) -> str:
-    if value is None or value == "":
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if fmt == "{}":
         return str(value)
@@ -190,7 +202,7 @@ def tradeoff_figure(rows: list[dict], x_of, x_label_of, title: str, quality_rows
     """SI-SDR (dB) against a cost, one subplot per target with its Pareto front (line, filled markers)
     and the dominated points hollow; `x_of(row)` -> (x, from DRAM) and `x_label_of(any DRAM, all DRAM)`."""
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     plt = _pyplot()
     groups = _by_target(rows) or {"no deployment rows": []}
@@ -227,6 +239,7 @@ def tradeoff_figure(rows: list[dict], x_of, x_label_of, title: str, quality_rows
                     va="center", color="0.4")
         ax.set_title(target, fontsize=10)
         ax.set_xlabel(x_label_of(any(dram), bool(dram) and all(dram)), fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
         if thousands:
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.tick_params(labelsize=8)
@@ -280,6 +293,9 @@ def _short_name(name: str, limit: int = 48) -> str:
 def per_layer_figure(layers: list[dict], label: str, top: int = TOP_LAYERS):
     """Horizontal bars of Vela's 'Op Cycles' (cycles) for the `top` costliest operators, coloured by what
     bounds each one (compute or a memory's access cycles)."""
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
+
     plt = _pyplot()
     cycles = [_number(r.get("Op Cycles")) for r in layers]
     total = sum(c for c in cycles if not math.isnan(c))
@@ -290,8 +306,7 @@ def per_layer_figure(layers: list[dict], label: str, top: int = TOP_LAYERS):
     used = {}
     for y, i in enumerate(ranked):
         row = layers[i]
-        bound = max(PER_LAYER_BOUNDS, key=lambda b: _number(row.get(b[0])) if not math.isnan(
-            _number(row.get(b[0]))) else -1.0)
+        bound = max(PER_LAYER_BOUNDS, key=lambda b: _finite(row.get(b[0]), -1.0))
         colour = bound[2] if row.get("Target", "").strip().upper() == "NPU" else "0.6"
         used[bound[1] if colour != "0.6" else "CPU"] = colour
         ax.barh(y, cycles[i], color=colour, height=0.7)
@@ -300,14 +315,16 @@ def per_layer_figure(layers: list[dict], label: str, top: int = TOP_LAYERS):
     ax.set_yticklabels([f"{_short_name(layers[i].get('Name', '?'))}  [{layers[i].get('NNG Operator', '?')}]"
                         for i in ranked], fontsize=8, family="monospace")
     ax.set_xlabel("cycles per inference (Vela 'Op Cycles')", fontsize=9)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.margins(x=0.12)
     ax.grid(True, axis="x", alpha=0.3)
     share = f"{100.0 * shown / total:.1f}% of {total:,.0f} cycles" if total else "no cycles"
-    ax.set_title(f"{label}: top {len(ranked)} of {len(layers)} operators by cycles ({share})".lstrip(": "),
+    with_cycles = sum(c > 0 for c in cycles)
+    ax.set_title(f"{label}: top {len(ranked)} of {with_cycles} operators with cycles "
+                 f"({len(layers)} in Vela's schedule), {share}".lstrip(": "),
                  fontsize=10)
     if not ranked:
         ax.text(0.5, 0.5, "no operator with cycles", transform=ax.transAxes, ha="center", color="0.4")
-    from matplotlib.patches import Patch
     ax.legend(handles=[Patch(color=c, label=f"bound by {name}" if name != "CPU" else "on the CPU")
                        for name, c in used.items()], fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -340,6 +357,7 @@ def render_html(rows: list[dict], title: str, per_layer_csv: Path | None = None,
                 notes: Sequence[str] = (), quality_rows: Sequence[dict] = ()) -> str:
     """The page as a string; see write_html_report."""
     rows, quality_rows = list(rows), list(quality_rows)
+    layers = read_per_layer_csv(per_layer_csv) if per_layer_csv is not None else None   # fail before drawing
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
              f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
              f"<h1>{html.escape(title)}</h1>\n"]
@@ -364,10 +382,16 @@ def render_html(rows: list[dict], title: str, per_layer_csv: Path | None = None,
             on_front |= {members[j] for j in pareto_front(points)}
     parts.append("<h2>Deployment</h2>\n")
     if rows:
-        parts.append(_table(rows, DEPLOYMENT_TABLE, highlight=on_front))
-        parts.append('<p class="caption">One row per variant and Vela target. Quality columns are the int8 '
-                     'model as TFLite Micro runs it (what ships). Variants in bold are on the SI-SDR Pareto '
-                     'front of their target for cycles or memory.</p>\n')
+        parts.append(_table(rows, COST_TABLE, highlight=on_front))
+        parts.append('<p class="caption">One row per variant and Vela target (cycles per inference; "of hop": '
+                     'inference time over the STFT hop). Variants in bold are on the SI-SDR Pareto front of '
+                     'their target for cycles or memory.</p>\n')
+        per_variant: dict[str, dict] = {}
+        for row in rows:
+            per_variant.setdefault(str(row.get("variant")), row)
+        parts.append(_table(list(per_variant.values()), VARIANT_QUALITY_TABLE))
+        parts.append('<p class="caption">Quality of each variant as int8 TFLite Micro runs it (what ships; '
+                     'the same on every target).</p>\n')
     else:
         parts.append('<p class="note">No deployment rows.</p>\n')
 
@@ -379,8 +403,7 @@ def render_html(rows: list[dict], title: str, per_layer_csv: Path | None = None,
     parts.append(_img(_png_base64(tradeoff_figure(rows, _flash_x, _flash_x_label,
                                                   "SI-SDR against flash (or DRAM) used, per target",
                                                   quality_rows)), "SI-SDR against flash KiB"))
-    if per_layer_csv is not None:
-        layers = read_per_layer_csv(per_layer_csv)
+    if layers is not None:
         parts.append(f"<h2>Cycles per layer{': ' + html.escape(per_layer_label) if per_layer_label else ''}</h2>\n")
         parts.append(_img(_png_base64(per_layer_figure(layers, per_layer_label)), "cycles per layer"))
         cpu = [r for r in layers if r.get("Target", "").strip().upper() == "CPU"]
