@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 EXPERIMENTS := $(basename $(notdir $(wildcard experiments/*.yaml)))
 RUNS = $(wildcard runs/*/report)
 
-.PHONY: help install demo test exp-% report check-budgets clean
+.PHONY: help install demo test exp-% report check-budgets bench-mlia clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ report: $(STAMP) ## Rebuild the report (CSV, Markdown, HTML) of every experiment
 
 check-budgets: $(STAMP) ## Check every run against vela_configs/budgets.yaml (non-zero exit on a violation)
 	$(SEPIPE) -q budget check $(or $(RUNS:/report=),$(error no runs with a report yet: run make demo first)) --budgets vela_configs/budgets.yaml
+
+bench-mlia: $(STAMP) ## Compare our Vela figures and times with Arm MLIA's (own venv in .cache/mlia-venv; not CI)
+	$(BIN)/python benchmarks/mlia_compare.py --tiny $(if $(MLIA_PYTHON),--python $(MLIA_PYTHON)) $(BENCH_MODELS)
 
 clean: ## Remove runs (keeps the dataset cache and .venv)
 	rm -rf runs
