@@ -101,7 +101,7 @@ def _compile_command(args: argparse.Namespace) -> int:
         cfg = load_experiment(args.source, _parse_overrides(args.overrides))
         if args.target:
             cfg = dataclasses.replace(cfg, compile=dataclasses.replace(cfg.compile, targets=tuple(args.target)))
-        records = exp.stage_compile(cfg)["records"]
+        records = [r for variant in cfg.variants for r in exp.stage_compile(cfg, variant)["records"]]
     else:
         if not args.target:
             raise ConfigError("--target", None, None, "at least one --target NAME with a .tflite source")
@@ -153,10 +153,12 @@ def dispatch(args: argparse.Namespace) -> int:
         summary = exp.stage_train(cfg, exp.stage_data(cfg, build=False), progress=progress)
         print(f"trained: best epoch {summary['best_epoch']}, validation SI-SDR {summary['best_val_sisdr_db']:.2f} dB")
     elif args.command == "convert":
-        summary = exp.stage_convert(cfg, exp.stage_data(cfg, build=False), progress=progress)
-        print(f"converted: {exp.RunPaths(cfg).tflite()} ({summary['tflite_bytes']} bytes)")
+        dataset = exp.stage_data(cfg, build=False)
+        for variant in cfg.variants:
+            summary = exp.stage_convert(cfg, dataset, variant, progress=progress)
+            print(f"converted: {exp.RunPaths(cfg).tflite(variant.name)} ({summary['tflite_bytes']} bytes)")
     elif args.command == "evaluate":
-        _print_table(exp.stage_evaluate(cfg, exp.stage_data(cfg, build=False), progress=progress))
+        _print_table(exp.evaluate_all(cfg, exp.stage_data(cfg, build=False), progress=progress))
     elif args.command == "report":
         _print_table(exp.stage_report(cfg), DEPLOYMENT_COLUMNS)
     elif args.command == "run":

@@ -104,6 +104,30 @@ class ConvertConfig:
                16 <= self.calibration_frames <= 100000, "16 to 100000")
 
 
+@dataclass(frozen=True)
+class VariantConfig:
+    """One compressed variant of the trained float model (see pipeline/compress)."""
+
+    name: str
+    kind: Literal["ptq", "weight", "block", "unit", "offline"] = "ptq"
+    sparsity: float = 0.0            # final fraction of zero weights (weight, block, offline) or of units removed (unit)
+    block: tuple[int, int] = (1, 1)  # block shape for kind 'block' (rows, cols of the 2-D kernel)
+    m_by_n: tuple[int, int] | None = None   # e.g. [2, 4]: 2 of every 4 weights zero (kind 'block')
+    layers: tuple[str, ...] = ()     # layers to compress (default: every Dense and RNN layer but the mask output)
+    qat: bool = False                # quantization-aware fine-tuning, keeping the sparsity pattern
+    finetune_epochs: int = 4
+    finetune_steps_per_epoch: int = 100
+    learning_rate: float = 2e-4
+
+    def validate(self, src: str) -> None:
+        key = f"variants[{self.name}]"
+        _check(src, f"{key}.sparsity", self.sparsity, 0.0 <= self.sparsity < 1.0, "0 <= sparsity < 1")
+        _check(src, f"{key}.block", list(self.block), min(self.block) >= 1, "two integers >= 1")
+        _check(src, f"{key}.sparsity", self.sparsity, self.kind not in ("ptq",) or self.sparsity == 0.0,
+               "0 for kind 'ptq' (plain post-training int8 of the dense model)")
+        _check(src, f"{key}.finetune_epochs", self.finetune_epochs, self.finetune_epochs >= 0, ">= 0")
+
+
 DEFAULT_TARGETS = ("ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u85-256")
 
 
@@ -146,6 +170,7 @@ class ExperimentConfig:
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     compile: CompileConfig = field(default_factory=CompileConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    variants: tuple[VariantConfig, ...] = (VariantConfig(name="ptq"),)
 
     @property
     def run_dir(self) -> Path:
@@ -154,8 +179,12 @@ class ExperimentConfig:
     def validate(self, src: str) -> None:
         _check(src, "name", self.name, self.name.replace("-", "").replace("_", "").isalnum(),
                "letters, digits, '-' and '_'")
-        for section in (self.data, self.features, self.model, self.train, self.convert, self.compile, self.evaluate):
+        for section in (self.data, self.features, self.model, self.train, self.convert, self.compile, self.evaluate,
+                        *self.variants):
             section.validate(src)
+        names = [v.name for v in self.variants]
+        _check(src, "variants", names, len(set(names)) == len(names) and all(
+            n.replace("-", "").replace("_", "").isalnum() for n in names), "unique names of letters, digits, '-', '_'")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

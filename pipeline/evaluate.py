@@ -5,14 +5,17 @@ equals computing them per hop), then each runner steps through the frames one
 at a time, feeding its recurrent states back: the float Keras streaming model,
 the int8 model in the TFLite interpreter and in the TFLite Micro interpreter
 (what ships). The mask is applied and the audio resynthesised with the
-reference DSP, then scored against the clean reference. Reference rows: the
-unprocessed input and RNNoise. Every row carries its configuration columns so
-CSVs from many runs concatenate into one comparison table.
+reference DSP, then scored against the clean reference.
+
+References (the unprocessed input, RNNoise) are scored once per experiment;
+models once per variant. `quality_table` then adds the derived columns (gain
+over the input, change against the dense float model) so each row stands alone.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +24,16 @@ import numpy as np
 
 from pipeline import features as feat
 from pipeline.audio import write_wav
-from pipeline.baselines import rnnoise_enhance
 from pipeline.config import ExperimentConfig
 from pipeline.metrics import METRICS, mean_scores, score
+from pipeline.progress import bar
 
 log = logging.getLogger(__name__)
 
 # Row labels: what a reader sees in the table's `system` column.
 SYSTEM_OF_RUNNER = {"float": "float32 Keras", "tflite": "int8 TFLite", "tflm": "int8 TFLite Micro"}
-SYSTEM_OF_BASELINE = {"noisy": "unprocessed", "rnnoise": "RNNoise (pyrnnoise)"}
+SYSTEM_OF_REFERENCE = {"noisy": "unprocessed", "rnnoise": "RNNoise (pyrnnoise)"}
+DENSE_VARIANT = "ptq"
 
 
 @dataclass(frozen=True)
@@ -40,30 +44,47 @@ class EvaluationResult:
     speed: dict               # real-time factors of each streaming loop
 
 
-def _runner_factories(cfg: ExperimentConfig, streaming_model, tflite_bytes: bytes | None):
+def _pairs(cfg: ExperimentConfig, dataset):
+    return dataset.pairs("test", limit=cfg.evaluate.test_files)
+
+
+def _score_and_keep(cfg, pair, index, system, enhanced, out_dir, per_file) -> None:
+    scores = score(pair.clean, enhanced, cfg.data.sample_rate, with_dnsmos=cfg.evaluate.dnsmos)
+    per_file.append({"system": system, "file": pair.name, **scores})
+    if index < cfg.evaluate.write_audio:
+        write_wav(Path(out_dir) / "audio" / system / f"{pair.name}.wav", enhanced, cfg.data.sample_rate)
+
+
+def evaluate_references(cfg: ExperimentConfig, dataset, out_dir: Path, progress: bool = True) -> EvaluationResult:
+    """Score the unprocessed input and RNNoise on the test split (independent of any model)."""
+    from pipeline.baselines import rnnoise_enhance
+
+    per_file = []
+    for index, pair in enumerate(bar(_pairs(cfg, dataset), progress, desc="references")):
+        for name in cfg.evaluate.baselines:
+            enhanced = pair.noisy if name == "noisy" else rnnoise_enhance(pair.noisy, cfg.data.sample_rate)
+            _score_and_keep(cfg, pair, index, SYSTEM_OF_REFERENCE[name], enhanced, out_dir, per_file)
+        if index < cfg.evaluate.write_audio:
+            write_wav(Path(out_dir) / "audio" / "clean" / f"{pair.name}.wav", pair.clean, cfg.data.sample_rate)
+    rows = [{"experiment": cfg.name, "variant": "-", "model": "-", "system": system, **stats}
+            for system, stats in _means(per_file).items()]
+    return EvaluationResult(rows, per_file, {}, {})
+
+
+def evaluate_models(cfg: ExperimentConfig, dataset, variant: str, model_label: str, streaming_model,
+                    tflite_bytes: bytes | None, out_dir: Path, progress: bool = True) -> EvaluationResult:
+    """Score one variant's runners (float if `streaming_model`, TFLite and TFLM if `tflite_bytes`)."""
     from pipeline.interpreters import make_runner
 
-    factories = {}
+    runners = {}
     for kind in cfg.evaluate.interpreters:
-        if kind == "float":
-            factories[kind] = lambda: make_runner("float", streaming_model=streaming_model)
-        elif tflite_bytes is not None:
-            factories[kind] = lambda kind=kind: make_runner(kind, tflite_bytes=tflite_bytes)
-    return factories
-
-
-def evaluate(cfg: ExperimentConfig, dataset, streaming_model, tflite_bytes: bytes | None,
-             out_dir: Path, variant: str = "ptq", progress: bool = True) -> EvaluationResult:
-    """Score the baselines and every runner on the test split; enhanced audio goes to `out_dir/audio`."""
-    from tqdm import tqdm
-
-    pairs = dataset.pairs("test", limit=cfg.evaluate.test_files)
-    runners = {kind: make() for kind, make in _runner_factories(cfg, streaming_model, tflite_bytes).items()}
-    per_file, masks, timing = [], {}, {kind: [0.0, 0.0] for kind in runners}
-    audio_seconds = 0.0
-    for index, pair in enumerate(tqdm(pairs, desc="evaluate", disable=not progress)):
+        if kind == "float" and streaming_model is not None:
+            runners[kind] = make_runner("float", streaming_model=streaming_model)
+        elif kind != "float" and tflite_bytes is not None:
+            runners[kind] = make_runner(kind, tflite_bytes=tflite_bytes)
+    per_file, masks, timing, audio_seconds = [], {}, {kind: [0.0, 0.0] for kind in runners}, 0.0
+    for index, pair in enumerate(bar(_pairs(cfg, dataset), progress, desc=f"evaluate {variant}")):
         audio_seconds += len(pair.noisy) / cfg.data.sample_rate
-        outputs = {name: _baseline(name, pair.noisy) for name in cfg.evaluate.baselines}
         for kind, runner in runners.items():
             started = time.perf_counter()
             noisy_features, spectrum = feat.features(pair.noisy, cfg.features)
@@ -71,22 +92,40 @@ def evaluate(cfg: ExperimentConfig, dataset, streaming_model, tflite_bytes: byte
             runner.reset()
             mask = runner.run(noisy_features)
             network_s = time.perf_counter() - network_started
-            outputs[kind] = feat.enhance_with_mask(spectrum, mask, cfg.features, len(pair.noisy))
+            enhanced = feat.enhance_with_mask(spectrum, mask, cfg.features, len(pair.noisy))
             timing[kind][0] += network_s
             timing[kind][1] += time.perf_counter() - started
             masks.setdefault(kind, []).append(mask)
-        for system, enhanced in outputs.items():
-            scores = score(pair.clean, enhanced, cfg.data.sample_rate, with_dnsmos=cfg.evaluate.dnsmos)
-            per_file.append({"system": system, "file": pair.name, **scores})
-            if index < cfg.evaluate.write_audio:
-                write_wav(Path(out_dir) / "audio" / system / f"{pair.name}.wav", enhanced, cfg.data.sample_rate)
-        if index < cfg.evaluate.write_audio:
-            write_wav(Path(out_dir) / "audio" / "clean" / f"{pair.name}.wav", pair.clean, cfg.data.sample_rate)
+            _score_and_keep(cfg, pair, index, f"{variant}/{SYSTEM_OF_RUNNER[kind]}", enhanced, out_dir, per_file)
     speed = {kind: {"network_rtf": audio_seconds / max(net, 1e-9), "loop_rtf": audio_seconds / max(loop, 1e-9)}
              for kind, (net, loop) in timing.items()}
-    rows = _summary_rows(cfg, per_file, variant, speed)
+    rows = []
+    for kind in runners:
+        system = SYSTEM_OF_RUNNER[kind]
+        stats = _means([r for r in per_file if r["system"] == f"{variant}/{system}"])[f"{variant}/{system}"]
+        rows.append({"experiment": cfg.name, "variant": variant, "model": model_label, "system": system, **stats,
+                     "loop_rtf": speed[kind]["loop_rtf"]})
     mask_lsb = _mask_lsb(tflite_bytes) if tflite_bytes is not None else float("nan")
-    return EvaluationResult(rows, per_file, _interpreter_gap(masks, per_file, mask_lsb), speed)
+    return EvaluationResult(rows, per_file, _interpreter_gap(masks, per_file, variant, mask_lsb), speed)
+
+
+def _means(per_file: list[dict]) -> dict[str, dict]:
+    systems = list(dict.fromkeys(row["system"] for row in per_file))
+    return {s: {"files": sum(1 for r in per_file if r["system"] == s),
+                **mean_scores([{m: r[m] for m in METRICS} for r in per_file if r["system"] == s])} for s in systems}
+
+
+def quality_table(reference_rows: list[dict], variant_rows: list[dict]) -> list[dict]:
+    """All quality rows with `si_sdr_gain_db` (over the input) and `si_sdr_vs_float_db` (over the dense float model)."""
+    noisy = next((r["si_sdr"] for r in reference_rows if r["system"] == SYSTEM_OF_REFERENCE["noisy"]), math.nan)
+    dense_float = next((r["si_sdr"] for r in variant_rows if r["variant"] == DENSE_VARIANT
+                        and r["system"] == SYSTEM_OF_RUNNER["float"]), math.nan)
+    table = []
+    for row in [*reference_rows, *variant_rows]:
+        is_model = row["variant"] != "-"
+        table.append({**row, "si_sdr_gain_db": row["si_sdr"] - noisy,
+                      "si_sdr_vs_float_db": row["si_sdr"] - dense_float if is_model else math.nan})
+    return table
 
 
 def _mask_lsb(tflite_bytes: bytes) -> float:
@@ -95,41 +134,16 @@ def _mask_lsb(tflite_bytes: bytes) -> float:
     return tflite_io(tflite_bytes).output(MASK_OUTPUT).scale
 
 
-def _baseline(name: str, noisy: np.ndarray) -> np.ndarray:
-    return noisy if name == "noisy" else rnnoise_enhance(noisy)
-
-
-def _summary_rows(cfg: ExperimentConfig, per_file: list[dict], variant: str, speed: dict) -> list[dict]:
-    systems = list(dict.fromkeys(row["system"] for row in per_file))
-    means = {s: mean_scores([{m: r[m] for m in METRICS} for r in per_file if r["system"] == s]) for s in systems}
-    noisy, reference = means.get("noisy"), means.get("float")
-    rows = []
-    for system in systems:
-        is_model = system in SYSTEM_OF_RUNNER
-        row = {
-            "experiment": cfg.name, "variant": variant if is_model else "-",
-            "model": f"{cfg.model.family}-{cfg.model.rnn_layers}x{cfg.model.rnn_units}" if is_model else "-",
-            "system": SYSTEM_OF_RUNNER.get(system) or SYSTEM_OF_BASELINE[system],
-            "files": sum(1 for r in per_file if r["system"] == system),
-            **means[system],
-            "si_sdr_gain_db": means[system]["si_sdr"] - noisy["si_sdr"] if noisy else float("nan"),
-            "si_sdr_vs_float_db": means[system]["si_sdr"] - reference["si_sdr"] if reference and is_model else float("nan"),
-            "loop_rtf": speed.get(system, {}).get("loop_rtf", float("nan")),
-        }
-        rows.append(row)
-    return rows
-
-
-def _interpreter_gap(masks: dict, per_file: list[dict], lsb: float) -> dict:
+def _interpreter_gap(masks: dict, per_file: list[dict], variant: str, lsb: float) -> dict:
     """How far TFLite Micro (what ships) is from the TFLite interpreter; `lsb` is the mask's int8 scale."""
     if "tflm" not in masks or "tflite" not in masks:
         return {}
     diffs = [np.abs(a - b) for a, b in zip(masks["tflm"], masks["tflite"])]
-    sisdr = {s: np.array([r["si_sdr"] for r in per_file if r["system"] == s]) for s in ("tflm", "tflite")}
+    sisdr = {kind: np.array([r["si_sdr"] for r in per_file if r["system"] == f"{variant}/{SYSTEM_OF_RUNNER[kind]}"])
+             for kind in ("tflm", "tflite")}
     return {
         "mask_max_abs_diff": float(max(d.max() for d in diffs)),
         "mask_max_diff_lsb": float(max(d.max() for d in diffs) / lsb),
-        "mask_mean_abs_diff": float(np.mean([d.mean() for d in diffs])),
-        "frames_differing_fraction": float(np.mean(np.concatenate([(d > 1e-9).any(axis=1) for d in diffs]))),
+        "mask_values_differing_fraction": float(np.mean(np.concatenate([(d > 1e-9).ravel() for d in diffs]))),
         "si_sdr_max_abs_diff_db": float(np.max(np.abs(sisdr["tflm"] - sisdr["tflite"]))),
     }

@@ -10,6 +10,7 @@ output is missing or altered, not merely when a file is missing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import artifacts
-from pipeline.config import ExperimentConfig
+from pipeline.config import ExperimentConfig, ModelConfig, VariantConfig
 from pipeline.errors import MissingArtifactError
+from pipeline.evaluate import DENSE_VARIANT
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +42,20 @@ class RunPaths:
 
     @property
     def streaming_weights(self) -> Path:
+        """The trained dense float model, one-frame layout: what the 'ptq' variant converts."""
         return self.train_dir / "streaming.weights.h5"
 
     @property
-    def calibration(self) -> Path:
-        return self.run_dir / "convert" / "calibration.npz"
+    def sequence_weights(self) -> Path:
+        return self.train_dir / "sequence.weights.h5"
 
-    def tflite(self, variant: str = "ptq") -> Path:
+    def variant_dir(self, variant: str) -> Path:
+        return self.run_dir / "variants" / variant
+
+    def calibration(self, variant: str = DENSE_VARIANT) -> Path:
+        return self.run_dir / "convert" / f"{variant}_calibration.npz"
+
+    def tflite(self, variant: str = DENSE_VARIANT) -> Path:
         return self.run_dir / f"{self.cfg.name}_{variant}_int8.tflite"
 
     @property
@@ -117,51 +126,118 @@ def _discard_stale_checkpoints(train_dir: Path, fingerprint: dict) -> None:
         artifacts.write_text(marker, wanted + "\n")
 
 
-def load_streaming_model(cfg: ExperimentConfig):
-    from models import build_streaming_model
+# ---------------------------------------------------------------- variants
+@dataclass(frozen=True)
+class VariantModel:
+    """The float model a variant converts: its (possibly narrower) config and one-frame weights."""
 
+    model: ModelConfig
+    streaming_weights: Path | None   # None: the variant is derived from another int8 model ('offline')
+    qat: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.family}-{self.model.rnn_layers}x{self.model.rnn_units}"
+
+
+def _variant(cfg: ExperimentConfig, name: str) -> VariantConfig:
+    for variant in cfg.variants:
+        if variant.name == name:
+            return variant
+    raise MissingArtifactError(name, f"no variant named '{name}' in {cfg.name}; have {[v.name for v in cfg.variants]}")
+
+
+def stage_variant(cfg: ExperimentConfig, dataset, variant: VariantConfig, progress: bool = True) -> VariantModel:
+    """Fine-tune (prune and/or QAT) the trained float model into `variant`; 'ptq' and 'offline' need none."""
     paths = RunPaths(cfg)
     if not paths.streaming_weights.exists():
         raise MissingArtifactError(paths.streaming_weights, f"train first: sepipe train {cfg.name}.yaml")
-    model = build_streaming_model(cfg.model, cfg.features.bins)
-    model.load_weights(str(paths.streaming_weights))
-    return model
+    if variant.kind == "ptq":
+        return VariantModel(cfg.model, paths.streaming_weights)
+    if variant.kind == "offline":
+        return VariantModel(cfg.model, None)
+    from pipeline.compress import finetune_variant
+
+    stage = f"variant:{variant.name}"
+    config = {"seed": cfg.seed, "data": cfg.data, "features": cfg.features, "model": cfg.model,
+              "train": cfg.train, "variant": variant}
+    fingerprint = artifacts.stage_fingerprint(config, {"base_sequence_weights": paths.sequence_weights,
+                                                        "dataset_manifest": _dataset_manifest(dataset)})
+    if not artifacts.stage_is_current(cfg.run_dir, stage, fingerprint):
+        result = finetune_variant(variant, cfg, dataset, paths.sequence_weights, paths.variant_dir(variant.name),
+                                  progress=progress)
+        summary = {"model": dataclasses.asdict(result.model_cfg), "qat": result.qat, "stats": result.stats,
+                   "streaming_weights": str(result.streaming_weights.relative_to(cfg.run_dir))}
+        _record(cfg, stage, fingerprint, [result.streaming_weights], summary)
+    else:
+        log.info("%s: up to date", stage)
+    summary = _summary(cfg, stage)
+    return VariantModel(ModelConfig(**summary["model"]), cfg.run_dir / summary["streaming_weights"], summary["qat"])
 
 
-def stage_convert(cfg: ExperimentConfig, dataset, progress: bool = True) -> dict:
+def load_streaming_model(model: VariantModel, bins: int):
+    """The variant's one-frame float model with its weights."""
+    from models import build_streaming_model
+
+    if model.streaming_weights is None or not model.streaming_weights.exists():
+        raise MissingArtifactError(model.streaming_weights, "train (and fine-tune the variant) first")
+    streaming = build_streaming_model(model.model, bins)
+    streaming.load_weights(str(model.streaming_weights))
+    return streaming
+
+
+def stage_convert(cfg: ExperimentConfig, dataset, variant: VariantConfig, progress: bool = True) -> dict:
+    """Full-integer int8 .tflite of the variant (or, for 'offline', the dense int8 model pruned in place)."""
+    paths = RunPaths(cfg)
+    model = stage_variant(cfg, dataset, variant, progress=progress)
+    stage, tflite = f"convert:{variant.name}", paths.tflite(variant.name)
+    if variant.kind == "offline":
+        return _convert_offline(cfg, variant, stage, tflite)
     from pipeline import features as feat
     from pipeline.convert import collect_calibration, convert_int8, save_calibration, validate_int8_model
 
-    paths = RunPaths(cfg)
-    config = {"seed": cfg.seed, "features": cfg.features, "model": cfg.model, "convert": cfg.convert}
-    streaming = load_streaming_model(cfg)
-    fingerprint = artifacts.stage_fingerprint(config, {"streaming_weights": paths.streaming_weights,
+    config = {"seed": cfg.seed, "features": cfg.features, "model": model.model, "convert": cfg.convert,
+              "qat": model.qat}
+    fingerprint = artifacts.stage_fingerprint(config, {"streaming_weights": model.streaming_weights,
                                                         "dataset_manifest": _dataset_manifest(dataset)})
-    if artifacts.stage_is_current(cfg.run_dir, "convert", fingerprint):
-        log.info("convert: up to date (%s)", paths.tflite())
-        return _summary(cfg, "convert")
+    if artifacts.stage_is_current(cfg.run_dir, stage, fingerprint):
+        log.info("%s: up to date (%s)", stage, tflite)
+        return _summary(cfg, stage)
+    streaming = load_streaming_model(model, cfg.features.bins)
     files = dataset.training_files(cfg.convert.calibration_files, seed=cfg.seed)
     frames = [feat.features(pair.noisy, cfg.features)[0] for pair in files]
     calibration = collect_calibration(streaming, frames, cfg.convert.calibration_frames, seed=cfg.seed)
-    save_calibration(calibration, paths.calibration)
-    log.info("convert: calibrating on %d frames from %d training mixtures", cfg.convert.calibration_frames, len(files))
-    tflite = convert_int8(cfg.model, cfg.features.bins, paths.streaming_weights, paths.calibration, paths.tflite())
+    save_calibration(calibration, paths.calibration(variant.name))
+    log.info("%s: calibrating on %d frames from %d training mixtures", stage, calibration.frames, len(files))
+    convert_int8(model.model, cfg.features.bins, model.streaming_weights, paths.calibration(variant.name), tflite)
     model_io = validate_int8_model(tflite)
-    check = _check_against_float(cfg, streaming, tflite.read_bytes(), frames[:2])
+    check = _check_against_float(streaming, tflite.read_bytes(), frames[:2])
     summary = {"tflite_bytes": tflite.stat().st_size, "calibration": {"files": [p.name for p in files],
-               **calibration.selection}, "float_check": check, "io": _io_summary(model_io)}
-    log.info("convert: %s (%d bytes); int8 vs float mask on 2 calibration files: mean |diff| %.4f",
-             tflite.name, summary["tflite_bytes"], check["mask_mean_abs_diff"])
-    _record(cfg, "convert", fingerprint, [tflite, paths.calibration], summary)
+               **calibration.selection}, "float_check": check, "io": model_io.to_dict()}
+    log.info("%s: %s (%d bytes); int8 vs float mask on 2 calibration files: mean |diff| %.4f",
+             stage, tflite.name, summary["tflite_bytes"], check["mask_mean_abs_diff"])
+    _record(cfg, stage, fingerprint, [tflite, paths.calibration(variant.name)], summary)
     return summary
 
 
-def _io_summary(model_io) -> dict:
-    return {kind: [{"name": t.name, "shape": list(t.shape), "scale": float(t.scale), "zero_point": int(t.zero_point)}
-                   for t in tensors] for kind, tensors in (("inputs", model_io.inputs), ("outputs", model_io.outputs))}
+def _convert_offline(cfg: ExperimentConfig, variant: VariantConfig, stage: str, tflite: Path) -> dict:
+    """Magnitude-prune the dense int8 model's weights without retraining (the reference's baseline)."""
+    from pipeline.compress import offline_prune_tflite
+
+    dense = RunPaths(cfg).tflite(DENSE_VARIANT)
+    if not dense.exists():
+        raise MissingArtifactError(dense, f"the 'offline' variant prunes the '{DENSE_VARIANT}' model: declare it first")
+    fingerprint = artifacts.stage_fingerprint({"variant": variant}, {"dense_tflite": dense})
+    if artifacts.stage_is_current(cfg.run_dir, stage, fingerprint):
+        log.info("%s: up to date (%s)", stage, tflite)
+        return _summary(cfg, stage)
+    artifacts.write_bytes(tflite, offline_prune_tflite(dense.read_bytes(), variant.sparsity))
+    summary = {"tflite_bytes": tflite.stat().st_size, "pruned_from": dense.name}
+    _record(cfg, stage, fingerprint, [tflite], summary)
+    return summary
 
 
-def _check_against_float(cfg: ExperimentConfig, streaming, tflite_bytes: bytes, frames: list[np.ndarray]) -> dict:
+def _check_against_float(streaming, tflite_bytes: bytes, frames: list[np.ndarray]) -> dict:
     """Mask difference between the int8 TFLite model and the float model on real frames."""
     from pipeline.interpreters import make_runner
 
@@ -175,48 +251,13 @@ def _check_against_float(cfg: ExperimentConfig, streaming, tflite_bytes: bytes, 
             "mask_max_abs_diff": float(max(d.max() for d in diffs))}
 
 
-def stage_evaluate(cfg: ExperimentConfig, dataset, progress: bool = True) -> dict:
-    from pipeline.evaluate import evaluate
-    from pipeline.report import write_tables
-
-    paths = RunPaths(cfg)
-    tflite = paths.tflite()
-    if not tflite.exists() and set(cfg.evaluate.interpreters) - {"float"}:
-        raise MissingArtifactError(tflite, f"convert first: sepipe convert {cfg.name}.yaml")
-    config = {"seed": cfg.seed, "features": cfg.features, "model": cfg.model, "evaluate": cfg.evaluate}
-    inputs = {"streaming_weights": paths.streaming_weights, "dataset_manifest": _dataset_manifest(dataset)}
-    if tflite.exists():
-        inputs["tflite"] = tflite
-    fingerprint = artifacts.stage_fingerprint(config, inputs)
-    if artifacts.stage_is_current(cfg.run_dir, "evaluate", fingerprint):
-        log.info("evaluate: up to date (%s)", paths.evaluate_dir)
-        return _summary(cfg, "evaluate")
-    result = evaluate(cfg, dataset, load_streaming_model(cfg), tflite.read_bytes() if tflite.exists() else None,
-                      paths.evaluate_dir, progress=progress)
-    notes = [f"TFLite Micro vs TFLite: {_describe_gap(result.interpreter_gap)}",
-             "Streaming speed (x real time, features + network + resynthesis, one core of the CI machine): "
-             + ", ".join(f"{k} {v['loop_rtf']:.0f}x (network alone {v['network_rtf']:.0f}x)" for k, v in result.speed.items())]
-    outputs = write_tables(result.rows, paths.evaluate_dir, f"{cfg.name}_quality", notes)
-    outputs.append(artifacts.write_json(paths.evaluate_dir / "per_file.json", result.per_file))
-    summary = {"rows": result.rows, "interpreter_gap": result.interpreter_gap, "speed": result.speed, "notes": notes}
-    _record(cfg, "evaluate", fingerprint, outputs, summary)
-    return summary
-
-
-def _describe_gap(gap: dict) -> str:
-    if not gap:
-        return "not measured (both interpreters are needed)"
-    return (f"mask differs by at most {gap['mask_max_diff_lsb']:.0f} LSB on {100 * gap['frames_differing_fraction']:.1f}% "
-            f"of frames; SI-SDR differs by at most {gap['si_sdr_max_abs_diff_db']:.3f} dB per file")
-
-
-def stage_compile(cfg: ExperimentConfig, variant: str = "ptq") -> dict:
+def stage_compile(cfg: ExperimentConfig, variant: VariantConfig) -> dict:
     """Vela for every target of the experiment; one record per target."""
     from pipeline.compile import CompileOptions, compile_many
     from pipeline.targets import DEFAULT_TARGETS_FILE, load_targets
 
     paths = RunPaths(cfg)
-    tflite = paths.tflite(variant)
+    tflite = paths.tflite(variant.name)
     if not tflite.exists():
         raise MissingArtifactError(tflite, f"convert first: sepipe convert {cfg.name}.yaml")
     targets_file = Path(cfg.compile.targets_file or DEFAULT_TARGETS_FILE)
@@ -224,16 +265,16 @@ def stage_compile(cfg: ExperimentConfig, variant: str = "ptq") -> dict:
     ini_files = {Path(t.vela_config) for t in targets.values()}
     inputs = {"tflite": tflite, "targets_file": targets_file, **{f"vela_ini:{p.name}": p for p in ini_files}}
     fingerprint = artifacts.stage_fingerprint({"compile": cfg.compile}, inputs)
-    stage = f"compile:{variant}"
+    stage = f"compile:{variant.name}"
     if artifacts.stage_is_current(cfg.run_dir, stage, fingerprint):
-        log.info("compile: up to date (%s)", paths.compile_dir)
+        log.info("%s: up to date (%s)", stage, paths.compile_dir)
         return _summary(cfg, stage)
-    name = f"{cfg.name}_{variant}"
+    name = f"{cfg.name}_{variant.name}"
     results = compile_many(tflite, cfg.compile.targets, paths.compile_dir, name,
                            CompileOptions(require_full_npu=cfg.compile.require_full_npu), targets_file=targets_file)
     for result in results:
-        log.info("compile: %s on %s: %d cycles, %.3f ms, SRAM %.1f KiB, NPU ops %.0f%%", name, result.record["target"],
-                 result.record["cycles_total"], result.record["inference_time_ms"],
+        log.info("%s: %s on %s: %d cycles, %.3f ms, SRAM %.1f KiB, NPU ops %.0f%%", stage, name,
+                 result.record["target"], result.record["cycles_total"], result.record["inference_time_ms"],
                  result.record["sram_memory_used_kib"], 100 * result.record["npu_op_share"])
     outputs = [path for result in results for path in result.outputs]
     outputs.append(paths.compile_dir / f"{name}_vela_records.csv")
@@ -242,51 +283,150 @@ def stage_compile(cfg: ExperimentConfig, variant: str = "ptq") -> dict:
     return summary
 
 
-def model_size(cfg: ExperimentConfig) -> dict:
-    """Parameters and non-zero weights of the trained model (biases included)."""
-    weights = load_streaming_model(cfg).get_weights()
-    return {"params": int(sum(w.size for w in weights)), "nonzero_weights": int(sum(np.count_nonzero(w) for w in weights))}
+# ---------------------------------------------------------------- evaluation
+def stage_references(cfg: ExperimentConfig, dataset, progress: bool = True) -> dict:
+    """Score the unprocessed input and RNNoise once per experiment."""
+    from pipeline.evaluate import evaluate_references
+
+    stage = "evaluate:references"
+    config = {"features": cfg.features, "evaluate": cfg.evaluate}
+    fingerprint = artifacts.stage_fingerprint(config, {"dataset_manifest": _dataset_manifest(dataset)})
+    if artifacts.stage_is_current(cfg.run_dir, stage, fingerprint):
+        log.info("%s: up to date", stage)
+        return _summary(cfg, stage)
+    result = evaluate_references(cfg, dataset, RunPaths(cfg).evaluate_dir, progress=progress)
+    per_file = artifacts.write_json(RunPaths(cfg).evaluate_dir / "references_per_file.json", result.per_file)
+    summary = {"rows": result.rows}
+    _record(cfg, stage, fingerprint, [per_file], summary)
+    return summary
 
 
-def stage_report(cfg: ExperimentConfig, variant: str = "ptq") -> dict:
+def stage_evaluate(cfg: ExperimentConfig, dataset, variant: VariantConfig, progress: bool = True) -> dict:
+    """Stream the test set through the variant's float model (if any), TFLite and TFLite Micro."""
+    from pipeline.evaluate import evaluate_models
+
+    paths = RunPaths(cfg)
+    model = stage_variant(cfg, dataset, variant, progress=progress)
+    tflite = paths.tflite(variant.name)
+    if not tflite.exists() and set(cfg.evaluate.interpreters) - {"float"}:
+        raise MissingArtifactError(tflite, f"convert first: sepipe convert {cfg.name}.yaml")
+    stage = f"evaluate:{variant.name}"
+    inputs = {"dataset_manifest": _dataset_manifest(dataset)}
+    if model.streaming_weights is not None:
+        inputs["streaming_weights"] = model.streaming_weights
+    if tflite.exists():
+        inputs["tflite"] = tflite
+    config = {"seed": cfg.seed, "features": cfg.features, "model": model.model, "evaluate": cfg.evaluate}
+    fingerprint = artifacts.stage_fingerprint(config, inputs)
+    if artifacts.stage_is_current(cfg.run_dir, stage, fingerprint):
+        log.info("%s: up to date", stage)
+        return _summary(cfg, stage)
+    streaming = load_streaming_model(model, cfg.features.bins) if model.streaming_weights is not None else None
+    result = evaluate_models(cfg, dataset, variant.name, model.label, streaming,
+                             tflite.read_bytes() if tflite.exists() else None, paths.evaluate_dir, progress=progress)
+    per_file = artifacts.write_json(paths.evaluate_dir / f"{variant.name}_per_file.json", result.per_file)
+    summary = {"rows": result.rows, "interpreter_gap": result.interpreter_gap, "speed": result.speed}
+    _record(cfg, stage, fingerprint, [per_file], summary)
+    return summary
+
+
+def evaluate_all(cfg: ExperimentConfig, dataset, progress: bool = True) -> dict:
+    """References plus every variant; writes and returns the quality table with its notes."""
+    from pipeline.evaluate import quality_table
+    from pipeline.report import write_tables
+
+    references = stage_references(cfg, dataset, progress=progress)
+    summaries = {v.name: stage_evaluate(cfg, dataset, v, progress=progress) for v in cfg.variants}
+    rows = quality_table(references["rows"], [row for s in summaries.values() for row in s["rows"]])
+    notes = _evaluation_notes(summaries)
+    write_tables(rows, RunPaths(cfg).evaluate_dir, f"{cfg.name}_quality", notes)
+    return {"rows": rows, "notes": notes}
+
+
+def _evaluation_notes(summaries: dict) -> list[str]:
+    notes = []
+    for name, summary in summaries.items():
+        gap, speed = summary.get("interpreter_gap"), summary.get("speed", {})
+        if gap:
+            notes.append(f"{name}: TFLite Micro vs TFLite: mask differs by at most {gap['mask_max_diff_lsb']:.0f} LSB "
+                         f"({100 * gap['mask_values_differing_fraction']:.1f}% of values differ); SI-SDR by at most "
+                         f"{gap['si_sdr_max_abs_diff_db']:.3f} dB per file.")
+        if speed:
+            notes.append(f"{name}: streaming speed, x real time on one core (features + network + resynthesis): "
+                         + ", ".join(f"{k} {v['loop_rtf']:.0f}x (network alone {v['network_rtf']:.0f}x)"
+                                     for k, v in speed.items()))
+    return notes
+
+
+# ---------------------------------------------------------------- report
+def model_size(model: VariantModel, tflite: Path, bins: int) -> dict:
+    """Parameters and non-zero weights (biases included) of the float model, or of the int8 model for 'offline'."""
+    if model.streaming_weights is not None:
+        weights = load_streaming_model(model, bins).get_weights()
+        return {"params": int(sum(w.size for w in weights)),
+                "nonzero_weights": int(sum(np.count_nonzero(w) for w in weights))}
+    from pipeline.compress import tflite_sparsity
+
+    sparsity = tflite_sparsity(tflite.read_bytes())
+    return {"params": int(sparsity["weights"]), "nonzero_weights": int(sparsity["weights"] - sparsity["zeros"])}
+
+
+def stage_report(cfg: ExperimentConfig, dataset=None) -> dict:
     """Join quality (evaluate) with deployment (compile) into CSV, Markdown and HTML."""
+    from pipeline.evaluate import quality_table
     from pipeline.html_report import write_html_report
     from pipeline.report import DEPLOYMENT_COLUMNS, deployment_rows, write_tables
 
     paths = RunPaths(cfg)
     stages = artifacts.read_manifest(cfg.run_dir)["stages"]
-    for needed in ("evaluate", f"compile:{variant}"):
-        if needed not in stages:
-            raise MissingArtifactError(cfg.run_dir / "manifest.json",
-                                       f"no '{needed}' stage recorded; run: sepipe run {cfg.name}.yaml")
-    quality = stages["evaluate"]["summary"]["rows"]
-    records = stages[f"compile:{variant}"]["summary"]["records"]
+    needed = ["evaluate:references"] + [f"{kind}:{v.name}" for v in cfg.variants for kind in ("evaluate", "compile")]
+    missing = [name for name in needed if name not in stages]
+    if missing:
+        raise MissingArtifactError(cfg.run_dir / "manifest.json",
+                                   f"no '{missing[0]}' stage recorded; run: sepipe run experiments/{cfg.name}.yaml")
+    quality = quality_table(stages["evaluate:references"]["summary"]["rows"],
+                            [row for v in cfg.variants for row in stages[f"evaluate:{v.name}"]["summary"]["rows"]])
     hop_ms = 1000.0 * cfg.features.hop / cfg.data.sample_rate
-    label = f"{cfg.model.family}-{cfg.model.rnn_layers}x{cfg.model.rnn_units}"
-    rows = deployment_rows(cfg.name, variant, label, model_size(cfg), paths.tflite(variant).stat().st_size,
-                           quality, records, hop_ms)
-    notes = [f"Quality columns: the int8 model as TFLite Micro runs it, on {quality[0]['files']} test files. "
-             f"Latency as a fraction of the {hop_ms:g} ms hop. On U65/U85 (Dedicated_Sram) weights live in DRAM, "
-             "so flash is 0 and the DRAM column holds them."]
+    rows = []
+    for variant in cfg.variants:
+        model = _recorded_variant_model(cfg, variant)
+        tflite = paths.tflite(variant.name)
+        rows += deployment_rows(cfg.name, variant.name, model.label, model_size(model, tflite, cfg.features.bins),
+                                tflite.stat().st_size, quality,
+                                stages[f"compile:{variant.name}"]["summary"]["records"], hop_ms)
+    files = quality[0]["files"] if quality else 0
+    notes = [f"Quality columns: the int8 model as TFLite Micro runs it, on {files} test files; 'vs float' is against "
+             f"the dense float model. Latency as a fraction of the {hop_ms:g} ms hop. On U65/U85 (Dedicated_Sram) "
+             "weights live in DRAM, so flash is 0 and the DRAM column holds them."]
     stem = f"{cfg.name}_report"
     outputs = write_tables(rows, paths.report_dir, stem, notes, columns=DEPLOYMENT_COLUMNS)
-    first = records[0]
-    per_layer = paths.compile_dir / f"{cfg.name}_{variant}_vela_{first['target_id']}_per-layer.csv"
+    first = rows[0]
+    per_layer = paths.compile_dir / f"{cfg.name}_{first['variant']}_vela_{first['target_id']}_per-layer.csv"
     outputs.append(write_html_report(rows, paths.report_dir / f"{stem}.html", f"{cfg.name}: quality and deployment",
                                      per_layer_csv=per_layer if per_layer.exists() else None,
-                                     per_layer_label=f"{variant} on {first['target']}",
-                                     notes=notes + stages["evaluate"]["summary"].get("notes", []),
-                                     quality_rows=quality))
+                                     per_layer_label=f"{first['variant']} on {first['target']}",
+                                     notes=notes, quality_rows=quality))
     log.info("report: %s", ", ".join(str(p) for p in outputs))
     return {"rows": rows, "outputs": [str(p) for p in outputs], "notes": notes}
 
 
+def _recorded_variant_model(cfg: ExperimentConfig, variant: VariantConfig) -> VariantModel:
+    paths = RunPaths(cfg)
+    if variant.kind == "ptq":
+        return VariantModel(cfg.model, paths.streaming_weights)
+    if variant.kind == "offline":
+        return VariantModel(cfg.model, None)
+    summary = _summary(cfg, f"variant:{variant.name}")
+    return VariantModel(ModelConfig(**summary["model"]), cfg.run_dir / summary["streaming_weights"], summary["qat"])
+
+
 def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> dict:
-    """All stages of `cfg`, each skipped when up to date; returns the evaluation and report summaries."""
-    log.info("experiment %s -> %s", cfg.name, cfg.run_dir)
+    """All stages of `cfg`, each skipped when up to date; returns the quality and report summaries."""
+    log.info("experiment %s -> %s (variants: %s)", cfg.name, cfg.run_dir, ", ".join(v.name for v in cfg.variants))
     dataset = stage_data(cfg, build=True, progress=progress)
     stage_train(cfg, dataset, progress=progress)
-    stage_convert(cfg, dataset, progress=progress)
-    stage_compile(cfg)
-    evaluation = stage_evaluate(cfg, dataset, progress=progress)
-    return {"evaluate": evaluation, "report": stage_report(cfg)}
+    for variant in cfg.variants:
+        stage_convert(cfg, dataset, variant, progress=progress)
+        stage_compile(cfg, variant)
+    quality = evaluate_all(cfg, dataset, progress=progress)
+    return {"evaluate": quality, "report": stage_report(cfg)}

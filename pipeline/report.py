@@ -93,7 +93,7 @@ DEPLOYMENT_COLUMNS = (
 def deployment_rows(experiment: str, variant: str, model_label: str, model_stats: dict, tflite_bytes: int,
                     quality_rows: list[dict], records: list[dict], hop_ms: float) -> list[dict]:
     """One row per compile target: Vela's figures, the model's size and the shipped model's quality."""
-    shipped = next((r for r in quality_rows if r.get("system") == SHIPPED_SYSTEM), {})
+    shipped = next((r for r in quality_rows if r.get("system") == SHIPPED_SYSTEM and r.get("variant") == variant), {})
     rows = []
     for record in records:
         row = {"experiment": experiment, "variant": variant, "model_label": model_label, **model_stats,

@@ -26,6 +26,7 @@ from models.keras_backend import keras, tf
 from pipeline import features as feat
 from pipeline.artifacts import atomic_path, write_json
 from pipeline.config import ExperimentConfig, FeatureConfig
+from pipeline.progress import bar
 
 log = logging.getLogger(__name__)
 
@@ -141,21 +142,19 @@ class Trainer:
         return {"epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0, "stale_epochs": 0, "history": []}
 
     def run(self, progress: bool = True) -> TrainResult:
-        from tqdm import tqdm
-
         cfg = self.cfg.train
         state = self._load_state()
         while state["epoch"] < cfg.epochs and state["stale_epochs"] < cfg.patience:
             epoch = state["epoch"] + 1
             started = time.time()
             segments = self.dataset.training_segments(seed=self.cfg.seed * 100003 + epoch)
-            bar = tqdm(_batches(segments, self.cfg, cfg.steps_per_epoch), total=cfg.steps_per_epoch,
-                       desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False)
+            steps = bar(_batches(segments, self.cfg, cfg.steps_per_epoch), progress, total=cfg.steps_per_epoch,
+                        desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
             train_loss, train_sisdr = [], []
-            for batch in bar:
+            for batch in steps:
                 loss, sisdr = self._train_step(*batch)
                 train_loss.append(float(loss)), train_sisdr.append(float(sisdr))
-                bar.set_postfix(loss=f"{np.mean(train_loss):.4f}", sisdr=f"{np.mean(train_sisdr):.2f}dB")
+                steps.set_postfix(loss=f"{np.mean(train_loss):.4f}", sisdr=f"{np.mean(train_sisdr):.2f}dB")
             val_loss, val_sisdr = self.validate()
             record = {"epoch": epoch, "loss": float(np.mean(train_loss)), "train_sisdr_db": float(np.mean(train_sisdr)),
                       "val_loss": val_loss, "val_sisdr_db": val_sisdr, "seconds": round(time.time() - started, 1)}

@@ -39,7 +39,7 @@ def finished_run(small_dataset, small_data_config, tmp_path_factory):
 def test_every_stage_is_recorded_with_hashes_and_tool_versions(finished_run):
     cfg, _ = finished_run
     manifest = artifacts.read_manifest(cfg.run_dir)
-    assert set(manifest["stages"]) == {"train", "convert", "compile:ptq", "evaluate"}
+    assert set(manifest["stages"]) == {"train", "convert:ptq", "compile:ptq", "evaluate:references", "evaluate:ptq"}
     assert manifest["config"]["name"] == "tiny"
     assert manifest["tools"]["ethos-u-vela"] == "5.2.0"
     for stage in manifest["stages"].values():
@@ -76,15 +76,15 @@ def test_rerun_skips_up_to_date_stages_and_redoes_a_changed_one(finished_run, ca
     with caplog.at_level("INFO"):
         exp.run_experiment(cfg, progress=False)
     stages = ("train", "convert", "compile", "evaluate")
-    assert sum(m.split(":")[0] in stages and "up to date" in m for m in caplog.messages) == 4
+    assert sum(m.split(":")[0] in stages and "up to date" in m for m in caplog.messages) == 5
     changed = dataclasses.replace(cfg, evaluate=dataclasses.replace(cfg.evaluate, test_files=1))
     caplog.clear()
     with caplog.at_level("INFO"):
         exp.run_experiment(changed, progress=False)
-    assert not any(m.startswith("evaluate: up to date") for m in caplog.messages)
+    assert not any(m.startswith("evaluate:ptq: up to date") for m in caplog.messages)
     after = artifacts.read_manifest(cfg.run_dir)["stages"]
-    assert after["convert"] == before["convert"]
-    assert after["evaluate"]["summary"]["rows"][0]["files"] == 1
+    assert after["convert:ptq"] == before["convert:ptq"]
+    assert after["evaluate:ptq"]["summary"]["rows"][0]["files"] == 1
 
 
 def test_same_config_and_seed_give_the_same_int8_bytes(finished_run, small_data_config, tmp_path):
@@ -92,7 +92,7 @@ def test_same_config_and_seed_give_the_same_int8_bytes(finished_run, small_data_
     again = tiny_config(small_data_config, tmp_path / "runs")
     dataset = exp.stage_data(again, build=False)
     exp.stage_train(again, dataset, progress=False)
-    exp.stage_convert(again, dataset, progress=False)
+    exp.stage_convert(again, dataset, again.variants[0], progress=False)
     assert exp.RunPaths(again).tflite().read_bytes() == exp.RunPaths(cfg).tflite().read_bytes()
 
 
