@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ try:  # helpers shared with the conversion tests (tests/ is on sys.path in pytes
 except ImportError:  # pragma: no cover
     from test_convert import FAMILIES, load_speech, make_case
 
-FRAME_HOP_S = 0.016   # 256 samples at 16 kHz
 
 
 @pytest.fixture(scope="module")
@@ -152,18 +150,3 @@ def test_runs_reset_by_default_and_continue_on_request(cases, kind):
     np.testing.assert_allclose(runner.run(feats, reset=False), whole, atol=1e-6 if kind == "float" else 0)
     with pytest.raises(ValueError, match=r"features must be \(frames, 257\)"):
         runner.run(feats[:, :100])
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["tflite", "tflm"])
-def test_int8_runners_are_much_faster_than_real_time(cases, kind):
-    case = cases["gru"]
-    runner = make_runner(kind, tflite_bytes=case.tflite_bytes)
-    feats = np.concatenate(case.speech.test)
-    runner.run_int8(feats[:50])    # warm up
-    start = time.perf_counter()
-    runner.run_int8(feats)
-    seconds = time.perf_counter() - start
-    fps = len(feats) / seconds
-    print(f"\n{kind}: {fps:.0f} frames/s = {fps * FRAME_HOP_S:.0f}x real time ({len(feats)} frames, tiny GRU)")
-    assert fps * FRAME_HOP_S > 100
