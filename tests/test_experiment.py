@@ -119,3 +119,26 @@ def test_budget_file_that_does_not_parse_is_one_line_and_exit_2(finished_run, tm
     assert main(["-q", "budget", "check", str(cfg.run_dir), "--budgets", str(broken)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "broken.yaml" in err[0]
+
+
+@pytest.mark.slow
+def test_variants_flow_through_every_stage_into_one_report(small_dataset, small_data_config, tmp_path):
+    finetune = {"finetune_epochs": 1, "finetune_steps_per_epoch": 3}
+    cfg = dataclasses.replace(
+        tiny_config(small_data_config, tmp_path / "runs", name="sweep", compile={"targets": ["ethos-u55-128"]}),
+        variants=experiment_from_dict({"name": "x", "variants": [
+            {"name": "ptq"},
+            {"name": "w50", "kind": "weight", "sparsity": 0.5, **finetune},
+            {"name": "u50", "kind": "unit", "sparsity": 0.5, **finetune},
+            {"name": "off50", "kind": "offline", "sparsity": 0.5},
+        ]}).variants)
+    summary = exp.run_experiment(cfg, progress=False)
+    rows = {row["variant"]: row for row in summary["report"]["rows"]}
+    assert sorted(rows) == ["off50", "ptq", "u50", "w50"]
+    # Pruned weights are encoded smaller by Vela; only removing units cuts the MACs.
+    assert rows["w50"]["total_npu_encoded_weights_bytes"] < rows["ptq"]["total_npu_encoded_weights_bytes"]
+    assert rows["off50"]["total_npu_encoded_weights_bytes"] < rows["ptq"]["total_npu_encoded_weights_bytes"]
+    assert rows["u50"]["nn_macs"] < rows["ptq"]["nn_macs"] == rows["w50"]["nn_macs"]
+    assert rows["w50"]["nonzero_weights"] < rows["ptq"]["nonzero_weights"]
+    systems = {(r["variant"], r["system"]) for r in summary["evaluate"]["rows"]}
+    assert ("off50", "int8 TFLite Micro") in systems and ("off50", "float32 Keras") not in systems

@@ -99,7 +99,7 @@ class FineTuneSession:
             return loss, sisdr
 
         step = tf.function(step_fn)
-        bar = tqdm(total=steps, desc=phase, disable=not self.progress, leave=False)
+        bar = tqdm(total=steps, desc=phase, disable=None if self.progress else True, leave=False)  # as pipeline.progress
         for _ in range(steps):
             batch = next(self._stream)
             loss, sisdr = step(*batch)

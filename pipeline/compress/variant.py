@@ -113,7 +113,7 @@ def finetune_variant(variant: VariantConfig, cfg: ExperimentConfig, dataset, bas
     qat_steps = 0
     if variant.qat and steps > 0:
         qat_steps = max(1, steps // 3) if prunes else steps
-    prune_steps = steps - qat_steps
+    prune_steps = steps - qat_steps if prunes else 0
     session = FineTuneSession(cfg, dataset, variant.finetune_steps_per_epoch, variant.finetune_epochs,
                               variant.learning_rate, progress=progress)
     model, model_cfg = base, cfg.model
