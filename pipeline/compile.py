@@ -27,7 +27,6 @@ import csv
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from pipeline.artifacts import sha256_file, write_json, write_text
-from pipeline.errors import ConfigError, InputFileError, ToolError
+from pipeline.errors import ConfigError, InputFileError, ToolError, describe_exit
 from pipeline.targets import Target, get_target, load_targets
 
 TOOL = "vela"
@@ -353,13 +352,7 @@ def _run_vela(command: list[str], cwd: Path, source: Path, target: Target, timeo
         raise ToolError(TOOL, f"compiling {source} for {target.name} timed out after {timeout_s:g} s") from None
     if proc.returncode != 0:
         write_text(log_path, _log_text(command, proc))
-        if proc.returncode < 0:
-            try:
-                how = f"killed by signal {signal.Signals(-proc.returncode).name}"
-            except ValueError:
-                how = f"killed by signal {-proc.returncode}"
-        else:
-            how = f"exit code {proc.returncode}"
+        how = describe_exit(proc.returncode)
         raise ToolError(TOOL, f"compiling {source} for {target.name} failed ({how}): "
                               f"{_last_error_line(proc)} (log: {log_path})")
     return proc

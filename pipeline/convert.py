@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -38,7 +37,7 @@ import numpy as np
 
 from pipeline.artifacts import atomic_path
 from pipeline.config import ModelConfig
-from pipeline.errors import InputFileError, ToolError
+from pipeline.errors import InputFileError, ToolError, describe_exit
 
 FEATURES_INPUT = "features"      # mirrors models.mask_rnn (kept here so this module does not import TF)
 MASK_OUTPUT = "mask"
@@ -183,13 +182,7 @@ def convert_int8(model_cfg: ModelConfig, bins: int, weights_path: Path, calibrat
             raise ToolError(TOOL, f"timed out after {timeout_s:g} s converting {weights_path} "
                                   f"(last stderr line: {_last_line(stderr)})") from None
         if proc.returncode != 0:
-            if proc.returncode < 0:
-                try:
-                    how = f"killed by signal {signal.Signals(-proc.returncode).name}"
-                except ValueError:
-                    how = f"killed by signal {-proc.returncode}"
-            else:
-                how = f"exit code {proc.returncode}"
+            how = describe_exit(proc.returncode)
             raise ToolError(TOOL, f"conversion of {weights_path} failed ({how}): {_last_line(proc.stderr)}")
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise ToolError(TOOL, f"conversion of {weights_path} exited 0 but wrote no model")

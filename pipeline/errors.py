@@ -46,3 +46,15 @@ class ToolError(PipelineError):
     def __init__(self, tool: str, problem: str):
         self.tool = tool
         super().__init__(f"{tool}: {problem}")
+
+
+def describe_exit(returncode: int) -> str:
+    """'exit code N' or 'killed by signal SIGSEGV' for a finished subprocess."""
+    import signal
+
+    if returncode >= 0:
+        return f"exit code {returncode}"
+    try:
+        return f"killed by signal {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
