@@ -23,6 +23,7 @@ import numpy as np
 
 from models.keras_backend import keras, tf
 from pipeline.config import ExperimentConfig
+from pipeline.progress import bar as progress_bar
 from pipeline.train import _batches, enhancement_loss, make_example
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,6 @@ class FineTuneSession:
         """
         if steps <= 0:
             return
-        from tqdm import tqdm
-
         optimizer = keras.optimizers.Adam(self.learning_rate, clipnorm=3.0)
         trainable = model.trainable_variables
         mask_pairs = [(var, tf.constant(np.asarray(mask, np.float32))) for var, mask in masks]
@@ -99,7 +98,7 @@ class FineTuneSession:
             return loss, sisdr
 
         step = tf.function(step_fn)
-        bar = tqdm(total=steps, desc=phase, disable=None if self.progress else True, leave=False)  # as pipeline.progress
+        bar = progress_bar(None, self.progress, total=steps, desc=phase, leave=False)
         for _ in range(steps):
             batch = next(self._stream)
             loss, sisdr = step(*batch)
