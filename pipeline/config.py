@@ -149,9 +149,11 @@ class EvaluateConfig:
     baselines: tuple[str, ...] = ("noisy", "rnnoise")
     dnsmos: bool = True
     write_audio: int = 3             # enhanced files written per row, for listening
+    workers: int = 0                 # processes scoring audio in parallel (0: one per CPU core)
 
     def validate(self, src: str) -> None:
         _check(src, "evaluate.test_files", self.test_files, self.test_files >= 0, ">= 0 (0 = all)")
+        _check(src, "evaluate.workers", self.workers, 0 <= self.workers <= 64, "0 (one per core) to 64")
         bad = set(self.interpreters) - {"float", "tflite", "tflm"}
         _check(src, "evaluate.interpreters", list(self.interpreters), not bad, "a subset of [float, tflite, tflm]")
         bad = set(self.baselines) - {"noisy", "rnnoise"}

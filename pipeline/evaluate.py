@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
+import os
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +51,36 @@ def _pairs(cfg: ExperimentConfig, dataset):
     return dataset.pairs("test", limit=cfg.evaluate.test_files)
 
 
-def _score_and_keep(cfg, pair, index, system, enhanced, out_dir, per_file) -> None:
-    scores = score(pair.clean, enhanced, cfg.data.sample_rate, with_dnsmos=cfg.evaluate.dnsmos)
-    per_file.append({"system": system, "file": pair.name, **scores})
+class Scorer:
+    """Scores enhanced audio in worker processes while the caller streams the next file.
+
+    The metrics dominate evaluation time (DNSMOS alone is about 1 s per file and system)
+    and need no TensorFlow, so spawned workers import only `pipeline.metrics`.
+    """
+
+    def __init__(self, cfg: ExperimentConfig):
+        self.cfg = cfg
+        workers = cfg.evaluate.workers or os.cpu_count() or 1
+        self.pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+                     if workers > 1 else None)
+        self.jobs: list[tuple[str, str, Future | dict]] = []
+
+    def submit(self, system: str, pair, enhanced: np.ndarray) -> None:
+        args = (pair.clean, enhanced, self.cfg.data.sample_rate, self.cfg.evaluate.dnsmos)
+        job = self.pool.submit(score, *args) if self.pool else score(*args)
+        self.jobs.append((system, pair.name, job))
+
+    def results(self) -> list[dict]:
+        """One row per submitted (system, file), in submission order."""
+        rows = [{"system": system, "file": name, **(job.result() if isinstance(job, Future) else job)}
+                for system, name, job in self.jobs]
+        if self.pool:
+            self.pool.shutdown()
+        return rows
+
+
+def _score_and_keep(cfg, scorer: Scorer, pair, index, system, enhanced, out_dir) -> None:
+    scorer.submit(system, pair, enhanced)
     if index < cfg.evaluate.write_audio:
         write_wav(Path(out_dir) / "audio" / system / f"{pair.name}.wav", enhanced, cfg.data.sample_rate)
 
@@ -59,13 +89,14 @@ def evaluate_references(cfg: ExperimentConfig, dataset, out_dir: Path, progress:
     """Score the unprocessed input and RNNoise on the test split (independent of any model)."""
     from pipeline.baselines import rnnoise_enhance
 
-    per_file = []
+    scorer = Scorer(cfg)
     for index, pair in enumerate(bar(_pairs(cfg, dataset), progress, desc="references")):
         for name in cfg.evaluate.baselines:
             enhanced = pair.noisy if name == "noisy" else rnnoise_enhance(pair.noisy, cfg.data.sample_rate)
-            _score_and_keep(cfg, pair, index, SYSTEM_OF_REFERENCE[name], enhanced, out_dir, per_file)
+            _score_and_keep(cfg, scorer, pair, index, SYSTEM_OF_REFERENCE[name], enhanced, out_dir)
         if index < cfg.evaluate.write_audio:
             write_wav(Path(out_dir) / "audio" / "clean" / f"{pair.name}.wav", pair.clean, cfg.data.sample_rate)
+    per_file = scorer.results()
     rows = [{"experiment": cfg.name, "variant": "-", "model": "-", "system": system, **stats}
             for system, stats in _means(per_file).items()]
     return EvaluationResult(rows, per_file, {}, {})
@@ -82,23 +113,15 @@ def evaluate_models(cfg: ExperimentConfig, dataset, variant: str, model_label: s
             runners[kind] = make_runner("float", streaming_model=streaming_model)
         elif kind != "float" and tflite_bytes is not None:
             runners[kind] = make_runner(kind, tflite_bytes=tflite_bytes)
-    per_file, masks, timing, audio_seconds = [], {}, {kind: [0.0, 0.0] for kind in runners}, 0.0
-    for index, pair in enumerate(bar(_pairs(cfg, dataset), progress, desc=f"evaluate {variant}")):
-        audio_seconds += len(pair.noisy) / cfg.data.sample_rate
-        for kind, runner in runners.items():
-            started = time.perf_counter()
-            noisy_features, spectrum = feat.features(pair.noisy, cfg.features)
-            network_started = time.perf_counter()
-            runner.reset()
-            mask = runner.run(noisy_features)
-            network_s = time.perf_counter() - network_started
-            enhanced = feat.enhance_with_mask(spectrum, mask, cfg.features, len(pair.noisy))
-            timing[kind][0] += network_s
-            timing[kind][1] += time.perf_counter() - started
-            masks.setdefault(kind, []).append(mask)
-            _score_and_keep(cfg, pair, index, f"{variant}/{SYSTEM_OF_RUNNER[kind]}", enhanced, out_dir, per_file)
-    speed = {kind: {"network_rtf": audio_seconds / max(net, 1e-9), "loop_rtf": audio_seconds / max(loop, 1e-9)}
-             for kind, (net, loop) in timing.items()}
+    # Stream every file first and score afterwards, so the speed figures are not taken
+    # while scoring workers compete for the cores.
+    pairs = _pairs(cfg, dataset)
+    enhanced, masks, speed = _stream_all(cfg, runners, pairs, f"stream {variant}", progress)
+    scorer = Scorer(cfg)
+    index_of = {pair.name: index for index, pair in enumerate(pairs)}
+    for pair, kind, audio in bar(enhanced, progress, desc=f"score {variant}"):
+        _score_and_keep(cfg, scorer, pair, index_of[pair.name], f"{variant}/{SYSTEM_OF_RUNNER[kind]}", audio, out_dir)
+    per_file = scorer.results()
     rows = []
     for kind in runners:
         system = SYSTEM_OF_RUNNER[kind]
@@ -107,6 +130,31 @@ def evaluate_models(cfg: ExperimentConfig, dataset, variant: str, model_label: s
                      "loop_rtf": speed[kind]["loop_rtf"]})
     mask_lsb = _mask_lsb(tflite_bytes) if tflite_bytes is not None else float("nan")
     return EvaluationResult(rows, per_file, _interpreter_gap(masks, per_file, variant, mask_lsb), speed)
+
+
+def _stream_all(cfg: ExperimentConfig, runners: dict, pairs: list, desc: str, progress: bool):
+    """Enhance every pair with every runner, frame by frame.
+
+    Returns [(pair, kind, enhanced audio)], {kind: [mask per file]} and {kind: real-time factors}
+    of the network alone and of the whole loop (features + network + resynthesis), one core.
+    """
+    enhanced, masks, audio_seconds = [], {}, 0.0
+    timing = {kind: [0.0, 0.0] for kind in runners}
+    for pair in bar(pairs, progress, desc=desc):
+        audio_seconds += len(pair.noisy) / cfg.data.sample_rate
+        for kind, runner in runners.items():
+            started = time.perf_counter()
+            noisy_features, spectrum = feat.features(pair.noisy, cfg.features)
+            network_started = time.perf_counter()
+            runner.reset()
+            mask = runner.run(noisy_features)
+            timing[kind][0] += time.perf_counter() - network_started
+            enhanced.append((pair, kind, feat.enhance_with_mask(spectrum, mask, cfg.features, len(pair.noisy))))
+            timing[kind][1] += time.perf_counter() - started
+            masks.setdefault(kind, []).append(mask)
+    speed = {kind: {"network_rtf": audio_seconds / max(net, 1e-9), "loop_rtf": audio_seconds / max(loop, 1e-9)}
+             for kind, (net, loop) in timing.items()}
+    return enhanced, masks, speed
 
 
 def _means(per_file: list[dict]) -> dict[str, dict]:
