@@ -89,8 +89,9 @@ def evaluate_references(cfg: ExperimentConfig, dataset, out_dir: Path, progress:
     """Score the unprocessed input and RNNoise on the test split (independent of any model)."""
     from pipeline.baselines import rnnoise_enhance
 
-    scorer = Scorer(cfg)
-    for index, pair in enumerate(bar(_pairs(cfg, dataset), progress, desc="references")):
+    scorer, pairs = Scorer(cfg), _pairs(cfg, dataset)
+    log.info("references: %s on %d test files", ", ".join(cfg.evaluate.baselines), len(pairs))
+    for index, pair in enumerate(bar(pairs, progress, desc="references")):
         for name in cfg.evaluate.baselines:
             enhanced = pair.noisy if name == "noisy" else rnnoise_enhance(pair.noisy, cfg.data.sample_rate)
             _score_and_keep(cfg, scorer, pair, index, SYSTEM_OF_REFERENCE[name], enhanced, out_dir)
@@ -116,7 +117,9 @@ def evaluate_models(cfg: ExperimentConfig, dataset, variant: str, model_label: s
     # Stream every file first and score afterwards, so the speed figures are not taken
     # while scoring workers compete for the cores.
     pairs = _pairs(cfg, dataset)
+    log.info("evaluate %s: streaming %d test files through %s", variant, len(pairs), ", ".join(runners))
     enhanced, masks, speed = _stream_all(cfg, runners, pairs, f"stream {variant}", progress)
+    log.info("evaluate %s: scoring %d outputs", variant, len(enhanced))
     scorer = Scorer(cfg)
     index_of = {pair.name: index for index, pair in enumerate(pairs)}
     for pair, kind, audio in bar(enhanced, progress, desc=f"score {variant}"):
