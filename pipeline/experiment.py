@@ -105,6 +105,8 @@ def stage_train(cfg: ExperimentConfig, dataset, progress: bool = True) -> dict:
     if artifacts.stage_is_current(cfg.run_dir, "train", fingerprint):
         log.info("train: up to date (%s)", paths.streaming_weights)
         return _summary(cfg, "train")
+    if _reuse_identical_training(cfg, fingerprint):
+        return _summary(cfg, "train")
     _discard_stale_checkpoints(paths.train_dir, fingerprint)
     result = train(cfg, dataset, paths.train_dir, progress=progress)
     history = artifacts.write_json(paths.train_dir / "history.json", result.history)
@@ -113,6 +115,25 @@ def stage_train(cfg: ExperimentConfig, dataset, progress: bool = True) -> dict:
                "best_val_sisdr_db": best["val_sisdr_db"], "train_seconds": sum(r["seconds"] for r in result.history)}
     _record(cfg, "train", fingerprint, [result.sequence_weights, result.streaming_weights, history], summary)
     return summary
+
+
+def _reuse_identical_training(cfg: ExperimentConfig, fingerprint: dict) -> bool:
+    """Take the trained model of another experiment whose training had the same fingerprint.
+
+    Same data, features, model, training config, seed and tool versions give the same
+    weights (training is deterministic), so a sweep experiment starts from the model its
+    baseline trained instead of training it again. The outputs are copied and rehashed.
+    """
+    for manifest in sorted(Path(cfg.runs_dir).glob("*/manifest.json")):
+        other = manifest.parent
+        if other.resolve() == cfg.run_dir.resolve() or not artifacts.stage_is_current(other, "train", fingerprint):
+            continue
+        record = artifacts.read_manifest(other)["stages"]["train"]
+        outputs = [artifacts.write_bytes(cfg.run_dir / rel, (other / rel).read_bytes()) for rel in record["outputs"]]
+        _record(cfg, "train", fingerprint, outputs, {**record["summary"], "reused_from": str(other)})
+        log.info("train: reusing the model trained in %s (same data, model, training config, seed and tools)", other)
+        return True
+    return False
 
 
 def _discard_stale_checkpoints(train_dir: Path, fingerprint: dict) -> None:

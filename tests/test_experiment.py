@@ -142,3 +142,15 @@ def test_variants_flow_through_every_stage_into_one_report(small_dataset, small_
     assert rows["w50"]["nonzero_weights"] < rows["ptq"]["nonzero_weights"]
     systems = {(r["variant"], r["system"]) for r in summary["evaluate"]["rows"]}
     assert ("off50", "int8 TFLite Micro") in systems and ("off50", "float32 Keras") not in systems
+
+
+def test_a_model_trained_by_another_experiment_with_the_same_training_is_reused(finished_run, small_data_config,
+                                                                                  caplog):
+    cfg, _ = finished_run
+    sweep = tiny_config(small_data_config, cfg.runs_dir, name="tiny_sweep", evaluate={"test_files": 1})
+    with caplog.at_level("INFO"):
+        exp.stage_train(sweep, exp.stage_data(sweep, build=False), progress=False)
+    assert any("reusing the model trained in" in m for m in caplog.messages)
+    assert exp.RunPaths(sweep).streaming_weights.read_bytes() == exp.RunPaths(cfg).streaming_weights.read_bytes()
+    changed = dataclasses.replace(sweep, name="tiny_other", seed=4)
+    assert not exp._reuse_identical_training(changed, {"config": "another training"})
