@@ -396,7 +396,7 @@ def stage_report(cfg: ExperimentConfig, dataset=None) -> dict:
     """Join quality (evaluate) with deployment (compile) into CSV, Markdown and HTML."""
     from pipeline.evaluate import quality_table
     from pipeline.html_report import write_html_report
-    from pipeline.report import DEPLOYMENT_COLUMNS, deployment_rows, write_tables
+    from pipeline.report import DEPLOYMENT_COLUMNS, deployment_rows, headline_figures, headline_lines, write_tables
 
     paths = RunPaths(cfg)
     stages = artifacts.read_manifest(cfg.run_dir)["stages"]
@@ -419,6 +419,8 @@ def stage_report(cfg: ExperimentConfig, dataset=None) -> dict:
     notes = [f"Quality columns: the int8 model as TFLite Micro runs it, on {files} test files; 'vs float' is against "
              f"the dense float model. Latency as a fraction of the {hop_ms:g} ms hop. On U65/U85 (Dedicated_Sram) "
              "weights live in DRAM, so flash is 0 and the DRAM column holds them."]
+    if len(cfg.variants) > 1:
+        notes += [""] + headline_lines(headline_figures(rows))
     stem = f"{cfg.name}_report"
     outputs = write_tables(rows, paths.report_dir, stem, notes, columns=DEPLOYMENT_COLUMNS)
     first = rows[0]

@@ -102,3 +102,49 @@ def deployment_rows(experiment: str, variant: str, model_label: str, model_stats
         row.update({key: shipped.get(key, float("nan")) for key in QUALITY_COLUMNS})
         rows.append(row)
     return rows
+
+
+# ---------------------------------------------------------------- headline figures of a compression sweep
+# The reference work's two claims, recomputed from this project's own rows: memory reduction
+# (float32 dense bytes / bytes Vela stores the weights in) at an SI-SDR loss of at most 0.1 dB,
+# and speed-up (dense int8 cycles / variant cycles) at a loss of at most 0.59 dB, against the
+# dense float model.
+MEMORY_LOSS_LIMIT_DB = 0.1
+SPEED_LOSS_LIMIT_DB = 0.59
+
+
+def _weight_storage_bytes(row: dict) -> float:
+    """Where Vela keeps the weights: flash on U55 (Shared_Sram), DRAM on U65/U85 (Dedicated_Sram)."""
+    kib = row.get("flash_kib") or row.get("dram_memory_used_kib") or float("nan")
+    return 1024.0 * kib
+
+
+def headline_figures(rows: list[dict], dense_variant: str = "ptq") -> list[dict]:
+    """Per target: the best memory reduction and speed-up whose SI-SDR loss stays within the limits."""
+    dense = {row["target"]: row for row in rows if row["variant"] == dense_variant}
+    headlines = []
+    for target, base in dense.items():
+        float32_bytes = 4.0 * base["params"]
+        candidates = [row for row in rows if row["target"] == target and not math.isnan(row["si_sdr_vs_float_db"])]
+        for metric, limit, value_of in (
+                ("memory reduction", MEMORY_LOSS_LIMIT_DB, lambda r: float32_bytes / _weight_storage_bytes(r)),
+                ("speed-up", SPEED_LOSS_LIMIT_DB, lambda r: base["cycles_total"] / r["cycles_total"])):
+            allowed = [row for row in candidates if -row["si_sdr_vs_float_db"] <= limit]
+            best = max(allowed, key=value_of, default=None)
+            headlines.append({"target": target, "metric": metric, "loss_limit_db": limit,
+                              "variant": best["variant"] if best else "-",
+                              "value": value_of(best) if best else float("nan"),
+                              "si_sdr_vs_float_db": best["si_sdr_vs_float_db"] if best else float("nan")})
+    return headlines
+
+
+def headline_lines(headlines: list[dict]) -> list[str]:
+    """One sentence per figure (reads the same in Markdown and in the HTML page's notes)."""
+    lines = ["Headline figures, against the dense float model:"]
+    for h in headlines:
+        if h["variant"] == "-":
+            lines.append(f"- {h['target']}: {h['metric']}: no variant within {h['loss_limit_db']:g} dB")
+        else:
+            lines.append(f"- {h['target']}: {h['metric']} {h['value']:.1f}x with {h['variant']} "
+                         f"(SI-SDR {h['si_sdr_vs_float_db']:+.2f} dB; at most -{h['loss_limit_db']:g} dB allowed)")
+    return lines
