@@ -276,12 +276,10 @@ def inspect_tflite(path: str | Path) -> TfliteInfo:
     from ethosu.vela.tflite.Model import Model
     from ethosu.vela.tflite.TensorType import TensorType
 
+    from pipeline.convert import read_tflite_bytes
+
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "model file not found")
-    data = path.read_bytes()
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise InputFileError(path, "not a TFLite flatbuffer (no 'TFL3' identifier); corrupt or wrong file")
+    data = read_tflite_bytes(path)
     op_names = {value: key for key, value in vars(BuiltinOperator).items() if not key.startswith("_")}
     try:
         model = Model.GetRootAs(data, 0)

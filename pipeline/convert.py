@@ -324,6 +324,17 @@ def _check_streaming_contract(io: ModelIO) -> str | None:
     return None
 
 
+def read_tflite_bytes(path: str | Path) -> bytes:
+    """The bytes of a .tflite file; InputFileError naming it when missing or not a TFLite flatbuffer."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "model file not found")
+    data = path.read_bytes()
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise InputFileError(path, "not a TFLite flatbuffer (no 'TFL3' identifier); corrupt or wrong file")
+    return data
+
+
 def validate_int8_model(path: str | Path) -> ModelIO:
     """Check that `path` is a full-integer int8 streaming model; return its ModelIO.
 
@@ -332,11 +343,7 @@ def validate_int8_model(path: str | Path) -> ModelIO:
     output that is not int8, or names that break the streaming contract.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "model file not found")
-    data = path.read_bytes()
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise InputFileError(path, "not a TFLite flatbuffer (no 'TFL3' identifier); corrupt or wrong file")
+    data = read_tflite_bytes(path)
     try:
         interp = _interpreter(data)
         io = _model_io(interp)
