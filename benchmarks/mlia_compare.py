@@ -246,27 +246,10 @@ def build_tiny(path: Path = TINY_PATH) -> Path:
     """The tiny streaming GRU of tests/test_compile.py (random weights, random calibration), int8."""
     if path.is_file():
         return path
-    import numpy as np
-
-    from models.keras_backend import tf
-    from models.mask_rnn import build_streaming_model
     from pipeline.config import ModelConfig
-    from pipeline.convert import CalibrationSet, convert_int8, save_calibration
+    from pipeline.convert import convert_untrained
 
-    cfg, bins = ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32), 257
-    path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="tiny-", dir=path.parent))
-    tf.keras.utils.set_random_seed(0)
-    model = build_streaming_model(cfg, bins)
-    model.save_weights(str(work / "streaming.weights.h5"))
-    rng = np.random.default_rng(0)
-    inputs = {t.name.split(":")[0]: (rng.standard_normal((64, int(t.shape[-1]))) if t.name.startswith("features")
-                                     else rng.uniform(-1, 1, (64, int(t.shape[-1])))).astype(np.float32)
-              for t in model.inputs}
-    save_calibration(CalibrationSet(inputs, {"seed": 0, "source": "random, benchmark only"}), work / "cal.npz")
-    convert_int8(cfg, bins, work / "streaming.weights.h5", work / "cal.npz", path)
-    shutil.rmtree(work, ignore_errors=True)
-    return path
+    return convert_untrained(ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32), 257, path)
 
 
 def _targets_file_of(target: Target, folder: Path) -> Path:

@@ -193,6 +193,37 @@ def convert_int8(model_cfg: ModelConfig, bins: int, weights_path: Path, calibrat
     return out_path
 
 
+def convert_untrained(model_cfg: ModelConfig, bins: int, out_path: Path, seed: int = 0, frames: int = 64) -> Path:
+    """Int8 .tflite of an UNTRAINED architecture: random weights, random calibration (features
+    ~ N(0, 1), states uniform in (-1, 1)).
+
+    What it is for: Vela's cycles, KiB and MACs depend on the shapes, not on trained values,
+    so this tells what an architecture costs on the NPU before any training (and gives tests
+    and benchmarks a real int8 model in seconds). Its audio quality means nothing.
+    """
+    import shutil
+    import tempfile
+
+    from models.keras_backend import keras
+    from models.mask_rnn import build_streaming_model
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".untrained-", dir=out_path.parent))
+    try:
+        keras.utils.set_random_seed(seed)
+        model = build_streaming_model(model_cfg, bins)
+        model.save_weights(str(work / "streaming.weights.h5"))
+        rng = np.random.default_rng(seed)
+        inputs = {name: (rng.standard_normal((frames, int(t.shape[-1]))) if name == FEATURES_INPUT
+                         else rng.uniform(-1, 1, (frames, int(t.shape[-1])))).astype(np.float32)
+                  for name, t in ((t.name.split(":")[0], t) for t in model.inputs)}
+        save_calibration(CalibrationSet(inputs, {"seed": seed, "source": "random (untrained model)"}), work / "cal.npz")
+        return convert_int8(model_cfg, bins, work / "streaming.weights.h5", work / "cal.npz", out_path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- I/O contract
 
 @dataclass(frozen=True)

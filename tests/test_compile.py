@@ -32,23 +32,15 @@ EXPECTED_IDS = {"ethos-u55-64": "H64", "ethos-u55-128": "H128", "ethos-u55-256":
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    """int8 (via convert_int8), float32 and dynamic-range .tflite of one tiny streaming GRU."""
+    """int8 (convert_untrained), float32 and dynamic-range .tflite of one tiny streaming GRU."""
     from models.keras_backend import tf
     from models.mask_rnn import build_streaming_model
-    from pipeline.convert import CalibrationSet, convert_int8, save_calibration
+    from pipeline.convert import convert_untrained
 
     folder = tmp_path_factory.mktemp("tiny_models")
+    paths = {"int8": convert_untrained(TINY, BINS, folder / "tiny_int8.tflite", seed=0)}
     tf.keras.utils.set_random_seed(0)
     model = build_streaming_model(TINY, BINS)
-    model.save_weights(str(folder / "streaming.weights.h5"))
-    rng = np.random.default_rng(0)
-    # features ~ N(0, 1); GRU states lie in (-1, 1)
-    inputs = {t.name.split(":")[0]: (rng.standard_normal((64, int(t.shape[-1]))) if t.name.startswith("features")
-                                     else rng.uniform(-1, 1, (64, int(t.shape[-1])))).astype(np.float32)
-              for t in model.inputs}
-    save_calibration(CalibrationSet(inputs, {"seed": 0, "source": "random, test only"}), folder / "cal.npz")
-    paths = {"int8": convert_int8(TINY, BINS, folder / "streaming.weights.h5", folder / "cal.npz",
-                                  folder / "tiny_int8.tflite")}
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     paths["float"] = folder / "tiny_float.tflite"
     paths["float"].write_bytes(converter.convert())
