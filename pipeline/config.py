@@ -126,6 +126,17 @@ class VariantConfig:
         _check(src, f"{key}.sparsity", self.sparsity, self.kind not in ("ptq",) or self.sparsity == 0.0,
                "0 for kind 'ptq' (plain post-training int8 of the dense model)")
         _check(src, f"{key}.finetune_epochs", self.finetune_epochs, self.finetune_epochs >= 0, ">= 0")
+        _check(src, f"{key}.block", list(self.block), self.kind == "block" or self.block == (1, 1),
+               "[1, 1] unless kind is 'block'")
+        _check(src, f"{key}.m_by_n", self.m_by_n, self.m_by_n is None or (
+            self.kind == "block" and 0 < self.m_by_n[0] < self.m_by_n[1]), "[m, n] with 0 < m < n, kind 'block' only")
+        _check(src, f"{key}.qat", self.qat, not (self.qat and self.kind == "offline"),
+               "false for kind 'offline' (it is not trained)")
+
+    @property
+    def is_finetuned(self) -> bool:
+        """Whether the variant is trained from the float model (ptq only when QAT is asked for)."""
+        return self.kind not in ("ptq", "offline") or (self.kind == "ptq" and self.qat)
 
 
 DEFAULT_TARGETS = ("ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u85-256")

@@ -55,7 +55,9 @@ class Scorer:
     """Scores enhanced audio in worker processes while the caller streams the next file.
 
     The metrics dominate evaluation time (DNSMOS alone is about 1 s per file and system)
-    and need no TensorFlow, so spawned workers import only `pipeline.metrics`.
+    and need no TensorFlow, so spawned workers import only `pipeline.metrics`. Spawning
+    re-imports the caller's main module: a script that calls the pipeline needs the usual
+    `if __name__ == "__main__":` guard (the `sepipe` CLI and pytest have it).
     """
 
     def __init__(self, cfg: ExperimentConfig):

@@ -169,14 +169,12 @@ def _variant(cfg: ExperimentConfig, name: str) -> VariantConfig:
 
 
 def stage_variant(cfg: ExperimentConfig, dataset, variant: VariantConfig, progress: bool = True) -> VariantModel:
-    """Fine-tune (prune and/or QAT) the trained float model into `variant`; 'ptq' and 'offline' need none."""
+    """Fine-tune (prune and/or QAT) the trained float model into `variant`; plain 'ptq' and 'offline' need none."""
     paths = RunPaths(cfg)
     if not paths.streaming_weights.exists():
         raise MissingArtifactError(paths.streaming_weights, f"train first: sepipe train {cfg.name}.yaml")
-    if variant.kind == "ptq":
-        return VariantModel(cfg.model, paths.streaming_weights)
-    if variant.kind == "offline":
-        return VariantModel(cfg.model, None)
+    if not variant.is_finetuned:
+        return _untrained_variant_model(cfg, variant)
     from pipeline.compress import finetune_variant
 
     stage = f"variant:{variant.name}"
@@ -380,16 +378,21 @@ def _evaluation_notes(summaries: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------- report
-def model_size(model: VariantModel, tflite: Path, bins: int) -> dict:
-    """Parameters and non-zero weights (biases included) of the float model, or of the int8 model for 'offline'."""
+def model_size(cfg: ExperimentConfig, model: VariantModel, tflite: Path) -> dict:
+    """Parameters and non-zero weights (biases included) of the variant's float model.
+
+    'offline' has no float model: its parameters are the dense model's, minus the zeros
+    the pruning wrote into the int8 weights.
+    """
     if model.streaming_weights is not None:
-        weights = load_streaming_model(model, bins).get_weights()
+        weights = load_streaming_model(model, cfg.features.bins).get_weights()
         return {"params": int(sum(w.size for w in weights)),
                 "nonzero_weights": int(sum(np.count_nonzero(w) for w in weights))}
     from pipeline.compress import tflite_sparsity
 
-    sparsity = tflite_sparsity(tflite.read_bytes())
-    return {"params": int(sparsity["weights"]), "nonzero_weights": int(sparsity["weights"] - sparsity["zeros"])}
+    dense = model_size(cfg, VariantModel(cfg.model, RunPaths(cfg).streaming_weights), tflite)
+    zeros = tflite_sparsity(tflite.read_bytes())["zeros"]
+    return {"params": dense["params"], "nonzero_weights": dense["params"] - int(zeros)}
 
 
 def stage_report(cfg: ExperimentConfig, dataset=None) -> dict:
@@ -412,7 +415,7 @@ def stage_report(cfg: ExperimentConfig, dataset=None) -> dict:
     for variant in cfg.variants:
         model = _recorded_variant_model(cfg, variant)
         tflite = paths.tflite(variant.name)
-        rows += deployment_rows(cfg.name, variant.name, model.label, model_size(model, tflite, cfg.features.bins),
+        rows += deployment_rows(cfg.name, variant.name, model.label, model_size(cfg, model, tflite),
                                 tflite.stat().st_size, quality,
                                 stages[f"compile:{variant.name}"]["summary"]["records"], hop_ms)
     files = quality[0]["files"] if quality else 0
@@ -433,12 +436,14 @@ def stage_report(cfg: ExperimentConfig, dataset=None) -> dict:
     return {"rows": rows, "outputs": [str(p) for p in outputs], "notes": notes}
 
 
+def _untrained_variant_model(cfg: ExperimentConfig, variant: VariantConfig) -> VariantModel:
+    """Plain 'ptq' converts the trained weights; 'offline' has no float model (it prunes the int8 one)."""
+    return VariantModel(cfg.model, None if variant.kind == "offline" else RunPaths(cfg).streaming_weights)
+
+
 def _recorded_variant_model(cfg: ExperimentConfig, variant: VariantConfig) -> VariantModel:
-    paths = RunPaths(cfg)
-    if variant.kind == "ptq":
-        return VariantModel(cfg.model, paths.streaming_weights)
-    if variant.kind == "offline":
-        return VariantModel(cfg.model, None)
+    if not variant.is_finetuned:
+        return _untrained_variant_model(cfg, variant)
     summary = _summary(cfg, f"variant:{variant.name}")
     return VariantModel(ModelConfig(**summary["model"]), cfg.run_dir / summary["streaming_weights"], summary["qat"])
 

@@ -50,3 +50,22 @@ def test_shipped_experiments_are_valid():
 
     for path in sorted(Path(__file__).parents[1].glob("experiments/*.yaml")):
         load_experiment(path)
+
+
+@pytest.mark.parametrize("variant, key", [
+    ({"name": "w", "kind": "weight", "sparsity": 0.5, "block": [1, 8]}, "variants[w].block"),
+    ({"name": "m", "kind": "block", "m_by_n": [4, 2]}, "variants[m].m_by_n"),
+    ({"name": "o", "kind": "offline", "sparsity": 0.5, "qat": True}, "variants[o].qat"),
+    ({"name": "p", "kind": "ptq", "sparsity": 0.5}, "variants[p].sparsity"),
+])
+def test_variant_settings_that_would_be_ignored_are_errors(variant, key):
+    with pytest.raises(ConfigError) as info:
+        experiment_from_dict({"name": "x", "variants": [variant]})
+    assert info.value.key == key
+
+
+def test_only_plain_ptq_and_offline_variants_skip_fine_tuning():
+    variants = experiment_from_dict({"name": "x", "variants": [
+        {"name": "ptq"}, {"name": "ptq-qat", "qat": True}, {"name": "off", "kind": "offline", "sparsity": 0.5},
+        {"name": "u", "kind": "unit", "sparsity": 0.5}]}).variants
+    assert [v.is_finetuned for v in variants] == [False, True, False, True]

@@ -140,6 +140,7 @@ def test_variants_flow_through_every_stage_into_one_report(small_dataset, small_
     assert rows["off50"]["total_npu_encoded_weights_bytes"] < rows["ptq"]["total_npu_encoded_weights_bytes"]
     assert rows["u50"]["nn_macs"] < rows["ptq"]["nn_macs"] == rows["w50"]["nn_macs"]
     assert rows["w50"]["nonzero_weights"] < rows["ptq"]["nonzero_weights"]
+    assert rows["off50"]["params"] == rows["ptq"]["params"] > rows["off50"]["nonzero_weights"]
     systems = {(r["variant"], r["system"]) for r in summary["evaluate"]["rows"]}
     assert ("off50", "int8 TFLite Micro") in systems and ("off50", "float32 Keras") not in systems
 
