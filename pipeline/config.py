@@ -97,6 +97,9 @@ class TrainConfig:
 class ConvertConfig:
     calibration_files: int = 8       # training mixtures the calibration frames come from
     calibration_frames: int = 400    # frames drawn from them, states included
+    # Activation (and I/O) precision; weights are int8 either way. 'int16' is TFLite's 16x8 mode,
+    # for models whose activations span more than int8 resolves (the LSTM cell state).
+    activations: Literal["int8", "int16"] = "int8"
 
     def validate(self, src: str) -> None:
         _check(src, "convert.calibration_files", self.calibration_files, self.calibration_files >= 1, ">= 1")

@@ -142,14 +142,15 @@ def load_calibration(path: str | Path) -> CalibrationSet:
 # --------------------------------------------------------------------------- conversion
 
 def _worker_command(model_cfg: ModelConfig, bins: int, weights_path: Path, calibration_path: Path,
-                    out_path: Path) -> list[str]:
+                    out_path: Path, activations: str = "int8") -> list[str]:
     """The converter subprocess command line (a function so tests can swap it for a crashing one)."""
     return [sys.executable, "-m", "pipeline.convert_worker",
             "--model", json.dumps(asdict(model_cfg), sort_keys=True),
             "--bins", str(int(bins)),
             "--weights", str(weights_path),
             "--calibration", str(calibration_path),
-            "--out", str(out_path)]
+            "--out", str(out_path),
+            "--activations", activations]
 
 
 def _last_line(text: str) -> str:
@@ -158,8 +159,12 @@ def _last_line(text: str) -> str:
 
 
 def convert_int8(model_cfg: ModelConfig, bins: int, weights_path: Path, calibration_path: Path, out_path: Path,
-                 timeout_s: float = 600) -> Path:
-    """Full-integer int8 .tflite (int8 inputs and outputs) of the streaming model, written atomically.
+                 timeout_s: float = 600, activations: str = "int8") -> Path:
+    """Full-integer .tflite of the streaming model with int8 weights, written atomically.
+
+    activations 'int8': int8 activations, inputs and outputs (the default); 'int16': TFLite's
+    16x8 mode, int16 activations, inputs and outputs (weights stay int8, so flash and Vela's
+    weight traffic do not change; only feature maps double).
 
     Converted in a subprocess; a crash (signal), non-zero exit or timeout raises ToolError
     with the exit code / signal and the last stderr line. The result is checked with
@@ -173,7 +178,8 @@ def convert_int8(model_cfg: ModelConfig, bins: int, weights_path: Path, calibrat
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
     with atomic_path(out_path) as tmp:
-        command = _worker_command(model_cfg, bins, weights_path.resolve(), calibration_path.resolve(), tmp.resolve())
+        command = _worker_command(model_cfg, bins, weights_path.resolve(), calibration_path.resolve(), tmp.resolve(),
+                                  activations)
         try:
             proc = subprocess.run(command, env=env, cwd=str(PROJECT_ROOT), capture_output=True, text=True,
                                   errors="replace", timeout=timeout_s)
@@ -193,7 +199,8 @@ def convert_int8(model_cfg: ModelConfig, bins: int, weights_path: Path, calibrat
     return out_path
 
 
-def convert_untrained(model_cfg: ModelConfig, bins: int, out_path: Path, seed: int = 0, frames: int = 64) -> Path:
+def convert_untrained(model_cfg: ModelConfig, bins: int, out_path: Path, seed: int = 0, frames: int = 64,
+                      activations: str = "int8") -> Path:
     """Int8 .tflite of an UNTRAINED architecture: random weights, random calibration (features
     ~ N(0, 1), states uniform in (-1, 1)).
 
@@ -219,7 +226,8 @@ def convert_untrained(model_cfg: ModelConfig, bins: int, out_path: Path, seed: i
                          else rng.uniform(-1, 1, (frames, int(t.shape[-1])))).astype(np.float32)
                   for name, t in ((t.name.split(":")[0], t) for t in model.inputs)}
         save_calibration(CalibrationSet(inputs, {"seed": seed, "source": "random (untrained model)"}), work / "cal.npz")
-        return convert_int8(model_cfg, bins, work / "streaming.weights.h5", work / "cal.npz", out_path)
+        return convert_int8(model_cfg, bins, work / "streaming.weights.h5", work / "cal.npz", out_path,
+                            activations=activations)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -366,12 +374,16 @@ def read_tflite_bytes(path: str | Path) -> bytes:
     return data
 
 
-def validate_int8_model(path: str | Path) -> ModelIO:
-    """Check that `path` is a full-integer int8 streaming model; return its ModelIO.
+INTEGER_IO_TYPES = ("int8", "int16")   # int16: 16x8 models (int16 activations, int8 weights)
 
-    InputFileError naming the file for: missing or empty, not a TFLite flatbuffer,
-    a float model, a dynamic-range model (float I/O with int8 weights), any input or
-    output that is not int8, or names that break the streaming contract.
+
+def validate_int8_model(path: str | Path) -> ModelIO:
+    """Check that `path` is a full-integer streaming model with int8 weights; return its ModelIO.
+
+    Inputs and outputs must be all int8, or all int16 (a 16x8 model). InputFileError naming
+    the file for: missing or empty, not a TFLite flatbuffer, a float model, a dynamic-range
+    model (float I/O with int8 weights), inputs/outputs of mixed or other types, or names that
+    break the streaming contract.
     """
     path = Path(path)
     data = read_tflite_bytes(path)
@@ -380,7 +392,9 @@ def validate_int8_model(path: str | Path) -> ModelIO:
         io = _model_io(interp)
     except ModelFormatError as exc:
         raise InputFileError(path, str(exc)) from None
-    not_int8 = [t for t in io.inputs + io.outputs if t.dtype != "int8"]
+    io_type = io.input(FEATURES_INPUT).dtype if FEATURES_INPUT in {t.name for t in io.inputs} else "int8"
+    io_type = io_type if io_type in INTEGER_IO_TYPES else "int8"
+    not_int8 = [t for t in io.inputs + io.outputs if t.dtype != io_type]
     if not_int8:
         if all(t.dtype == "float32" for t in io.inputs + io.outputs):
             has_int8 = any(np.dtype(d["dtype"]) == np.int8 for d in interp.get_tensor_details())
@@ -391,8 +405,9 @@ def validate_int8_model(path: str | Path) -> ModelIO:
             raise InputFileError(path, "float32 model; a full-integer int8 model is needed")
         bad = not_int8[0]
         kind = "input" if bad in io.inputs else "output"
-        raise InputFileError(path, f"{kind} '{bad.name}' is {bad.dtype}; every input and output must be int8 "
-                                   f"(non-int8: {[t.name for t in not_int8]})")
+        raise InputFileError(path, f"{kind} '{bad.name}' is {bad.dtype}; every input and output must be {io_type} "
+                                   f"like '{FEATURES_INPUT}' (all int8, or all int16 for a 16x8 model; "
+                                   f"not {io_type}: {[t.name for t in not_int8]})")
     problem = _check_streaming_contract(io)
     if problem:
         raise InputFileError(path, f"not a streaming mask model: {problem}")

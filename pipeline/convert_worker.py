@@ -10,7 +10,8 @@ Steps: rebuild the streaming model from the ModelConfig, load the weights
 which is then copied layer by layer into the streaming model; the file must
 hold exactly the model's weight arrays), calibrate with a
 representative dataset that yields dicts keyed by input name, write the
-full-integer int8 flatbuffer (int8 inputs and outputs) to --out.
+full-integer flatbuffer to --out: int8 weights, and int8 activations, inputs and
+outputs, or int16 ones with `--activations int16` (TFLite's 16x8 mode).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def load_streaming_weights(model_cfg, bins: int, weights_path: Path):
         return streaming, "sequence"
 
 
-def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path: Path, out_path: Path) -> dict:
+def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path: Path, out_path: Path,
+            activations: str = "int8") -> dict:
     from models.keras_backend import tf
     from pipeline.config import ModelConfig
     from pipeline.convert import load_calibration
@@ -99,16 +101,21 @@ def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    if activations == "int16":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        io_type = tf.int16
+    else:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        io_type = tf.int8
+    converter.inference_input_type = io_type
+    converter.inference_output_type = io_type
     start = time.monotonic()
     flatbuffer = converter.convert()
     seconds = time.monotonic() - start
     with open(out_path, "wb") as handle:
         handle.write(flatbuffer)
     return {"bytes": len(flatbuffer), "convert_s": round(seconds, 3), "calibration_frames": cal.frames,
-            "weights_from": weights_from}
+            "weights_from": weights_from, "activations": activations}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", required=True, type=Path)
     parser.add_argument("--calibration", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--activations", choices=("int8", "int16"), default="int8")
     args = parser.parse_args(argv)
     try:
-        summary = convert(args.model, args.bins, args.weights, args.calibration, args.out)
+        summary = convert(args.model, args.bins, args.weights, args.calibration, args.out, args.activations)
     except Exception as exc:  # noqa: BLE001 - report every failure as one line for the parent
         message = " ".join(str(exc).split()) or exc.__class__.__name__
         if not isinstance(exc, WorkerError):

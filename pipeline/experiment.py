@@ -206,7 +206,8 @@ def load_streaming_model(model: VariantModel, bins: int):
 
 
 def stage_convert(cfg: ExperimentConfig, dataset, variant: VariantConfig, progress: bool = True) -> dict:
-    """Full-integer int8 .tflite of the variant (or, for 'offline', the dense int8 model pruned in place)."""
+    """Full-integer .tflite of the variant, int8 weights and `convert.activations` activations
+    (or, for 'offline', the dense int8 model pruned in place)."""
     paths = RunPaths(cfg)
     model = stage_variant(cfg, dataset, variant, progress=progress)
     stage, tflite = f"convert:{variant.name}", paths.tflite(variant.name)
@@ -228,7 +229,8 @@ def stage_convert(cfg: ExperimentConfig, dataset, variant: VariantConfig, progre
     calibration = collect_calibration(streaming, frames, cfg.convert.calibration_frames, seed=cfg.seed)
     save_calibration(calibration, paths.calibration(variant.name))
     log.info("%s: calibrating on %d frames from %d training mixtures", stage, calibration.frames, len(files))
-    convert_int8(model.model, cfg.features.bins, model.streaming_weights, paths.calibration(variant.name), tflite)
+    convert_int8(model.model, cfg.features.bins, model.streaming_weights, paths.calibration(variant.name), tflite,
+                 activations=cfg.convert.activations)
     model_io = validate_int8_model(tflite)
     check = _check_against_float(streaming, tflite.read_bytes(), frames[:2])
     summary = {"tflite_bytes": tflite.stat().st_size, "calibration": {"files": [p.name for p in files],

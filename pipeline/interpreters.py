@@ -9,16 +9,18 @@ Every runner has the same interface:
 firmware at power-up. After every frame each state output `<x>_out` is copied
 back to its input `<x>` (matched by name, see pipeline.convert.tflite_io).
 
-Int8 arithmetic shared with the firmware (firmware_stub mirrors these exactly):
-    quantize(x)   = clamp(round_half_away(float32(x) / float32(scale)) + zero_point, -128, 127)
+Integer arithmetic shared with the firmware (firmware_stub mirrors these exactly):
+    quantize(x)   = clamp(round_half_away(float32(x) / float32(scale)) + zero_point, QMIN, QMAX)
     dequantize(q) = float32(q - zero_point) * float32(scale)
     requantize(q) = quantize(dequantize(q; in), out)
-Rounding is half AWAY from zero, i.e. C `roundf()` / TFLite's `TfLiteRound`,
-NOT numpy's `np.round` (half to even); every step is float32 like the C code.
-A "zero" int8 state is the input's zero_point (the quantised 0.0), not 0.
-States stay int8 between frames: copied as they are when the output and input
-scale and zero point are equal, otherwise requantised through a 256-entry table
-built with `requantize` (the firmware can use the same table).
+QMIN/QMAX are -128/127 for int8 models and -32768/32767 for 16x8 models (int16
+activations and I/O, int8 weights). Rounding is half AWAY from zero, i.e. C
+`roundf()` / TFLite's `TfLiteRound`, NOT numpy's `np.round` (half to even); every
+step is float32 like the C code. A "zero" state is the input's zero_point (the
+quantised 0.0), not 0. States stay integers between frames: copied as they are
+when the output and input scale and zero point are equal, otherwise requantised
+(int8: through a 256-entry table built with `requantize`; int16: `requantize`
+itself, the same float32 formula the firmware evaluates).
 """
 
 from __future__ import annotations
@@ -38,21 +40,23 @@ def round_half_away(x: np.ndarray) -> np.ndarray:
     return np.copysign(np.floor(np.abs(x) + 0.5), x)
 
 
-def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """float -> int8: clamp(roundf(float32(x) / float32(scale)) + zero_point, -128, 127)."""
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) -> np.ndarray:
+    """float -> int8 (or int16): clamp(roundf(float32(x) / float32(scale)) + zero_point, QMIN, QMAX)."""
+    info = np.iinfo(dtype)
     scaled = np.asarray(x, dtype=np.float32) / np.float32(scale)
     q = round_half_away(scaled) + int(zero_point)
-    return np.clip(q, -128, 127).astype(np.int8)
+    return np.clip(q, info.min, info.max).astype(dtype)
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """int8 -> float32: float32(q - zero_point) * float32(scale)."""
+    """int8/int16 -> float32: float32(q - zero_point) * float32(scale)."""
     return (np.asarray(q, dtype=np.int32) - int(zero_point)).astype(np.float32) * np.float32(scale)
 
 
-def requantize(q: np.ndarray, in_scale: float, in_zero_point: int, out_scale: float, out_zero_point: int) -> np.ndarray:
-    """int8 with (in_scale, in_zero_point) -> int8 with (out_scale, out_zero_point), through float32."""
-    return quantize(dequantize(q, in_scale, in_zero_point), out_scale, out_zero_point)
+def requantize(q: np.ndarray, in_scale: float, in_zero_point: int, out_scale: float, out_zero_point: int,
+               dtype=np.int8) -> np.ndarray:
+    """Integer with (in_scale, in_zero_point) -> `dtype` with (out_scale, out_zero_point), through float32."""
+    return quantize(dequantize(q, in_scale, in_zero_point), out_scale, out_zero_point, dtype)
 
 
 def requantize_table(in_scale: float, in_zero_point: int, out_scale: float, out_zero_point: int) -> np.ndarray:
@@ -131,44 +135,76 @@ def _check_features(features: np.ndarray, bins: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- int8 runners
 
+class _StateFeedback:
+    """Copies a state output back to its input: as is, or requantised where scales differ."""
+
+    def __init__(self, out, inp, dtype):
+        self.same = (out.scale, out.zero_point) == (inp.scale, inp.zero_point)
+        self._params = (out.scale, out.zero_point, inp.scale, inp.zero_point)
+        self._dtype = dtype
+        # int8: a 256-entry table is both exact and the fastest form; int16 would need 65536 entries
+        self._table = (requantize_table(*self._params) if not self.same and dtype == np.int8 else None)
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        if self.same:
+            return q
+        if self._table is not None:
+            return self._table[q.astype(np.int16) + 128]
+        return requantize(q, *self._params, dtype=self._dtype)
+
+
 class _Int8Runner:
-    """The shared loop; subclasses bind `_set(slot, array)`, `_invoke()`, `_get(slot)`."""
+    """The shared loop; subclasses bind `_set(slot, array)`, `_invoke()`, `_get(slot)`.
+
+    Runs int8 models and 16x8 ones (int16 activations and I/O): `dtype` is the I/O type."""
 
     kind = ""
 
     def __init__(self, tflite_bytes: bytes):
         self.io: ModelIO = tflite_io(tflite_bytes)
-        bad = [t.name for t in self.io.inputs + self.io.outputs if t.dtype != "int8"]
+        io_type = self.io.input(FEATURES_INPUT).dtype
+        bad = [t.name for t in self.io.inputs + self.io.outputs if t.dtype != io_type or io_type not in ("int8", "int16")]
         if bad:
-            raise ValueError(f"{self.kind} runner needs an int8 model; not int8: {bad}")
+            raise ValueError(f"{self.kind} runner needs a model with all-int8 (or all-int16) I/O; "
+                             f"features is {io_type}, mismatched: {bad}")
+        self.dtype = np.dtype(io_type).type
         feat, mask = self.io.input(FEATURES_INPUT), self.io.output(MASK_OUTPUT)
         self.bins = int(feat.shape[-1])
         self._feat = (feat.scale, feat.zero_point)
         self._mask = (mask.scale, mask.zero_point)
         self._feat_slot = self._input_slot(feat)
         self._mask_slot = self._output_slot(mask)
-        # (input slot, output slot, requantise table or None, zero state) per state pair
+        # (input slot, output slot, feedback, zero state) per state pair
         self._pairs = []
         for pair in self.io.state_pairs:
             inp, out = self.io.input(pair.input), self.io.output(pair.output)
-            table = None if pair.same_quantization else requantize_table(out.scale, out.zero_point,
-                                                                         inp.scale, inp.zero_point)
-            zero = np.full(inp.shape, inp.zero_point, dtype=np.int8)   # quantised 0.0
-            self._pairs.append((self._input_slot(inp), self._output_slot(out), table, zero))
+            zero = np.full(inp.shape, inp.zero_point, dtype=self.dtype)   # quantised 0.0
+            self._pairs.append((self._input_slot(inp), self._output_slot(out), _StateFeedback(out, inp, self.dtype),
+                                zero))
         self.reset()
 
     def reset(self) -> None:
         self._states = [zero.copy() for _, _, _, zero in self._pairs]
 
     def run_int8(self, features: np.ndarray, reset: bool = True) -> np.ndarray:
-        """(T, bins) float features -> (T, bins) int8 mask, as the model returns it."""
+        """(T, bins) float features -> (T, bins) integer mask (int8, or int16 for a 16x8 model), as returned."""
+        return self._run(features, reset, record=None)
+
+    def run_recorded(self, features: np.ndarray, reset: bool = True) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Run and keep every tensor: ({input name: (T, *shape)}, {output name: (T, *shape)}), integers
+        exactly as fed to and returned by each Invoke (the golden vectors of a firmware test)."""
+        record = ({t.name: [] for t in self.io.inputs}, {t.name: [] for t in self.io.outputs})
+        self._run(features, reset, record)
+        return tuple({name: np.stack(frames) for name, frames in side.items()} for side in record)
+
+    def _run(self, features: np.ndarray, reset: bool, record) -> np.ndarray:
         if reset:
             self.reset()
-        q_features = quantize(_check_features(features, self.bins), *self._feat)[:, None, :]  # (T, 1, bins)
-        q_mask = np.empty((len(q_features), self.bins), np.int8)
+        q_features = quantize(_check_features(features, self.bins), *self._feat, self.dtype)[:, None, :]  # (T, 1, bins)
+        q_mask = np.empty((len(q_features), self.bins), self.dtype)
         set_, get, invoke = self._set, self._get, self._invoke
         feat_slot, mask_slot = self._feat_slot, self._mask_slot
-        pairs = [(i, o, t) for i, o, t, _ in self._pairs]
+        pairs = [(i, o, feedback) for i, o, feedback, _ in self._pairs]
         states = self._states
         for frame in range(len(q_features)):
             set_(feat_slot, q_features[frame])
@@ -176,17 +212,26 @@ class _Int8Runner:
                 set_(slot_in, states[k])
             invoke()
             q_mask[frame] = get(mask_slot)[0]
-            for k, (_, slot_out, table) in enumerate(pairs):
-                new = get(slot_out)
-                states[k] = new if table is None else table[new.astype(np.int16) + 128]
+            if record is not None:
+                self._record_frame(record, q_features[frame], states)
+            for k, (_, slot_out, feedback) in enumerate(pairs):
+                states[k] = feedback(get(slot_out))
         self._states = states
         return q_mask
+
+    def _record_frame(self, record, q_features: np.ndarray, states: list[np.ndarray]) -> None:
+        inputs, outputs = record
+        inputs[FEATURES_INPUT].append(q_features.copy())
+        for pair, state in zip(self.io.state_pairs, states):
+            inputs[pair.input].append(state.copy())
+        for tensor in self.io.outputs:
+            outputs[tensor.name].append(np.array(self._get(self._output_slot(tensor)), copy=True))
 
     def run(self, features: np.ndarray, reset: bool = True) -> np.ndarray:
         return dequantize(self.run_int8(features, reset), *self._mask)
 
     def states(self) -> dict[str, np.ndarray]:
-        """Current int8 states by input name (after the last frame run)."""
+        """Current integer states by input name (after the last frame run)."""
         return {pair.input: state.copy() for pair, state in zip(self.io.state_pairs, self._states)}
 
 
