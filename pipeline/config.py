@@ -118,6 +118,9 @@ class VariantConfig:
     m_by_n: tuple[int, int] | None = None   # e.g. [2, 4]: 2 of every 4 weights zero (kind 'block')
     layers: tuple[str, ...] = ()     # layers to compress (default: every Dense and RNN layer but the mask output)
     qat: bool = False                # quantization-aware fine-tuning, keeping the sparsity pattern
+    # kind 'unit' only: after the units are gone, unstructured magnitude pruning of the narrower
+    # model's weights to this fraction (fewer MACs AND less weight traffic; half the steps each)
+    weight_sparsity: float = 0.0
     finetune_epochs: int = 4
     finetune_steps_per_epoch: int = 100
     learning_rate: float = 2e-4
@@ -133,6 +136,8 @@ class VariantConfig:
                "[1, 1] unless kind is 'block'")
         _check(src, f"{key}.m_by_n", self.m_by_n, self.m_by_n is None or (
             self.kind == "block" and 0 < self.m_by_n[0] < self.m_by_n[1]), "[m, n] with 0 < m < n, kind 'block' only")
+        _check(src, f"{key}.weight_sparsity", self.weight_sparsity, 0.0 <= self.weight_sparsity < 1.0 and (
+            self.kind == "unit" or self.weight_sparsity == 0.0), "0 <= weight_sparsity < 1, kind 'unit' only")
         _check(src, f"{key}.qat", self.qat, not (self.qat and self.kind == "offline"),
                "false for kind 'offline' (it is not trained)")
 

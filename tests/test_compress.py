@@ -297,6 +297,25 @@ def test_unit_pruning_narrows_the_model_cuts_macs_and_shrinks_states(request, fa
     assert macs["u50"] < 0.6 * macs["ptq"], macs
 
 
+def test_unit_plus_weight_pruning_narrows_then_sparsifies_and_the_zeros_reach_the_tflite(gru):
+    result = gru.run(variant("u50w80", "unit", sparsity=0.5, weight_sparsity=0.8, finetune_epochs=4,
+                                 finetune_steps_per_epoch=4))
+    narrow = result.model_cfg
+    assert (narrow.input_units, narrow.rnn_units, narrow.dense_units) == (16, 12, 16)
+    assert result.stats["steps"]["total"] == 16 and result.stats["schedule"]["steps"] == 8
+    per_layer = result.stats["sparsity"]["per_layer"]
+    for name in result.stats["pruned_layers"]:
+        assert per_layer[name]["sparsity"] == pytest.approx(0.8, abs=0.02), (name, per_layer[name])
+    assert per_layer["mask"]["sparsity"] < 0.1          # the mask layer stays dense
+    tflite = gru.convert("u50w80", narrow, result.streaming_weights)
+    assert tflite_sparsity(tflite)["zeros"] >= result.stats["sparsity"]["zeros"] - per_layer["mask"]["zeros"]
+
+
+def test_weight_sparsity_is_only_for_unit_variants():
+    with pytest.raises(ConfigError, match="weight_sparsity"):
+        experiment_from_dict({"name": "x", "variants": [{"name": "w", "kind": "weight", "weight_sparsity": 0.5}]})
+
+
 def test_unit_layers_must_cover_a_group(gru):
     with pytest.raises(ConfigError, match="whole groups"):
         gru.run(variant("u_bad", "unit", sparsity=0.5, layers=("rnn_1",)))

@@ -3,7 +3,8 @@
     ptq      the base weights, copied into the streaming model (the starting row)
     weight   unstructured magnitude pruning (TFMOT, polynomial schedule), fine-tuned
     block    block-sparse (`block`) or m-by-n (`m_by_n`) magnitude pruning (TFMOT), fine-tuned
-    unit     whole units removed gradually with fine-tuning -> a narrower ModelConfig (pipeline.compress.units)
+    unit     whole units removed gradually with fine-tuning -> a narrower ModelConfig (pipeline.compress.units);
+             with `weight_sparsity`, the narrower model is then weight-pruned too (each phase half the steps)
     offline  nothing to train: the converted ptq model is pruned by `offline_prune_tflite`
   + qat      quantization-aware fine-tuning (pipeline.compress.qat); with a pruning kind, the last third of
              the steps (at least one) is QAT with the sparsity pattern held fixed, the rest is pruning.
@@ -88,6 +89,21 @@ def _save_streaming(model, model_cfg: ModelConfig, bins: int, out_dir: Path) -> 
     return path, streaming
 
 
+def _prune_weights_after_units(model, model_cfg: ModelConfig, sparsity: float, steps: int, session):
+    """Unit + weight: magnitude-prune every layer but the mask of the (already narrower) model."""
+    specs = {name: prune.PruneSpec(sparsity, (1, 1), None) for name in default_layers(model_cfg)}
+    wrapped = prune.wrap_for_pruning(model, specs, steps)
+    if steps == 0:
+        prune.one_shot(wrapped, session.feature_batches(1, seed=0)[0])
+        schedule = {"kind": "one-shot magnitude after unit pruning"}
+    else:
+        session.train(wrapped, steps, phase="prune")
+        end_step, frequency = prune.schedule_steps(steps)
+        schedule = {"kind": "polynomial (power 3) after unit pruning", "begin_step": 0, "end_step": end_step,
+                    "frequency": frequency, "steps": steps}
+    return prune.finalize(wrapped), sorted(specs), schedule
+
+
 def finetune_variant(variant: VariantConfig, cfg: ExperimentConfig, dataset, base_sequence_weights: Path,
                      out_dir: Path, progress: bool = True, unit_criterion: str = UNIT_CRITERION) -> VariantResult:
     """Prune (weight / block / unit) and / or QAT fine-tune the trained float model for
@@ -143,8 +159,13 @@ def finetune_variant(variant: VariantConfig, cfg: ExperimentConfig, dataset, bas
             units_mod.selected_groups(cfg.model, variant.layers)
         except ValueError as exc:
             raise ConfigError("<variant>", f"variants[{variant.name}].layers", list(variant.layers), str(exc)) from None
+        weight_steps = prune_steps // 2 if variant.weight_sparsity > 0 else 0
         model, model_cfg, stats["units"] = units_mod.prune_units(
-            base, cfg.model, bins, session, variant.sparsity, prune_steps, variant.layers, unit_criterion)
+            base, cfg.model, bins, session, variant.sparsity, prune_steps - weight_steps, variant.layers,
+            unit_criterion)
+        if variant.weight_sparsity > 0:
+            model, pruned_layers, stats["schedule"] = _prune_weights_after_units(
+                model, model_cfg, variant.weight_sparsity, weight_steps, session)
 
     if qat_steps:
         masks = prune.zero_masks(model, pruned_layers)
@@ -162,7 +183,7 @@ def finetune_variant(variant: VariantConfig, cfg: ExperimentConfig, dataset, bas
         "params": int(streaming.count_params()), "base_params": base_params,
         "nonzero_params": int(np.count_nonzero(all_weights)),
         "targets": targets if kind in ("weight", "block") else {},
-        "pruned_layers": pruned_layers if kind != "unit" else [],
+        "pruned_layers": pruned_layers,
         "sparsity": sparsity,
         "steps": {"total": session.step, "prune": prune_steps, "qat": qat_steps},
         "history": session.history,
