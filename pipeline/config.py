@@ -142,6 +142,17 @@ class VariantConfig:
                "false for kind 'offline' (it is not trained)")
 
     @property
+    def structure(self) -> str:
+        """The sparsity structure, the grouping of the report's per-structure Pareto plot."""
+        if self.kind == "ptq":
+            return "dense"
+        if self.kind == "block":
+            return f"block {self.m_by_n[0]}:{self.m_by_n[1]}" if self.m_by_n else f"block {self.block[0]}x{self.block[1]}"
+        if self.kind == "unit" and self.weight_sparsity > 0:
+            return "unit+weight"
+        return self.kind
+
+    @property
     def is_finetuned(self) -> bool:
         """Whether the variant is trained from the float model (ptq only when QAT is asked for)."""
         return self.kind not in ("ptq", "offline") or (self.kind == "ptq" and self.qat)

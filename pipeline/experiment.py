@@ -419,7 +419,7 @@ def stage_report(cfg: ExperimentConfig, dataset=None) -> dict:
         tflite = paths.tflite(variant.name)
         rows += deployment_rows(cfg.name, variant.name, model.label, model_size(cfg, model, tflite),
                                 tflite.stat().st_size, quality,
-                                stages[f"compile:{variant.name}"]["summary"]["records"], hop_ms)
+                                stages[f"compile:{variant.name}"]["summary"]["records"], hop_ms, variant.structure)
     files = quality[0]["files"] if quality else 0
     notes = [f"Quality columns: the int8 model as TFLite Micro runs it, on {files} test files; 'vs float' is against "
              f"the dense float model. Latency as a fraction of the {hop_ms:g} ms hop. On U65/U85 (Dedicated_Sram) "

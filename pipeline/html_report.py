@@ -45,6 +45,7 @@ COST_TABLE = (
 )
 VARIANT_QUALITY_TABLE = (
     ("variant", "{}", ("variant",)),
+    ("structure", "{}", ("structure",)),
     ("model", "{}", ("model_label", "model")),
     ("SI-SDR dB", "{:.2f}", ("si_sdr",)),
     ("vs float dB", "{:+.2f}", ("si_sdr_vs_float_db",)),
@@ -54,7 +55,9 @@ VARIANT_QUALITY_TABLE = (
     ("BAK", "{:.2f}", ("dnsmos_bak",)),
     ("OVRL", "{:.2f}", ("dnsmos_ovrl",)),
 )
-TEXT_COLUMNS = {"variant", "model", "target", "id", "system", "files"}
+TEXT_COLUMNS = {"variant", "structure", "model", "target", "id", "system", "files"}
+# The targets of the per-structure plot when present (the issue's three); else the first three.
+STRUCTURE_PLOT_TARGETS = ("ethos-u55-128", "ethos-u65-256", "ethos-u85-256")
 
 # Horizontal reference lines on the SI-SDR plots: (system name prefix, label, line style, colour).
 REFERENCE_SYSTEMS = (
@@ -258,6 +261,76 @@ def tradeoff_figure(rows: list[dict], x_of, x_label_of, title: str, quality_rows
     return fig
 
 
+def _structure_plot_targets(rows: list[dict]) -> list[str]:
+    present = list(dict.fromkeys(str(r.get("target")) for r in rows))
+    chosen = [t for t in STRUCTURE_PLOT_TARGETS if t in present]
+    return chosen or present[:3]
+
+
+def structure_figure(rows: list[dict]):
+    """Which sparsity structure pays where: speed-up and memory reduction against the dense row,
+    one colour per structure with that structure's own Pareto front (the dense row starts every front).
+
+    Columns: targets (u55-128, u65-256, u85-256 when present); rows: speed-up (dense cycles / cycles)
+    and weight-memory reduction (dense flash or DRAM / variant's), both against SI-SDR vs float (dB)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
+
+    plt = _pyplot()
+    targets = _structure_plot_targets(rows) or ["no deployment rows"]
+    structures = sorted({str(r.get("structure") or "?") for r in rows} - {"dense"})
+    colours = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(structures)}
+    fig, axes = plt.subplots(2, len(targets), figsize=(4.2 * len(targets) + 0.6, 7.4), sharey=True, squeeze=False)
+    measures = (("speed-up vs dense int8 (x, cycles)", lambda r: _number(r.get("cycles_total"))),
+                ("weight memory reduction vs dense int8 (x)", lambda r: _flash_x(r)[0]))
+    for col, target in enumerate(targets):
+        group = [r for r in rows if str(r.get("target")) == target]
+        dense = next((r for r in group if r.get("structure") == "dense"), None)
+        for row_index, (label, cost_of) in enumerate(measures):
+            ax = axes[row_index][col]
+            base = cost_of(dense) if dense else float("nan")
+            for name in structures:
+                members = [r for r in group if r.get("structure") == name]
+                pts = [(base / cost_of(r), _number(r.get("si_sdr_vs_float_db"))) for r in members]
+                pts = [(x, y) for x, y in pts if not (math.isnan(x) or math.isnan(y))]
+                if not pts:
+                    continue
+                ax.plot([x for x, _ in pts], [y for _, y in pts], "o", color=colours[name], markersize=6,
+                        zorder=3, label=name)
+                # the front maximises gain and quality; the dense row (1x) starts every structure's front
+                anchored = pts + ([(1.0, _number(dense.get("si_sdr_vs_float_db")))] if dense else [])
+                front = sorted(pareto_front(anchored, minimise_x=False), key=lambda i: anchored[i][0])
+                ax.plot([anchored[i][0] for i in front], [anchored[i][1] for i in front], "-",
+                        color=colours[name], linewidth=1.4, zorder=2)
+            if dense:
+                ax.plot([1.0], [_number(dense.get("si_sdr_vs_float_db"))], "s", color="black", markersize=6,
+                        zorder=4, label="dense int8")
+            for variant_row in group:
+                x = base / cost_of(variant_row)
+                y = _number(variant_row.get("si_sdr_vs_float_db"))
+                if not (math.isnan(x) or math.isnan(y)) and variant_row is not dense:
+                    ax.annotate(str(variant_row.get("variant")), (x, y), textcoords="offset points",
+                                xytext=(4, 4), fontsize=7, color="0.3")
+            ax.axhline(-0.1, linestyle=":", color="tab:green", linewidth=1.0)
+            ax.axhline(-0.59, linestyle=":", color="tab:red", linewidth=1.0)
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}x" if round(v) == v and v < 10 else ""))
+            ax.set_title(f"{target}", fontsize=10)
+            ax.set_xlabel(label, fontsize=9)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.tick_params(labelsize=8)
+        axes[0][col].set_ylabel("SI-SDR vs float (dB)", fontsize=9)
+        axes[1][col].set_ylabel("SI-SDR vs float (dB)", fontsize=9)
+    handles, _ = axes[0][0].get_legend_handles_labels()
+    handles += [Line2D([], [], linestyle=":", color="tab:green", label="-0.1 dB (memory claim)"),
+                Line2D([], [], linestyle=":", color="tab:red", label="-0.59 dB (speed claim)")]
+    fig.suptitle("Pareto front per sparsity structure", fontsize=11)
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
 def _cycles_x_label(_any_dram: bool, _all_dram: bool) -> str:
     return "total cycles per inference (cycles)"
 
@@ -403,6 +476,13 @@ def render_html(rows: list[dict], title: str, per_layer_csv: Path | None = None,
     parts.append(_img(_png_base64(tradeoff_figure(rows, _flash_x, _flash_x_label,
                                                   "SI-SDR against flash (or DRAM) used, per target",
                                                   quality_rows)), "SI-SDR against flash KiB"))
+    if len({str(r.get("structure")) for r in rows} - {"dense", "None", ""}) >= 1 and any(
+            r.get("structure") == "dense" for r in rows):
+        parts.append("<h2>Which sparsity structure pays where</h2>\n")
+        parts.append(_img(_png_base64(structure_figure(rows)), "Pareto front per sparsity structure"))
+        parts.append('<p class="caption">Each colour is one sparsity structure with its own Pareto front, '
+                     'starting from the dense int8 model (black square). Dotted lines: the reference '
+                     'claims\' loss limits, -0.1 dB for memory and -0.59 dB for speed.</p>\n')
     if layers is not None:
         parts.append(f"<h2>Cycles per layer{': ' + html.escape(per_layer_label) if per_layer_label else ''}</h2>\n")
         parts.append(_img(_png_base64(per_layer_figure(layers, per_layer_label)), "cycles per layer"))

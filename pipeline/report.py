@@ -68,6 +68,7 @@ SHIPPED_SYSTEM = "int8 TFLite Micro"
 
 DEPLOYMENT_COLUMNS = (
     ("variant", "variant", "{}"),
+    ("structure", "structure", "{}"),
     ("target", "target", "{}"),
     ("params", "params", "{:,}"),
     ("nonzero_weights", "non-zero", "{:,}"),
@@ -91,12 +92,13 @@ DEPLOYMENT_COLUMNS = (
 
 
 def deployment_rows(experiment: str, variant: str, model_label: str, model_stats: dict, tflite_bytes: int,
-                    quality_rows: list[dict], records: list[dict], hop_ms: float) -> list[dict]:
+                    quality_rows: list[dict], records: list[dict], hop_ms: float, structure: str = "") -> list[dict]:
     """One row per compile target: Vela's figures, the model's size and the shipped model's quality."""
     shipped = next((r for r in quality_rows if r.get("system") == SHIPPED_SYSTEM and r.get("variant") == variant), {})
     rows = []
     for record in records:
-        row = {"experiment": experiment, "variant": variant, "model_label": model_label, **model_stats,
+        row = {"experiment": experiment, "variant": variant, "structure": structure, "model_label": model_label,
+               **model_stats,
                "tflite_bytes": tflite_bytes, "tflite_kib": tflite_bytes / 1024.0, **record,
                "hop_fraction": record["inference_time_ms"] / hop_ms}
         row.update({key: shipped.get(key, float("nan")) for key in QUALITY_COLUMNS})

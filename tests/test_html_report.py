@@ -147,3 +147,15 @@ def test_per_layer_csv_that_is_missing_or_foreign_is_an_input_error(tmp_path):
     foreign.write_text("a,b\n1,2\n")
     with pytest.raises(InputFileError, match="Op Cycles"):
         render_html(sweep_rows(), "demo", per_layer_csv=foreign)
+
+
+def test_sweep_with_structures_gets_the_per_structure_pareto_plot(tmp_path):
+    structure = {"ptq": "dense", "prune50": "weight", "prune75": "unit"}
+    rows = [dict(row, structure=structure[row["variant"]]) for row in sweep_rows()]
+    page = render_html(rows, "sweep", quality_rows=QUALITY)
+    assert "Which sparsity structure pays where" in page
+    assert len(images(page)) == 3               # cycles, memory, and one figure per structure
+    assert ">weight<" in page and ">unit<" in page  # the structure column in the tables
+    # without a dense row (nothing to measure the gains against) there is no structure plot
+    no_dense = [row for row in rows if row["structure"] != "dense"]
+    assert "Which sparsity structure pays where" not in render_html(no_dense, "sweep", quality_rows=QUALITY)
