@@ -1,0 +1,249 @@
+"""C sources for firmware_stub/: the model's I/O contract as a header, the model as a C array.
+
+`model_io_header` writes `model_io.h`, everything the C frame loop needs to know about one
+int8 (or 16x8) streaming model: the feature settings, the activation type, where the
+features / mask / every state sit in TFLite Micro's input and output lists, and each
+tensor's scale and zero point. Scales are written as C99 hexadecimal float literals
+(`0x1.0101p-7f`), which denote exactly the float32 the Python runners use
+(`np.float32(scale)`): the C quantise / requantise steps then compute bit for bit what
+pipeline/interpreters.py computes.
+
+`model_array_source` writes the `.tflite` bytes as a 16-byte aligned `const uint8_t`
+array in its own linker section (`.c` and `.h`), the usual way of putting a model in flash.
+Both outputs are deterministic: the same inputs give the same text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from fractions import Fraction
+
+import numpy as np
+
+from pipeline.config import FeatureConfig
+from pipeline.convert import FEATURES_INPUT, MASK_OUTPUT, ModelIO
+from pipeline.metrics import SAMPLE_RATE
+
+ACTIVATION_TYPES = {"int8": ("int8_t", 8, -128, 127), "int16": ("int16_t", 16, -32768, 32767)}
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# --------------------------------------------------------------------------- float literals
+
+def c_float_hex(value: float) -> str:
+    """The float32 nearest `value` as a C99 hex float literal with `f` (e.g. '0x1.010102p-7f'):
+    a C compiler reads it back to exactly that float32, with no decimal rounding in between."""
+    f = np.float32(value)
+    if not np.isfinite(f):
+        raise ValueError(f"cannot write a non-finite float ({value}) as a C literal")
+    text = float(f).hex()                      # '0x1.0101020000000p-7', '-0x1.8p+1', '0x0.0p+0'
+    sign, body = ("-", text[1:]) if text.startswith("-") else ("", text)
+    mantissa, exponent = body.split("p")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{sign}{mantissa}p{exponent}f"
+
+
+def _nearest_float32(exact: Fraction) -> np.float32:
+    """Round an exact rational to the nearest float32 (ties to even), as a C compiler does for `1e-07f`."""
+    guess = np.float32(float(exact))
+    candidates = [np.nextafter(guess, np.float32(-np.inf)), guess, np.nextafter(guess, np.float32(np.inf))]
+    def distance(c):
+        return abs(Fraction(float(c)) - exact)
+    best = min(distance(c) for c in candidates)
+    ties = [c for c in candidates if distance(c) == best]
+    return ties[0] if len(ties) == 1 else next(c for c in ties if int(c.view(np.int32)) % 2 == 0)
+
+
+def c_float_decimal(value: float) -> str:
+    """`value` as a short decimal C float literal (Python's repr + 'f') when the compiler's direct
+    rounding of that decimal gives the same float32 as `np.float32(value)`; else the hex form."""
+    text = repr(float(value))
+    if _nearest_float32(Fraction(text)) == np.float32(value):
+        return text + ("f" if any(ch in text for ch in ".e") else ".0f")
+    return c_float_hex(value)
+
+
+def _c_int(value: int) -> str:
+    return f"({value})" if value < 0 else str(value)
+
+
+def _c_string(text: str) -> str:
+    return '"' + "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\?' else f"\\{ord(ch):03o}"
+                         for ch in text) + '"'
+
+
+def _comment_safe(text: str) -> str:
+    return text.replace("*/", "* /").replace("\n", " ")
+
+
+# --------------------------------------------------------------------------- model_io.h
+
+def model_io_header(io: ModelIO, features: FeatureConfig, model_name: str, tflite_sha256: str | None = None,
+                    sample_rate: int = SAMPLE_RATE) -> str:
+    """`model_io.h` of one streaming model (see the module docstring). `tflite_sha256`: the
+    sha256 of the .tflite it was made from (recorded in the header; callers with the bytes
+    at hand pass hashlib.sha256(data).hexdigest())."""
+    feat, mask = io.input(FEATURES_INPUT), io.output(MASK_OUTPUT)
+    act = feat.dtype
+    if act not in ACTIVATION_TYPES:
+        raise ValueError(f"model_io_header needs an int8 or int16 (16x8) model; '{FEATURES_INPUT}' is {act}")
+    mixed = [t.name for t in io.inputs + io.outputs if t.dtype != act]
+    if mixed:
+        raise ValueError(f"every input and output must be {act} like '{FEATURES_INPUT}'; not: {mixed}")
+    bins = int(np.prod(feat.shape))
+    if bins != features.bins or int(np.prod(mask.shape)) != features.bins:
+        raise ValueError(f"model has {bins} feature bins and {int(np.prod(mask.shape))} mask bins; "
+                         f"the feature config (fft_size {features.fft_size}) has {features.bins}")
+    for tensor in io.inputs + io.outputs:
+        if not (np.isfinite(tensor.scale) and tensor.scale > 0):
+            raise ValueError(f"tensor '{tensor.name}' has scale {tensor.scale}; a quantised tensor needs scale > 0")
+    ctype, bits, qmin, qmax = ACTIVATION_TYPES[act]
+    guard = "SE_MODEL_IO_H"
+
+    lines = [
+        "/* model_io.h: GENERATED by pipeline/c_export.py (model_io_header); do not edit by hand.",
+        f" * Model: {_comment_safe(model_name)}",
+        f" * Model sha256: {tflite_sha256 or 'not given'}",
+        " * The I/O contract of the streaming model for firmware_stub/: feature settings, the",
+        " * activation type, each tensor's position in TFLite Micro's input/output lists and its",
+        " * quantisation. Scales are hex float literals: exactly the float32 Python uses.",
+        " */",
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "",
+        "#include <stdint.h>",
+        "",
+        f"#define SE_MODEL_NAME {_c_string(model_name)}",
+        f"#define SE_MODEL_SHA256 {_c_string(tflite_sha256 or '')}",
+        "",
+        "/* Features (pipeline/features.py): frames of SE_FFT_SIZE samples every SE_HOP, periodic",
+        " * sqrt-Hann window, real FFT, ln(re*re + im*im + SE_LOG_FLOOR) per bin. */",
+        f"#define SE_SAMPLE_RATE {int(sample_rate)}",
+        f"#define SE_FFT_SIZE {int(features.fft_size)}",
+        f"#define SE_HOP {int(features.hop)}",
+        f"#define SE_BINS {int(features.bins)}",
+        f"#define SE_LOG_FLOOR {c_float_decimal(features.log_floor)}",
+        "",
+        f"/* Activations and I/O: {act}" + (" (16x8: int16 activations, int8 weights)" if bits == 16 else "") + " */",
+        f"#define SE_ACT_BITS {bits}",
+        f"typedef {ctype} se_act_t;",
+        f"#define SE_ACT_MIN {_c_int(qmin)}",
+        f"#define SE_ACT_MAX {_c_int(qmax)}",
+        "",
+        f"#define SE_NUM_INPUTS {len(io.inputs)}",
+        f"#define SE_NUM_OUTPUTS {len(io.outputs)}",
+        "",
+    ]
+    for macro, tensor in (("SE_FEATURES", feat), ("SE_MASK", mask)):
+        lines += [
+            f"#define {macro}_NAME {_c_string(tensor.name)}",
+            f"#define {macro}_POSITION {tensor.position}",
+            f"#define {macro}_SCALE {c_float_hex(tensor.scale)} /* {np.float32(tensor.scale):.9g} */",
+            f"#define {macro}_ZERO_POINT {_c_int(tensor.zero_point)}",
+        ]
+    pairs = []
+    offset = 0
+    for pair in io.state_pairs:
+        inp, out = io.input(pair.input), io.output(pair.output)
+        size = int(np.prod(inp.shape))
+        if size != int(np.prod(out.shape)):
+            raise ValueError(f"state '{inp.name}' has {size} values in and {int(np.prod(out.shape))} out")
+        same = pair.same_quantization    # what the Python runners decide (equal scale and zero point)
+        pairs.append((inp, out, size, offset, same))
+        offset += size
+    lines += [
+        "",
+        "/* Recurrent states: output `output_position` is fed back to input `input_position` before",
+        " * the next frame; copied when same_quantization, else requantised (se_quant.h). `offset`:",
+        " * where the state starts in a buffer of SE_STATE_ELEMENTS holding every state in table order. */",
+        f"#define SE_NUM_STATES {len(pairs)}",
+        f"#define SE_STATE_ELEMENTS {offset}",
+        "#define SE_STATE_TABLE_LEN (SE_NUM_STATES > 0 ? SE_NUM_STATES : 1)",
+        "",
+        "#ifndef SE_STATE_PAIR_T_DEFINED",
+        "#define SE_STATE_PAIR_T_DEFINED",
+        "typedef struct {",
+        "    const char *input_name;",
+        "    const char *output_name;",
+        "    uint16_t input_position;",
+        "    uint16_t output_position;",
+        "    uint16_t size;",
+        "    uint16_t offset;",
+        "    float input_scale;",
+        "    int32_t input_zero_point;",
+        "    float output_scale;",
+        "    int32_t output_zero_point;",
+        "    uint8_t same_quantization;",
+        "} se_state_pair_t;",
+        "#endif",
+        "",
+        "static const se_state_pair_t se_state_pairs[SE_STATE_TABLE_LEN] = {",
+    ]
+    for inp, out, size, off, same in pairs:
+        lines.append(
+            f"    {{{_c_string(inp.name)}, {_c_string(out.name)}, {inp.position}, {out.position}, {size}, {off}, "
+            f"{c_float_hex(inp.scale)}, {_c_int(inp.zero_point)}, {c_float_hex(out.scale)}, {_c_int(out.zero_point)}, "
+            f"{int(same)}}},  /* in {np.float32(inp.scale):.9g}, out {np.float32(out.scale):.9g} */")
+    if not pairs:
+        lines.append('    {"", "", 0, 0, 0, 0, 1.0f, 0, 1.0f, 0, 1},  /* placeholder: the model has no states */')
+    lines += ["};", "", f"#endif /* {guard} */", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the model as a C array
+
+def model_array_source(tflite_bytes: bytes, symbol: str = "se_model", section: str = "nn_model") -> tuple[str, str]:
+    """(`<symbol>.c`, `<symbol>.h`) holding the model bytes:
+    `const uint8_t <symbol>[] __attribute__((aligned(16), section("<section>")))` and
+    `const unsigned int <symbol>_len`. 16-byte alignment is what TFLite Micro and the Ethos-U
+    driver need for the flatbuffer and Vela's command stream / weights; the section lets the
+    linker script place the model (e.g. in flash or a memory the NPU can read)."""
+    if not _IDENTIFIER.match(symbol):
+        raise ValueError(f"symbol {symbol!r} is not a C identifier")
+    if not section or any(ch in section for ch in '"\\\n'):
+        raise ValueError(f"section {section!r} cannot be written in a section attribute")
+    data = bytes(tflite_bytes)
+    if not data:
+        raise ValueError("no model bytes")
+    digest = hashlib.sha256(data).hexdigest()
+    guard = f"{symbol.upper()}_H"
+    header = "\n".join([
+        f"/* {symbol}.h: GENERATED by pipeline/c_export.py (model_array_source); do not edit by hand.",
+        f" * {len(data)} bytes, sha256 {digest}.",
+        f" * `{symbol}` is aligned to 16 bytes and placed in the linker section \"{section}\":",
+        " * map that section where TFLite Micro and the Ethos-U NPU can read it. */",
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "",
+        "#include <stdint.h>",
+        "",
+        "#ifdef __cplusplus",
+        'extern "C" {',
+        "#endif",
+        "",
+        f"#define {symbol.upper()}_SHA256 \"{digest}\"",
+        f"extern const uint8_t {symbol}[];",
+        f"extern const unsigned int {symbol}_len;",
+        "",
+        "#ifdef __cplusplus",
+        "}",
+        "#endif",
+        "",
+        f"#endif /* {guard} */",
+        "",
+    ])
+    rows = [", ".join(f"0x{b:02x}" for b in data[i:i + 12]) for i in range(0, len(data), 12)]
+    source = "\n".join([
+        f"/* {symbol}.c: GENERATED by pipeline/c_export.py (model_array_source); do not edit by hand.",
+        f" * {len(data)} bytes, sha256 {digest}. */",
+        f"#include \"{symbol}.h\"",
+        "",
+        f"const uint8_t {symbol}[] __attribute__((aligned(16), section(\"{section}\"))) = {{",
+        *(f"    {row}," for row in rows),
+        "};",
+        f"const unsigned int {symbol}_len = {len(data)}u;",
+        "",
+    ])
+    return source, header
