@@ -1,0 +1,103 @@
+/* se_frame.c: see se_frame.h. */
+#include "se_frame.h"
+
+#include <string.h>
+
+#include "se_quant.h"
+
+int se_init(se_frame_t *s, se_model_fn model, void *model_ctx)
+{
+    int k;
+    se_dsp_init();
+    memset(s, 0, sizeof(*s));
+    s->model = model;
+    s->model_ctx = model_ctx;
+#if SE_ACT_BITS == 8
+    for (k = 0; k < SE_NUM_STATES; ++k) {
+        const se_state_pair_t *p = &se_state_pairs[k];
+        if (!p->same_quantization) {
+            /* output quantisation -> input quantisation */
+            se_requantize_table(s->requant[k], p->output_scale, p->output_zero_point, p->input_scale,
+                                p->input_zero_point);
+        }
+    }
+#else
+    (void)k;
+#endif
+    se_reset(s);
+    return 0;
+}
+
+void se_reset(se_frame_t *s)
+{
+    int k, i;
+    memset(s->analysis, 0, sizeof(s->analysis));
+    memset(s->overlap, 0, sizeof(s->overlap));
+    for (k = 0; k < SE_NUM_STATES; ++k) {
+        const se_state_pair_t *p = &se_state_pairs[k];
+        for (i = 0; i < p->size; ++i) {
+            s->io.state_in[p->offset + i] = (se_act_t)p->input_zero_point;
+        }
+    }
+    s->frames = 0;
+}
+
+void se_feed_back_states(se_frame_t *s)
+{
+    int k;
+    for (k = 0; k < SE_NUM_STATES; ++k) {
+        const se_state_pair_t *p = &se_state_pairs[k];
+        const se_act_t *from = &s->io.state_out[p->offset];
+        se_act_t *to = &s->io.state_in[p->offset];
+        if (p->same_quantization) {
+            memcpy(to, from, (size_t)p->size * sizeof(se_act_t));
+        } else {
+#if SE_ACT_BITS == 8
+            se_requantize_with_table(s->requant[k], from, to, p->size);
+#else
+            se_requantize_array(from, to, p->size, p->output_scale, p->output_zero_point, p->input_scale,
+                                p->input_zero_point);
+#endif
+        }
+    }
+}
+
+int se_process_hop(se_frame_t *s, const float in[SE_HOP], float out[SE_HOP])
+{
+    const float *w = se_window();
+    int n, status;
+
+    /* analysis: slide in one hop, window, FFT, features */
+    memmove(s->analysis, s->analysis + SE_HOP, (SE_FFT_SIZE - SE_HOP) * sizeof(float));
+    memcpy(s->analysis + (SE_FFT_SIZE - SE_HOP), in, SE_HOP * sizeof(float));
+    for (n = 0; n < SE_FFT_SIZE; ++n) {
+        s->frame[n] = s->analysis[n] * w[n];
+    }
+    se_rfft(s->frame, s->re, s->im, s->work);
+    se_log_power(s->re, s->im, s->features);
+    se_quantize_array(s->features, s->io.features, SE_BINS, SE_FEATURES_SCALE, SE_FEATURES_ZERO_POINT);
+
+    /* the network */
+    status = s->model(&s->io, s->model_ctx);
+    if (status == 0) {
+        se_dequantize_array(s->io.mask, s->gain, SE_BINS, SE_MASK_SCALE, SE_MASK_ZERO_POINT);
+        se_feed_back_states(s);
+    } else {
+        for (n = 0; n < SE_BINS; ++n) {
+            s->gain[n] = 1.0f; /* pass the audio through; keep the states */
+        }
+    }
+
+    /* synthesis: mask, inverse FFT, window, overlap-add */
+    se_apply_mask(s->re, s->im, s->gain);
+    se_irfft(s->re, s->im, s->frame, s->work);
+    for (n = 0; n < SE_FFT_SIZE; ++n) {
+        s->frame[n] = s->frame[n] * w[n];
+    }
+    for (n = 0; n < SE_HOP; ++n) {
+        out[n] = s->overlap[n] + s->frame[n];
+        s->overlap[n] = s->frame[SE_HOP + n];
+    }
+    s->frames++;
+    return status;
+}
