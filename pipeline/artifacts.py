@@ -10,6 +10,7 @@ unchanged is skipped on a rerun.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -74,8 +75,23 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+# Config fields added after runs were recorded carry this metadata: at their default value they are
+# left out of stage fingerprints, so adding a field does not invalidate (and re-run) every finished stage.
+ADDED_FIELD = {"fingerprint": "omit at default"}
+
+
+def _json_fallback(obj: Any) -> str:
+    """A config dataclass as its repr, without ADDED_FIELD fields at their default; anything else as str."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        shown = [f"{f.name}={getattr(obj, f.name)!r}" for f in dataclasses.fields(obj)
+                 if f.repr and not (f.metadata.get("fingerprint") == ADDED_FIELD["fingerprint"]
+                                    and getattr(obj, f.name) == f.default)]
+        return f"{type(obj).__qualname__}({', '.join(shown)})"
+    return str(obj)
+
+
 def sha256_json(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_json_fallback).encode()).hexdigest()
 
 
 def tool_versions() -> dict[str, str]:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
+from pipeline.artifacts import ADDED_FIELD
 from pipeline.errors import ConfigError, InputFileError
 
 
@@ -99,7 +100,7 @@ class ConvertConfig:
     calibration_frames: int = 400    # frames drawn from them, states included
     # Activation (and I/O) precision; weights are int8 either way. 'int16' is TFLite's 16x8 mode,
     # for models whose activations span more than int8 resolves (the LSTM cell state).
-    activations: Literal["int8", "int16"] = "int8"
+    activations: Literal["int8", "int16"] = field(default="int8", metadata=ADDED_FIELD)
 
     def validate(self, src: str) -> None:
         _check(src, "convert.calibration_files", self.calibration_files, self.calibration_files >= 1, ">= 1")
@@ -120,7 +121,7 @@ class VariantConfig:
     qat: bool = False                # quantization-aware fine-tuning, keeping the sparsity pattern
     # kind 'unit' only: after the units are gone, unstructured magnitude pruning of the narrower
     # model's weights to this fraction (fewer MACs AND less weight traffic; half the steps each)
-    weight_sparsity: float = 0.0
+    weight_sparsity: float = field(default=0.0, metadata=ADDED_FIELD)
     finetune_epochs: int = 4
     finetune_steps_per_epoch: int = 100
     learning_rate: float = 2e-4

@@ -69,3 +69,20 @@ def test_only_plain_ptq_and_offline_variants_skip_fine_tuning():
         {"name": "ptq"}, {"name": "ptq-qat", "qat": True}, {"name": "off", "kind": "offline", "sparsity": 0.5},
         {"name": "u", "kind": "unit", "sparsity": 0.5}]}).variants
     assert [v.is_finetuned for v in variants] == [False, True, False, True]
+
+
+def test_fields_added_later_leave_old_fingerprints_alone_until_set():
+    """ConvertConfig.activations and VariantConfig.weight_sparsity came after runs were recorded: at their
+    default they are not part of a stage's fingerprint (old stages stay current); set, they are."""
+    from pipeline.artifacts import sha256_json
+    from pipeline.config import ConvertConfig, VariantConfig
+
+    old_repr = ("VariantConfig(name='u50', kind='unit', sparsity=0.5, block=(1, 1), m_by_n=None, layers=(), "
+                "qat=False, finetune_epochs=4, finetune_steps_per_epoch=100, learning_rate=0.0002)")
+    unit = VariantConfig(name="u50", kind="unit", sparsity=0.5)
+    assert sha256_json({"variant": unit}) == sha256_json({"variant": old_repr})
+    combined = VariantConfig(name="u50", kind="unit", sparsity=0.5, weight_sparsity=0.8)
+    assert sha256_json({"variant": combined}) != sha256_json({"variant": unit})
+    assert sha256_json({"c": ConvertConfig()}) == sha256_json({"c": "ConvertConfig(calibration_files=8, "
+                                                                    "calibration_frames=400)"})
+    assert sha256_json({"c": ConvertConfig(activations="int16")}) != sha256_json({"c": ConvertConfig()})
