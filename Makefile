@@ -40,6 +40,14 @@ report: $(STAMP) ## Rebuild the report (CSV, Markdown, HTML) of every experiment
 check-budgets: $(STAMP) ## Check every run against vela_configs/budgets.yaml (non-zero exit on a violation)
 	$(SEPIPE) -q budget check $(or $(RUNS:/report=),$(error no runs with a report yet: run make demo first)) --budgets vela_configs/budgets.yaml
 
+EXP ?= demo
+VARIANT ?= ptq
+TARGET ?= ethos-u55-128
+.PHONY: bundle
+bundle: $(STAMP) ## Firmware hand-off bundle of a compiled run (EXP=demo VARIANT=ptq TARGET=ethos-u55-128), then verify it
+	$(SEPIPE) -q bundle runs/$(EXP) --variant $(VARIANT) --target $(TARGET)
+	$(SEPIPE) -q verify-bundle runs/$(EXP)/bundles/$(EXP)_$(VARIANT)_$(TARGET).zip
+
 bench-mlia: $(STAMP) ## Compare our Vela figures and times with Arm MLIA's (own venv in .cache/mlia-venv; not CI)
 	$(BIN)/python benchmarks/mlia_compare.py --tiny $(if $(MLIA_PYTHON),--python $(MLIA_PYTHON)) $(BENCH_MODELS)
 
