@@ -699,7 +699,9 @@ def readme_text(m: dict[str, Any]) -> str:
         f"({m['golden']['test_audio']['dataset']}, test split), produced by {m['golden']['produced_by']}. "
         "Feed `in_<input>.bin` frame by frame (or compute features from `audio_in.f32` and feed the states back "
         "yourself) and compare every output with `out_<output>.bin`: the reference kernels must match bit for "
-        "bit; the Vela model on the NPU may differ by a few LSB.",
+        "bit; the Vela model on the NPU may differ by a few LSB. The C frame loop of this repository's "
+        "`firmware_stub/` checks itself against this folder: `make -C firmware_stub host-test "
+        "GOLDEN=<bundle>/golden MODEL_IO=<bundle>/c`.",
         "",
     ]
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,6 +202,20 @@ def test_bundle_cli_accepts_the_run_folder_and_has_help(tiny_run, tmp_path, caps
     assert verify_bundle(tmp_path / f"tinyb_ptq_{TARGET}.zip").ok
 
 
+def _firmware_host_test(folder, build):
+    """firmware_stub's C frame loop against the bundle's golden vectors, built with the bundle's model_io.h."""
+    if not (shutil.which("make") and shutil.which("cc")):
+        pytest.skip("no make / C compiler")
+    stub = Path(__file__).resolve().parents[1] / "firmware_stub"
+    proc = subprocess.run(["make", "-s", "-C", str(stub), "host-test", f"GOLDEN={folder / 'golden'}",
+                           f"MODEL_IO={folder / 'c'}", f"BUILD={build}"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.count("PASS") == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_firmware_stub_passes_the_bundles_golden_vectors_with_its_model_io_h(bundle, tmp_path):
+    _firmware_host_test(bundle, tmp_path / "build")
+
+
 @pytest.mark.slow
 def test_a_16x8_lstm_model_bundles_and_verifies(small_dataset, small_data_config, tmp_path):
     cfg = _run_to_compile(tiny_config(small_data_config, tmp_path / "runs", name="tiny16",
@@ -217,6 +232,7 @@ def test_a_16x8_lstm_model_bundles_and_verifies(small_dataset, small_data_config
     assert states.size == frames * 8
     report = verify_bundle(folder.with_suffix(".zip"))
     assert report.ok, report.problems
+    _firmware_host_test(folder, tmp_path / "build")
     digest = hashlib.sha256(folder.with_suffix(".zip").read_bytes()).hexdigest()
     assert digest == hashlib.sha256(
         make_bundle(cfg.run_dir, "ptq", TARGET, out_dir=tmp_path / "again", frames=frames)
