@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 EXPERIMENTS := $(basename $(notdir $(wildcard experiments/*.yaml)))
 RUNS = $(wildcard runs/*/report)
 
-.PHONY: help install demo test exp-% report check-budgets bench-mlia clean
+.PHONY: help install demo test exp-% exp-sparsity report check-budgets bench-mlia clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -33,6 +33,10 @@ test: $(STAMP) ## Run the test suite (tiny models, real tools)
 
 exp-%: $(STAMP) ## Run experiments/<name>.yaml end to end (e.g. make exp-baseline)
 	$(SEPIPE) run experiments/$*.yaml
+
+exp-sparsity: $(STAMP) ## The sparsity sweep on both families: sparsity_gru.yaml, then sparsity_lstm.yaml
+	$(SEPIPE) run experiments/sparsity_gru.yaml
+	$(SEPIPE) run experiments/sparsity_lstm.yaml
 
 report: $(STAMP) ## Rebuild the report (CSV, Markdown, HTML) of every experiment that has run
 	@for e in $(EXPERIMENTS); do if [ -f runs/$$e/manifest.json ]; then $(SEPIPE) -q report experiments/$$e.yaml || exit 1; fi; done
