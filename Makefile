@@ -28,7 +28,7 @@ install: $(STAMP) ## Create .venv and install the pinned toolchain
 demo: $(STAMP) ## Build the small dataset, train, convert, evaluate, print the table (~15 min)
 	$(SEPIPE) run experiments/demo.yaml
 
-test: $(STAMP) ## Run the test suite (tiny models, real tools)
+test: $(STAMP) firmware-toolchain ## Run the test suite (tiny models, real tools, C stub on host and Cortex-M55)
 	$(BIN)/pytest -q
 
 exp-%: $(STAMP) ## Run experiments/<name>.yaml end to end (e.g. make exp-baseline)
@@ -51,6 +51,22 @@ TARGET ?= ethos-u55-128
 bundle: $(STAMP) ## Firmware hand-off bundle of a compiled run (EXP=demo VARIANT=ptq TARGET=ethos-u55-128), then verify it
 	$(SEPIPE) -q bundle runs/$(EXP) --variant $(VARIANT) --target $(TARGET)
 	$(SEPIPE) -q verify-bundle runs/$(EXP)/bundles/$(EXP)_$(VARIANT)_$(TARGET).zip
+
+# Arm cross compiler (Debian's packages) for firmware_stub/; installed only when missing.
+# C++ for the TFLite Micro wrapper also needs libstdc++-arm-none-eabi-newlib (not installed here).
+FIRMWARE_APT := gcc gcc-arm-none-eabi libnewlib-arm-none-eabi
+APT_SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
+.PHONY: firmware-toolchain firmware
+firmware-toolchain: ## Install Debian's gcc-arm-none-eabi and newlib (apt-get) when arm-none-eabi-gcc is missing
+	@if command -v cc >/dev/null && command -v arm-none-eabi-gcc >/dev/null && \
+	   arm-none-eabi-gcc -print-file-name=libm.a | grep -q /; then :; else \
+	  echo "firmware-toolchain: installing $(FIRMWARE_APT) with apt-get"; \
+	  $(APT_SUDO) apt-get install -y --no-install-recommends $(FIRMWARE_APT) || \
+	  { $(APT_SUDO) apt-get update && $(APT_SUDO) apt-get install -y --no-install-recommends $(FIRMWARE_APT); }; fi
+
+firmware: $(STAMP) firmware-toolchain ## firmware_stub: C vs Python/TFLM host tests, Cortex-M55 build and size report
+	$(BIN)/pytest -q -s tests/test_firmware_stub.py
+	$(MAKE) --no-print-directory -C firmware_stub m55
 
 bench-mlia: $(STAMP) ## Compare our Vela figures and times with Arm MLIA's (own venv in .cache/mlia-venv; not CI)
 	$(BIN)/python benchmarks/mlia_compare.py --tiny $(if $(MLIA_PYTHON),--python $(MLIA_PYTHON)) $(BENCH_MODELS)
