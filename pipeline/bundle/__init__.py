@@ -1,0 +1,44 @@
+"""The hand-off bundle: everything a firmware engineer needs to run one compiled model.
+
+    make_bundle(run, variant, target)  ->  <out>/<exp>_<variant>_<target>/  and  <out>/<exp>_<variant>_<target>.zip
+    verify_bundle(folder or zip)       ->  BundleReport (every hash, golden vectors re-run through TFLite Micro)
+
+Bundle layout (`<name>` is `<exp>_<variant>`):
+
+    model/<name>_int8.tflite               the int8 (or 16x8) model: reference kernels, the golden vectors' source
+    model/<name>_vela_<target>.tflite      the Vela-compiled model: what the Ethos-U firmware runs
+    c/model_data.c, c/model_data.h         the VELA model as a 16-byte aligned C array in a named section
+    c/model_io.h                           tensor positions, shapes, quantisation, state feedback, feature constants
+    golden/                                features, states and outputs of consecutive frames of real audio (TFLM)
+    vela/                                  Vela's summary CSV, per-layer CSV and operator placement
+    model_manifest.json                    the contract: tensors, state pairs, features, arena, Vela figures, hashes
+    README.md                              for the firmware engineer
+    SHA256SUMS                             `sha256sum -c SHA256SUMS` compatible; covers every other file
+
+The folder is built in a temporary folder beside the final one and renamed into place; inside it the
+manifest is written after every file it hashes and SHA256SUMS (which covers the manifest) last; the
+zip (sorted entries, fixed timestamps and permissions: equal inputs give equal bytes) after the folder.
+Nothing in a bundle depends on the time or the machine's paths, so bundling twice gives the same bytes.
+
+Modules: `source` (the run, variant and compile record to bundle; test audio), `arena` (the TFLite Micro
+tensor arena), `build` (make_bundle: files, manifest, hashes, folder, zip), `readme` (README.md),
+`verify` (verify_bundle), `layout` (file names and formulas the format fixes).
+"""
+
+from pipeline.bundle.arena import ARENA_HEADROOM, ARENA_ROUND, measure_tflm_arena, probe_tflm_arena
+from pipeline.bundle.build import feature_section, make_bundle, write_zip
+from pipeline.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_SYMBOL,
+                                    DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, QUANTIZE_FORMULA,
+                                    REQUANTIZE_FORMULA, SUMS)
+from pipeline.bundle.readme import readme_text
+from pipeline.bundle.source import (BundleError, BundleSource, bundle_name, find_source, pick_test_audio,
+                                    resolve_run)
+from pipeline.bundle.verify import BundleReport, c_array_bytes, verify_bundle
+
+__all__ = [
+    "ARENA_HEADROOM", "ARENA_ROUND", "BUNDLE_FORMAT", "C_ALIGNMENT", "C_HEADER", "C_SECTION", "C_SOURCE", "C_SYMBOL",
+    "DEFAULT_FRAMES", "DEQUANTIZE_FORMULA", "MANIFEST", "QUANTIZE_FORMULA", "REQUANTIZE_FORMULA", "SUMS",
+    "BundleError", "BundleReport", "BundleSource", "bundle_name", "c_array_bytes",
+    "feature_section", "find_source", "make_bundle", "measure_tflm_arena", "pick_test_audio", "probe_tflm_arena",
+    "readme_text", "resolve_run", "verify_bundle", "write_zip",
+]

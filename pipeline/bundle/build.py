@@ -1,0 +1,297 @@
+"""Building a bundle: the files, the manifest, SHA256SUMS, the atomic folder replace and the zip."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import artifacts
+from pipeline.bundle.arena import arena_section, measure_tflm_arena
+from pipeline.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_SYMBOL,
+                                    DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, QUANTIZE_FORMULA,
+                                    REQUANTIZE_FORMULA, SUMS)
+from pipeline.bundle.readme import readme_text
+from pipeline.bundle.source import (BundleError, BundleSource, bundle_name, find_source, int8_name,
+                                    pick_test_audio, vela_name)
+from pipeline.config import ExperimentConfig, FeatureConfig
+
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)   # the earliest time a zip can hold: no clock in the bytes
+
+
+def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str, target: str,
+                out_dir: str | Path | None = None, frames: int = DEFAULT_FRAMES) -> Path:
+    """Write the hand-off bundle of `variant` compiled for `target`; returns the bundle folder
+    (the zip is beside it, `<folder>.zip`). Raises BundleError for a variant or target the run
+    does not have, or a compile older than the current .tflite."""
+    from pipeline.convert import read_tflite_bytes, tflite_io
+
+    if frames < 2:
+        raise BundleError(f"--frames must be at least 2 (the enhanced audio lags one hop), got {frames}")
+    source = find_source(run_dir_or_cfg, variant, target)
+    cfg = source.cfg
+    out_dir = Path(out_dir) if out_dir is not None else cfg.run_dir / "bundles"
+    name = bundle_name(source)
+    int8_bytes = read_tflite_bytes(source.tflite)
+    vela_bytes = read_tflite_bytes(source.vela_tflite)
+    io = tflite_io(int8_bytes)
+    _check_vela_io(vela_bytes, io, source.vela_tflite)
+    audio, audio_record = pick_test_audio(cfg, frames)
+    arena = measure_tflm_arena(int8_bytes)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=out_dir))
+    try:
+        root = work / name
+        _write_models(root, source, int8_bytes, vela_bytes)
+        _write_c_sources(root, source, io, vela_bytes)
+        _copy_vela_reports(root, source)
+        golden_info = _write_golden(root, int8_bytes, audio, audio_record, cfg, frames)
+        manifest = _manifest(source, io, len(vela_bytes), arena, frames, audio_record, golden_info)
+        _write_readme_manifest_and_sums(root, manifest)
+        final = out_dir / name
+        _replace_folder(root, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write_zip(final, out_dir / f"{name}.zip")
+    return final
+
+
+# --------------------------------------------------------------------------- the files
+
+def _write_models(root: Path, source: BundleSource, int8_bytes: bytes, vela_bytes: bytes) -> None:
+    (root / "model").mkdir(parents=True)
+    (root / "model" / int8_name(source)).write_bytes(int8_bytes)
+    (root / "model" / vela_name(source)).write_bytes(vela_bytes)
+
+
+def _write_c_sources(root: Path, source: BundleSource, io, vela_bytes: bytes) -> None:
+    """c/model_data.{c,h} (the Vela model as a C array) and c/model_io.h (the I/O contract)."""
+    from pipeline import c_export
+
+    cfg = source.cfg
+    (root / "c").mkdir()
+    c_text, h_text = c_export.model_array_source(vela_bytes, symbol=C_SYMBOL, section=C_SECTION)
+    # c_export names the header after the symbol; the bundle's is model_data.h
+    c_text = (c_text.replace(f'#include "{C_SYMBOL}.h"', f'#include "{C_HEADER}"')
+              .replace(f"/* {C_SYMBOL}.c:", f"/* {C_SOURCE}:", 1))
+    h_text = h_text.replace(f"/* {C_SYMBOL}.h:", f"/* {C_HEADER}:", 1)
+    (root / "c" / C_SOURCE).write_text(c_text)
+    (root / "c" / C_HEADER).write_text(h_text)
+    vela_sha = artifacts.sha256_file(root / "model" / vela_name(source))
+    (root / "c" / "model_io.h").write_text(c_export.model_io_header(io, cfg.features, f"{cfg.name}_{source.variant}",
+                                                                    tflite_sha256=vela_sha))
+
+
+def _copy_vela_reports(root: Path, source: BundleSource) -> None:
+    (root / "vela").mkdir()
+    for path in (source.vela_summary_csv, *source.vela_extra):
+        shutil.copyfile(path, root / "vela" / source.vela_copy_name(path))
+
+
+def _write_golden(root: Path, int8_bytes: bytes, audio: np.ndarray, audio_record: dict[str, Any],
+                  cfg: ExperimentConfig, frames: int) -> dict[str, Any]:
+    from pipeline import golden
+
+    return golden.write_golden_vectors(int8_bytes, audio, cfg.features, frames, root / "golden",
+                                       source=", ".join(audio_record["files"]))
+
+
+def _write_readme_manifest_and_sums(root: Path, manifest: dict[str, Any]) -> None:
+    """README, then the manifest (hashing every file but itself and SHA256SUMS), then SHA256SUMS, which
+    covers the manifest: each is written after every file it hashes."""
+    (root / "README.md").write_text(readme_text(manifest))
+    manifest["files"] = _hashes(root, exclude={MANIFEST, SUMS})
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default) + "\n")
+    sums = _hashes(root, exclude={SUMS})
+    (root / SUMS).write_text("".join(f"{digest}  {rel}\n" for rel, digest in sums.items()))
+
+
+# --------------------------------------------------------------------------- the manifest
+
+def _manifest(source: BundleSource, io, vela_size: int, arena: dict[str, Any], frames: int,
+              audio_record: dict[str, Any], golden_info: dict[str, Any]) -> dict[str, Any]:
+    """model_manifest.json, all but its `files` (the hashes are added once every file is written)."""
+    cfg = source.cfg
+    io_dtype = io.inputs[0].dtype
+    return {
+        "format": BUNDLE_FORMAT,
+        "source": _source_section(source),
+        "model": _model_section(source, io_dtype, vela_size),
+        "tensors": {"inputs": [_tensor_entry(t) for t in io.inputs],
+                    "outputs": [_tensor_entry(t) for t in io.outputs]},
+        "state_pairs": _state_pairs(io),
+        "call_contract": _call_contract(cfg, io_dtype),
+        "features": feature_section(cfg.features, cfg.data.sample_rate),
+        "tflm_arena": arena_section(source, arena, io_dtype),
+        "vela": {"summary_csv": f"vela/{source.vela_copy_name(source.vela_summary_csv)}",
+                 "figures": _vela_figures(source.record)},
+        "golden": {"folder": "golden", "frames": frames, "test_audio": audio_record,
+                   "produced_by": "TFLite Micro Python interpreter (reference kernels) on the int8 model",
+                   "description": golden_info},
+        "tool_versions": artifacts.tool_versions(),
+    }
+
+
+def _source_section(source: BundleSource) -> dict[str, Any]:
+    cfg = source.cfg
+    return {"experiment": cfg.name, "variant": source.variant, "target": source.target,
+            "target_id": source.target_id, "run": source.run_label,
+            "int8_tflite_sha256": artifacts.sha256_file(source.tflite),
+            "activations": cfg.convert.activations, "model": source.model,
+            "variant_config": source.variant_config,
+            "calibration": {k: v for k, v in source.convert_summary.get("calibration", {}).items()
+                            if k in ("files", "seed", "drawn_frames", "states_from")}}
+
+
+def _model_section(source: BundleSource, io_dtype: str, vela_size: int) -> dict[str, Any]:
+    return {
+        "int8_tflite": "model/" + int8_name(source), "vela_tflite": "model/" + vela_name(source),
+        "io_dtype": io_dtype,
+        "c_array": {"source": f"c/{C_SOURCE}", "header": f"c/{C_HEADER}", "symbol": C_SYMBOL,
+                    "section": C_SECTION, "alignment": C_ALIGNMENT, "bytes": vela_size,
+                    "holds": "model/" + vela_name(source)},
+        "io_header": "c/model_io.h",
+        "vela_io_matches_int8": True,
+    }
+
+
+def _call_contract(cfg: ExperimentConfig, io_dtype: str) -> dict[str, Any]:
+    return {
+        "invokes": f"one Invoke per hop ({cfg.features.hop} samples, "
+                   f"{1000.0 * cfg.features.hop / cfg.data.sample_rate:g} ms)",
+        "inputs": "features (quantised) at its position; every state input holds the state from the "
+                  "previous Invoke (zero_point, i.e. quantised 0.0, before the first)",
+        "outputs": "mask: one gain per bin, dequantised; every state output copied back to its "
+                   "input by the state_pairs rule before the next Invoke",
+        "quantize": QUANTIZE_FORMULA, "dequantize": DEQUANTIZE_FORMULA,
+        "qmin_qmax": list(map(int, (np.iinfo(np.dtype(io_dtype)).min, np.iinfo(np.dtype(io_dtype)).max))),
+        "initial_state": "every state input set to its zero_point",
+    }
+
+
+def feature_section(features: FeatureConfig, sample_rate: int) -> dict[str, Any]:
+    return {
+        "sample_rate": sample_rate, "fft_size": features.fft_size, "hop": features.hop, "bins": features.bins,
+        "hop_ms": 1000.0 * features.hop / sample_rate,
+        "window": "periodic sqrt-Hann: w[n] = sqrt(0.5 - 0.5 cos(2 pi n / fft_size)), n = 0 .. fft_size-1",
+        "compression": "ln(|X|^2 + log_floor)", "log_floor": features.log_floor,
+        "frame_alignment": (f"frame t covers input samples [t*hop - hop, t*hop + hop): the stream starts with "
+                            f"{features.hop} zeros (hop zeros first), then each frame is windowed and real-FFT'd"),
+        "synthesis": "X * mask per bin, inverse real FFT, the same window, overlap-add at 50 % (one hop of latency)",
+        "reference": "pipeline/features.py",
+    }
+
+
+def _tensor_entry(tensor) -> dict[str, Any]:
+    return {"name": tensor.name, "position": tensor.position, "tensor_index": tensor.index,
+            "shape": list(tensor.shape), "dtype": tensor.dtype, "scale": tensor.scale,
+            "zero_point": tensor.zero_point}
+
+
+def _state_pairs(io) -> list[dict[str, Any]]:
+    pairs = []
+    for pair in io.state_pairs:
+        out, inp = io.output(pair.output), io.input(pair.input)
+        info = np.iinfo(np.dtype(inp.dtype))
+        entry = {"output": out.name, "output_position": out.position, "input": inp.name,
+                 "input_position": inp.position, "rule": "copy" if pair.same_quantization else "requantize",
+                 "s_out": out.scale, "zp_out": out.zero_point, "s_in": inp.scale, "zp_in": inp.zero_point}
+        if not pair.same_quantization:
+            entry.update({"formula": REQUANTIZE_FORMULA, "qmin": int(info.min), "qmax": int(info.max)})
+        pairs.append(entry)
+    return pairs
+
+
+def _vela_figures(record: dict[str, Any]) -> dict[str, Any]:
+    keys = ("target", "target_id", "accelerator", "system_config", "memory_mode", "clock_hz", "optimise",
+            "arena_cache_size", "cycles_total", "cycles_npu", "inference_time_ms", "inferences_per_second",
+            "sram_memory_used_kib", "dram_memory_used_kib", "on_chip_flash_memory_used_kib",
+            "off_chip_flash_memory_used_kib", "flash_kib", "weights_storage_area", "feature_map_storage_area",
+            "total_original_weights", "total_npu_encoded_weights_bytes", "nn_macs", "mac_utilisation_pct",
+            "npu_ops", "cpu_ops", "npu_op_share", "vela_version")
+    return {key: record.get(key) for key in keys}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# --------------------------------------------------------------------------- Vela I/O check
+
+def _check_vela_io(vela_bytes: bytes, io, vela_path: Path) -> None:
+    """The Vela model must keep the int8 model's input/output order, shapes, types and quantisation."""
+    from ethosu.vela.tflite.Model import Model
+
+    subgraph = Model.GetRootAs(vela_bytes, 0).Subgraphs(0)
+    for side, tensors, indices in (("input", io.inputs, subgraph.InputsAsNumpy()),
+                                   ("output", io.outputs, subgraph.OutputsAsNumpy())):
+        if len(indices) != len(tensors):
+            raise BundleError(f"{vela_path}: has {len(indices)} {side}s, the int8 model {len(tensors)}")
+        for tensor, index in zip(tensors, indices):
+            got = _describe_vela_tensor(subgraph, index)
+            want = (list(tensor.shape), tensor.dtype, np.float32(tensor.scale), tensor.zero_point)
+            if got[0] != want[0] or got[1] != want[1] or got[2] != want[2] or got[3] != want[3]:
+                raise BundleError(f"{vela_path}: {side} {tensor.position} ('{tensor.name}') is {got}, the int8 "
+                                  f"model's is {want}; firmware could not use the int8 model's contract")
+
+
+def _describe_vela_tensor(subgraph, index) -> tuple:
+    """(shape, dtype name, scale (float32), zero point) of tensor `index` of a Vela model's subgraph."""
+    from ethosu.vela.tflite.TensorType import TensorType
+
+    types = {value: key.lower() for key, value in vars(TensorType).items() if not key.startswith("_")}
+    tensor = subgraph.Tensors(int(index))
+    quant = tensor.Quantization()
+    scale = float(quant.ScaleAsNumpy()[0]) if quant is not None and quant.ScaleLength() else 0.0
+    zero = int(quant.ZeroPointAsNumpy()[0]) if quant is not None and quant.ZeroPointLength() else 0
+    return [int(d) for d in tensor.ShapeAsNumpy()], types.get(tensor.Type()), np.float32(scale), zero
+
+
+# --------------------------------------------------------------------------- hashes, folder, zip
+
+def _files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def _hashes(root: Path, exclude: set[str]) -> dict[str, str]:
+    return {rel: artifacts.sha256_file(root / rel) for rel in _files(root) if rel not in exclude}
+
+
+def _replace_folder(new: Path, final: Path) -> None:
+    """Rename `new` to `final`; an older bundle there is moved aside first and removed after."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".old-{final.name}-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(new, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_zip(folder: Path, zip_path: Path) -> Path:
+    """`folder` as a zip of `<folder name>/...` entries: sorted, fixed timestamps and permissions."""
+    with artifacts.atomic_path(zip_path) as tmp:
+        with zipfile.ZipFile(tmp, "w") as archive:
+            for rel in _files(folder):
+                info = zipfile.ZipInfo(f"{folder.name}/{rel}", date_time=_ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.create_system = 3
+                info.external_attr = 0o100644 << 16
+                archive.writestr(info, (folder / rel).read_bytes(), compresslevel=9)
+    return zip_path
