@@ -40,6 +40,7 @@ from pipeline.config import ModelConfig
 from pipeline.errors import InputFileError, ToolError, describe_exit
 
 FEATURES_INPUT = "features"      # mirrors models.mask_rnn (kept here so this module does not import TF)
+INTEGER_IO_TYPES = ("int8", "int16")   # int16: 16x8 models (int16 activations, int8 weights)
 MASK_OUTPUT = "mask"
 STATE_OUTPUT_SUFFIX = "_out"     # state output `<x>_out` is fed back to input `<x>`
 TOOL = "tflite converter"
@@ -271,6 +272,12 @@ class ModelIO:
     outputs: tuple[TensorIO, ...]    # in subgraph output order
     state_pairs: tuple[StatePair, ...]
 
+    @property
+    def io_type(self) -> str | None:
+        """'int8' or 'int16' when every input and output has that one type (an int8 or 16x8 model), else None."""
+        types = {t.dtype for t in self.inputs + self.outputs}
+        return types.pop() if len(types) == 1 and types <= set(INTEGER_IO_TYPES) else None
+
     def input(self, name: str) -> TensorIO:
         return _by_name(self.inputs, name, "input")
 
@@ -374,9 +381,6 @@ def read_tflite_bytes(path: str | Path) -> bytes:
     return data
 
 
-INTEGER_IO_TYPES = ("int8", "int16")   # int16: 16x8 models (int16 activations, int8 weights)
-
-
 def validate_int8_model(path: str | Path) -> ModelIO:
     """Check that `path` is a full-integer streaming model with int8 weights; return its ModelIO.
 
@@ -392,10 +396,7 @@ def validate_int8_model(path: str | Path) -> ModelIO:
         io = _model_io(interp)
     except ModelFormatError as exc:
         raise InputFileError(path, str(exc)) from None
-    io_type = io.input(FEATURES_INPUT).dtype if FEATURES_INPUT in {t.name for t in io.inputs} else "int8"
-    io_type = io_type if io_type in INTEGER_IO_TYPES else "int8"
-    not_int8 = [t for t in io.inputs + io.outputs if t.dtype != io_type]
-    if not_int8:
+    if io.io_type is None:
         if all(t.dtype == "float32" for t in io.inputs + io.outputs):
             has_int8 = any(np.dtype(d["dtype"]) == np.int8 for d in interp.get_tensor_details())
             if has_int8:
@@ -403,11 +404,15 @@ def validate_int8_model(path: str | Path) -> ModelIO:
                                            "a full-integer int8 model is needed: convert with a representative "
                                            "dataset and int8 inference input/output types")
             raise InputFileError(path, "float32 model; a full-integer int8 model is needed")
-        bad = not_int8[0]
+        # name the first tensor off the type the features input has (int8 when that is not an integer type)
+        features_type = next((t.dtype for t in io.inputs if t.name == FEATURES_INPUT), "int8")
+        expected = features_type if features_type in INTEGER_IO_TYPES else "int8"
+        others = [t for t in io.inputs + io.outputs if t.dtype != expected]
+        bad = others[0]
         kind = "input" if bad in io.inputs else "output"
-        raise InputFileError(path, f"{kind} '{bad.name}' is {bad.dtype}; every input and output must be {io_type} "
+        raise InputFileError(path, f"{kind} '{bad.name}' is {bad.dtype}; every input and output must be {expected} "
                                    f"like '{FEATURES_INPUT}' (all int8, or all int16 for a 16x8 model; "
-                                   f"not {io_type}: {[t.name for t in not_int8]})")
+                                   f"not {expected}: {[t.name for t in others]})")
     problem = _check_streaming_contract(io)
     if problem:
         raise InputFileError(path, f"not a streaming mask model: {problem}")

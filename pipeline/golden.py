@@ -41,13 +41,25 @@ def _le(array: np.ndarray, dtype) -> bytes:
     return np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
 
 
+def enhanced_audio(spectrum: np.ndarray, quantized_mask: np.ndarray, mask_tensor, feature_cfg: FeatureConfig,
+                   frames: int) -> np.ndarray:
+    """audio_out.f32: the first `frames` frames of `spectrum` times the dequantised mask the model
+    returned, resynthesised; (frames - 1) * hop samples aligned with the input (the last hop is
+    still missing its second overlapping frame)."""
+    from pipeline.features import enhance_with_mask
+    from pipeline.interpreters import dequantize
+
+    mask = dequantize(np.asarray(quantized_mask).reshape(frames, -1), mask_tensor.scale, mask_tensor.zero_point)
+    return enhance_with_mask(spectrum[:frames], mask, feature_cfg, (frames - 1) * feature_cfg.hop)
+
+
 def write_golden_vectors(tflite_bytes: bytes, audio: np.ndarray, feature_cfg: FeatureConfig, frames: int,
                          out_dir: Path, source: str = "") -> dict:
     """Write the golden vectors of `frames` frames of `audio` (float32 mono at the model's
     sample rate) into `out_dir`; return the golden.json dict. ValueError when the audio is
     shorter than `frames` hops or the model is not an int8 / 16x8 streaming model."""
-    from pipeline.features import enhance_with_mask, features
-    from pipeline.interpreters import TFLMStreamingRunner, dequantize
+    from pipeline.features import features
+    from pipeline.interpreters import TFLMStreamingRunner
 
     frames = int(frames)
     if frames < 2:
@@ -61,7 +73,7 @@ def write_golden_vectors(tflite_bytes: bytes, audio: np.ndarray, feature_cfg: Fe
                          f"{frames} frames need {frames * hop} samples")
     audio = audio[:frames * hop]
     feats, spectrum = features(audio, feature_cfg)   # frame t < frames depends on samples < frames*hop only
-    feats, spectrum = feats[:frames], spectrum[:frames]
+    feats = feats[:frames]
 
     runner = TFLMStreamingRunner(tflite_bytes)
     io = runner.io
@@ -70,9 +82,7 @@ def write_golden_vectors(tflite_bytes: bytes, audio: np.ndarray, feature_cfg: Fe
         raise ValueError(f"model takes {io.input(FEATURES_INPUT).shape[-1]} feature bins; the feature "
                          f"config (fft_size {feature_cfg.fft_size}) gives {feature_cfg.bins}")
     recorded_in, recorded_out = runner.run_recorded(feats)
-    mask_tensor = io.output(MASK_OUTPUT)
-    mask = dequantize(recorded_out[MASK_OUTPUT].reshape(frames, -1), mask_tensor.scale, mask_tensor.zero_point)
-    enhanced = enhance_with_mask(spectrum, mask, feature_cfg, (frames - 1) * hop)
+    enhanced = enhanced_audio(spectrum, recorded_out[MASK_OUTPUT], io.output(MASK_OUTPUT), feature_cfg, frames)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -476,8 +476,8 @@ def render_html(rows: list[dict], title: str, per_layer_csv: Path | None = None,
     parts.append(_img(_png_base64(tradeoff_figure(rows, _flash_x, _flash_x_label,
                                                   "SI-SDR against flash (or DRAM) used, per target",
                                                   quality_rows)), "SI-SDR against flash KiB"))
-    if len({str(r.get("structure")) for r in rows} - {"dense", "None", ""}) >= 1 and any(
-            r.get("structure") == "dense" for r in rows):
+    structures = {r.get("structure") or "" for r in rows}
+    if "dense" in structures and structures - {"dense", ""}:   # gains need the dense row and something else
         parts.append("<h2>Which sparsity structure pays where</h2>\n")
         parts.append(_img(_png_base64(structure_figure(rows)), "Pareto front per sparsity structure"))
         parts.append('<p class="caption">Each colour is one sparsity structure with its own Pareto front, '

@@ -138,8 +138,8 @@ def _check_features(features: np.ndarray, bins: int) -> np.ndarray:
 class _StateFeedback:
     """Copies a state output back to its input: as is, or requantised where scales differ."""
 
-    def __init__(self, out, inp, dtype):
-        self.same = (out.scale, out.zero_point) == (inp.scale, inp.zero_point)
+    def __init__(self, same_quantization: bool, out, inp, dtype):
+        self.same = same_quantization
         self._params = (out.scale, out.zero_point, inp.scale, inp.zero_point)
         self._dtype = dtype
         # int8: a 256-entry table is both exact and the fastest form; int16 would need 65536 entries
@@ -162,12 +162,10 @@ class _Int8Runner:
 
     def __init__(self, tflite_bytes: bytes):
         self.io: ModelIO = tflite_io(tflite_bytes)
-        io_type = self.io.input(FEATURES_INPUT).dtype
-        bad = [t.name for t in self.io.inputs + self.io.outputs if t.dtype != io_type or io_type not in ("int8", "int16")]
-        if bad:
-            raise ValueError(f"{self.kind} runner needs a model with all-int8 (or all-int16) I/O; "
-                             f"features is {io_type}, mismatched: {bad}")
-        self.dtype = np.dtype(io_type).type
+        if self.io.io_type is None:
+            raise ValueError(f"{self.kind} runner needs a model with all-int8 (or all-int16) I/O; has "
+                             f"{ {t.name: t.dtype for t in self.io.inputs + self.io.outputs} }")
+        self.dtype = np.dtype(self.io.io_type).type
         feat, mask = self.io.input(FEATURES_INPUT), self.io.output(MASK_OUTPUT)
         self.bins = int(feat.shape[-1])
         self._feat = (feat.scale, feat.zero_point)
@@ -179,8 +177,8 @@ class _Int8Runner:
         for pair in self.io.state_pairs:
             inp, out = self.io.input(pair.input), self.io.output(pair.output)
             zero = np.full(inp.shape, inp.zero_point, dtype=self.dtype)   # quantised 0.0
-            self._pairs.append((self._input_slot(inp), self._output_slot(out), _StateFeedback(out, inp, self.dtype),
-                                zero))
+            feedback = _StateFeedback(pair.same_quantization, out, inp, self.dtype)
+            self._pairs.append((self._input_slot(inp), self._output_slot(out), feedback, zero))
         self.reset()
 
     def reset(self) -> None:

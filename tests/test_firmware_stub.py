@@ -372,7 +372,9 @@ int main(void) {
     assert int(line.split()[2], 16) == len(data) and line.split()[-1] == "2**4"   # size, 16-byte alignment
     other, other_h = model_array_source(b"\x01\x02", symbol="denoiser", section=".rodata.nn")
     assert "const uint8_t denoiser[]" in other and 'section(".rodata.nn")' in other and "DENOISER_H" in other_h
-    for bad in ({"symbol": "2bad"}, {"section": 'a"b'}):
+    named, named_h = model_array_source(b"\x01", stem="model_data")    # files named apart from the symbol
+    assert '#include "model_data.h"' in named and "MODEL_DATA_H" in named_h and "se_model[]" in named
+    for bad in ({"symbol": "2bad"}, {"section": 'a"b'}, {"stem": "model-data"}):
         with pytest.raises(ValueError):
             model_array_source(data, **bad)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline import artifacts
 from pipeline.bundle.arena import arena_section, measure_tflm_arena
-from pipeline.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_SYMBOL,
+from pipeline.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_STEM, C_SYMBOL,
                                     DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, QUANTIZE_FORMULA,
                                     REQUANTIZE_FORMULA, SUMS)
 from pipeline.bundle.readme import readme_text
@@ -77,11 +77,7 @@ def _write_c_sources(root: Path, source: BundleSource, io, vela_bytes: bytes) ->
 
     cfg = source.cfg
     (root / "c").mkdir()
-    c_text, h_text = c_export.model_array_source(vela_bytes, symbol=C_SYMBOL, section=C_SECTION)
-    # c_export names the header after the symbol; the bundle's is model_data.h
-    c_text = (c_text.replace(f'#include "{C_SYMBOL}.h"', f'#include "{C_HEADER}"')
-              .replace(f"/* {C_SYMBOL}.c:", f"/* {C_SOURCE}:", 1))
-    h_text = h_text.replace(f"/* {C_SYMBOL}.h:", f"/* {C_HEADER}:", 1)
+    c_text, h_text = c_export.model_array_source(vela_bytes, symbol=C_SYMBOL, section=C_SECTION, stem=C_STEM)
     (root / "c" / C_SOURCE).write_text(c_text)
     (root / "c" / C_HEADER).write_text(h_text)
     vela_sha = artifacts.sha256_file(root / "model" / vela_name(source))
@@ -119,7 +115,7 @@ def _manifest(source: BundleSource, io, vela_size: int, arena: dict[str, Any], f
               audio_record: dict[str, Any], golden_info: dict[str, Any]) -> dict[str, Any]:
     """model_manifest.json, all but its `files` (the hashes are added once every file is written)."""
     cfg = source.cfg
-    io_dtype = io.inputs[0].dtype
+    io_dtype = io.io_type
     return {
         "format": BUNDLE_FORMAT,
         "source": _source_section(source),

@@ -8,7 +8,8 @@ SUMS = "SHA256SUMS"
 C_SYMBOL = "se_model"
 C_SECTION = "nn_model"
 C_ALIGNMENT = 16
-C_SOURCE, C_HEADER = "model_data.c", "model_data.h"
+C_STEM = "model_data"
+C_SOURCE, C_HEADER = f"{C_STEM}.c", f"{C_STEM}.h"
 DEFAULT_FRAMES = 300
 REQUANTIZE_FORMULA = ("q_in = clamp(roundf(float32(float32(q_out - zp_out) * s_out) / s_in) + zp_in, QMIN, QMAX)"
                       "; roundf rounds half away from zero; every step float32 (pipeline/interpreters.py)")

@@ -220,7 +220,7 @@ def _check_float_files(golden: Path, manifest: dict[str, Any], features: np.ndar
     """features.f32 and audio_out.f32 must follow from audio_in.f32 and the mask (pipeline/features.py)."""
     from pipeline import features as feat
     from pipeline.convert import MASK_OUTPUT
-    from pipeline.interpreters import dequantize
+    from pipeline.golden import enhanced_audio
 
     audio_path, out_path = golden / "audio_in.f32", golden / "audio_out.f32"
     if not audio_path.is_file() or not out_path.is_file():
@@ -239,9 +239,7 @@ def _check_float_files(golden: Path, manifest: dict[str, Any], features: np.ndar
     if not diff <= _FEATURE_TOLERANCE:
         report.problems.append(f"{golden.name}/features.f32: differs from the features of audio_in.f32 by up to "
                                f"{diff:.3g} (tolerance {_FEATURE_TOLERANCE:g})")
-    mask_tensor = runner.io.output(MASK_OUTPUT)
-    mask = dequantize(outputs[MASK_OUTPUT].reshape(frames, -1), mask_tensor.scale, mask_tensor.zero_point)
-    enhanced = feat.enhance_with_mask(spectrum[:frames], mask, cfg, (frames - 1) * cfg.hop)
+    enhanced = enhanced_audio(spectrum, outputs[MASK_OUTPUT], runner.io.output(MASK_OUTPUT), cfg, frames)
     got = np.fromfile(out_path, dtype="<f4")
     if got.shape != enhanced.shape:
         report.problems.append(f"{golden.name}/audio_out.f32: {got.size} samples, expected {enhanced.size}")
