@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO))
 def _audio(seconds: float):
     import numpy as np
 
-    from pipeline.config import DataConfig
-    from pipeline.data import Dataset, build_dataset
+    from sepipe.config import DataConfig
+    from sepipe.data import Dataset, build_dataset
 
     cfg = DataConfig(size="small", cache_dir=str(REPO / ".cache"))
     build_dataset(cfg, progress=False)
@@ -38,9 +38,9 @@ def _audio(seconds: float):
 
 def stream(args: tuple[str, bytes, "np.ndarray"]) -> float:
     """Seconds taken to enhance `audio` frame by frame with runner `kind`."""
-    from pipeline import features as feat
-    from pipeline.config import FeatureConfig
-    from pipeline.interpreters import make_runner
+    from sepipe import features as feat
+    from sepipe.config import FeatureConfig
+    from sepipe.interpreters import make_runner
 
     kind, model, audio = args
     runner, cfg = make_runner(kind, tflite_bytes=model), FeatureConfig()

@@ -1,5 +1,5 @@
 """Keras architectures of the speech-enhancement mask estimators."""
 
-from models.mask_rnn import (  # noqa: F401
+from sepipe.models.mask_rnn import (  # noqa: F401
     StateSpec, build_sequence_model, build_streaming_model, copy_weights, state_specs,
 )

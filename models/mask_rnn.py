@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.keras_backend import keras
-from pipeline.config import ModelConfig
+from sepipe.models.keras_backend import keras
+from sepipe.config import ModelConfig
 
 FEATURES_INPUT = "features"
 MASK_OUTPUT = "mask"

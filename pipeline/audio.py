@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from pipeline.artifacts import atomic_path
-from pipeline.errors import InputFileError
+from sepipe.artifacts import atomic_path
+from sepipe.errors import InputFileError
 
 
 def read_wav(path: str | Path, sample_rate: int) -> np.ndarray:

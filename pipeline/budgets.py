@@ -1,7 +1,7 @@
 """Deployment budgets per target: SRAM, flash/DRAM, latency, NPU op share and quality floors.
 
 `vela_configs/budgets.yaml` maps target names (from targets.yaml) to limits. `check_budgets`
-compares compile records (pipeline.compile records, or rows of a records CSV) with them and
+compares compile records (sepipe.compile records, or rows of a records CSV) with them and
 returns one Violation per broken limit; each prints as one line `model, target, metric, value, limit`.
 A limit whose value is missing from a record is a violation too ("missing"): a budget never
 passes because nothing was measured.
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from pipeline.config import _build
-from pipeline.errors import ConfigError, InputFileError
-from pipeline.targets import Target, _read_yaml, load_targets
+from sepipe.config import _build
+from sepipe.errors import ConfigError, InputFileError
+from sepipe.targets import Target, _read_yaml, load_targets
 
 DEFAULT_HOP_MS = 16.0   # 256-sample hop at 16 kHz: the real-time deadline of one Invoke
 

@@ -21,9 +21,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from pipeline.config import FeatureConfig
-from pipeline.convert import FEATURES_INPUT, MASK_OUTPUT, ModelIO
-from pipeline.metrics import SAMPLE_RATE
+from sepipe.config import FeatureConfig
+from sepipe.convert import FEATURES_INPUT, MASK_OUTPUT, ModelIO
+from sepipe.metrics import SAMPLE_RATE
 
 ACTIVATION_TYPES = {"int8": ("int8_t", 8, -128, 127), "int16": ("int16_t", 16, -32768, 32767)}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -36,9 +36,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
-from pipeline.artifacts import sha256_file, write_json, write_text
-from pipeline.errors import ConfigError, InputFileError, ToolError, describe_exit
-from pipeline.targets import Target, get_target, load_targets
+from sepipe.artifacts import sha256_file, write_json, write_text
+from sepipe.errors import ConfigError, InputFileError, ToolError, describe_exit
+from sepipe.targets import Target, get_target, load_targets
 
 TOOL = "vela"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -276,7 +276,7 @@ def inspect_tflite(path: str | Path) -> TfliteInfo:
     from ethosu.vela.tflite.Model import Model
     from ethosu.vela.tflite.TensorType import TensorType
 
-    from pipeline.convert import read_tflite_bytes
+    from sepipe.convert import read_tflite_bytes
 
     path = Path(path)
     data = read_tflite_bytes(path)
@@ -333,9 +333,9 @@ def inspect_tflite(path: str | Path) -> TfliteInfo:
 def _kind_hint(info: TfliteInfo) -> str:
     if info.float_activations and info.int8_weights:
         return (" (a dynamic-range model: int8 weights, float32 activations; convert with full-integer "
-                "int8 quantisation, pipeline.convert.convert_int8)")
+                "int8 quantisation, sepipe.convert.convert_int8)")
     if info.float_activations:
-        return " (a float32 model; convert with full-integer int8 quantisation, pipeline.convert.convert_int8)"
+        return " (a float32 model; convert with full-integer int8 quantisation, sepipe.convert.convert_int8)"
     return ""
 
 

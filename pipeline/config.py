@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import yaml
 
-from pipeline.artifacts import ADDED_FIELD
-from pipeline.errors import ConfigError, InputFileError
+from sepipe.artifacts import ADDED_FIELD
+from sepipe.errors import ConfigError, InputFileError
 
 
 @dataclass(frozen=True)

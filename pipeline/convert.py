@@ -10,12 +10,12 @@ Traps handled here (see DESIGN.md, "Facts checked here"):
 - outputs are mapped by the signature def's names, never by tensor order (the
   tensors themselves are called `StatefulPartitionedCall:k`);
 - the converter can segfault inside calibration, so it runs in a subprocess
-  (`python -m pipeline.convert_worker`); a crash, a non-zero exit or a timeout
+  (`python -m sepipe.convert_worker`); a crash, a non-zero exit or a timeout
   becomes one `ToolError` line;
 - states are calibrated with states the float model produced on real audio.
 
 Weights: `convert_int8` takes the Keras `.weights.h5` that training writes from the
-STREAMING model (`streaming.weights.h5`, what pipeline.train saves). A file saved
+STREAMING model (`streaming.weights.h5`, what sepipe.train saves). A file saved
 from the SEQUENCE model of the same ModelConfig is accepted too: the worker loads it
 into the sequence model and copies the weights by layer name (models.copy_weights).
 Keras' `.weights.h5` loader matches layers by structure and silently ignores arrays
@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.artifacts import atomic_path
-from pipeline.config import ModelConfig
-from pipeline.errors import InputFileError, ToolError, describe_exit
+from sepipe.artifacts import atomic_path
+from sepipe.config import ModelConfig
+from sepipe.errors import InputFileError, ToolError, describe_exit
 
-FEATURES_INPUT = "features"      # mirrors models.mask_rnn (kept here so this module does not import TF)
+FEATURES_INPUT = "features"      # mirrors sepipe.models.mask_rnn (kept here so this module does not import TF)
 INTEGER_IO_TYPES = ("int8", "int16")   # int16: 16x8 models (int16 activations, int8 weights)
 MASK_OUTPUT = "mask"
 STATE_OUTPUT_SUFFIX = "_out"     # state output `<x>_out` is fed back to input `<x>`
@@ -74,7 +74,7 @@ def collect_calibration(streaming_model, feature_frames: list[np.ndarray], frame
 
     Rows are kept in (file, frame) order; `selection["picks"]` lists [file, frame] of each.
     """
-    from pipeline.interpreters import KerasStreamingRunner  # lazy: interpreters imports this module
+    from sepipe.interpreters import KerasStreamingRunner  # lazy: interpreters imports this module
 
     if not feature_frames:
         raise ValueError("collect_calibration needs at least one file of features")
@@ -145,7 +145,7 @@ def load_calibration(path: str | Path) -> CalibrationSet:
 def _worker_command(model_cfg: ModelConfig, bins: int, weights_path: Path, calibration_path: Path,
                     out_path: Path, activations: str = "int8") -> list[str]:
     """The converter subprocess command line (a function so tests can swap it for a crashing one)."""
-    return [sys.executable, "-m", "pipeline.convert_worker",
+    return [sys.executable, "-m", "sepipe.convert_worker",
             "--model", json.dumps(asdict(model_cfg), sort_keys=True),
             "--bins", str(int(bins)),
             "--weights", str(weights_path),
@@ -212,8 +212,8 @@ def convert_untrained(model_cfg: ModelConfig, bins: int, out_path: Path, seed: i
     import shutil
     import tempfile
 
-    from models.keras_backend import keras
-    from models.mask_rnn import build_streaming_model
+    from sepipe.models.keras_backend import keras
+    from sepipe.models.mask_rnn import build_streaming_model
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

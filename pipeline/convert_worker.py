@@ -1,6 +1,6 @@
-"""Subprocess entry of the int8 conversion: `python -m pipeline.convert_worker ...`.
+"""Subprocess entry of the int8 conversion: `python -m sepipe.convert_worker ...`.
 
-Run by `pipeline.convert.convert_int8` only; the converter can segfault inside
+Run by `sepipe.convert.convert_int8` only; the converter can segfault inside
 calibration, and a separate process turns that into an exit status the parent
 reports. Any error here ends the process with exit code 1 and ONE last stderr
 line `convert_worker: <what went wrong>`, which the parent quotes.
@@ -55,7 +55,7 @@ def load_streaming_weights(model_cfg, bins: int, weights_path: Path):
     does not use (a 2-layer file loads into a 1-layer model without a word), so the file
     must hold exactly the arrays the model has: same count, same shapes.
     """
-    from models.mask_rnn import build_sequence_model, build_streaming_model, copy_weights
+    from sepipe.models.mask_rnn import build_sequence_model, build_streaming_model, copy_weights
 
     streaming = build_streaming_model(model_cfg, bins)
     in_file = sorted(_weight_shapes_in_file(weights_path))
@@ -80,9 +80,9 @@ def load_streaming_weights(model_cfg, bins: int, weights_path: Path):
 
 def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path: Path, out_path: Path,
             activations: str = "int8") -> dict:
-    from models.keras_backend import tf
-    from pipeline.config import ModelConfig
-    from pipeline.convert import load_calibration
+    from sepipe.models.keras_backend import tf
+    from sepipe.config import ModelConfig
+    from sepipe.convert import load_calibration
 
     cfg = ModelConfig(**json.loads(model_cfg_json))
     model, weights_from = load_streaming_weights(cfg, bins, weights_path)

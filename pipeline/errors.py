@@ -1,7 +1,7 @@
 """The one error root of the pipeline.
 
 Every error a user can cause names the file or option, the value given and what
-would be valid. Only `pipeline.cli.main` catches these and turns them into one
+would be valid. Only `sepipe.cli.main` catches these and turns them into one
 line on stderr and a non-zero exit code.
 """
 

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import features as feat
-from pipeline.audio import write_wav
-from pipeline.config import ExperimentConfig
-from pipeline.metrics import METRICS, mean_scores, score
-from pipeline.progress import bar
+from sepipe import features as feat
+from sepipe.audio import write_wav
+from sepipe.config import ExperimentConfig
+from sepipe.metrics import METRICS, mean_scores, score
+from sepipe.progress import bar
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Scorer:
     """Scores enhanced audio in worker processes while the caller streams the next file.
 
     The metrics dominate evaluation time (DNSMOS alone is about 1 s per file and system)
-    and need no TensorFlow, so spawned workers import only `pipeline.metrics`. Spawning
+    and need no TensorFlow, so spawned workers import only `sepipe.metrics`. Spawning
     re-imports the caller's main module: a script that calls the pipeline needs the usual
     `if __name__ == "__main__":` guard (the `sepipe` CLI and pytest have it).
     """
@@ -89,7 +89,7 @@ def _score_and_keep(cfg, scorer: Scorer, pair, index, system, enhanced, out_dir)
 
 def evaluate_references(cfg: ExperimentConfig, dataset, out_dir: Path, progress: bool = True) -> EvaluationResult:
     """Score the unprocessed input and RNNoise on the test split (independent of any model)."""
-    from pipeline.baselines import rnnoise_enhance
+    from sepipe.baselines import rnnoise_enhance
 
     scorer, pairs = Scorer(cfg), _pairs(cfg, dataset)
     log.info("references: %s on %d test files", ", ".join(cfg.evaluate.baselines), len(pairs))
@@ -108,7 +108,7 @@ def evaluate_references(cfg: ExperimentConfig, dataset, out_dir: Path, progress:
 def evaluate_models(cfg: ExperimentConfig, dataset, variant: str, model_label: str, streaming_model,
                     tflite_bytes: bytes | None, out_dir: Path, progress: bool = True) -> EvaluationResult:
     """Score one variant's runners (float if `streaming_model`, TFLite and TFLM if `tflite_bytes`)."""
-    from pipeline.interpreters import make_runner
+    from sepipe.interpreters import make_runner
 
     runners = {}
     for kind in cfg.evaluate.interpreters:
@@ -182,7 +182,7 @@ def quality_table(reference_rows: list[dict], variant_rows: list[dict]) -> list[
 
 
 def _mask_lsb(tflite_bytes: bytes) -> float:
-    from pipeline.convert import MASK_OUTPUT, tflite_io
+    from sepipe.convert import MASK_OUTPUT, tflite_io
 
     return tflite_io(tflite_bytes).output(MASK_OUTPUT).scale
 

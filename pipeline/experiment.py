@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import artifacts
-from pipeline.config import ExperimentConfig, ModelConfig, VariantConfig
-from pipeline.errors import MissingArtifactError
-from pipeline.evaluate import DENSE_VARIANT
+from sepipe import artifacts
+from sepipe.config import ExperimentConfig, ModelConfig, VariantConfig
+from sepipe.errors import MissingArtifactError
+from sepipe.evaluate import DENSE_VARIANT
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def _summary(cfg: ExperimentConfig, stage: str) -> dict:
 # ---------------------------------------------------------------- stages
 def stage_data(cfg: ExperimentConfig, build: bool, progress: bool = True):
     """Open the experiment's dataset, building it first when `build` (else a missing one is an error)."""
-    from pipeline.data import Dataset, build_dataset
+    from sepipe.data import Dataset, build_dataset
 
     if build:
         build_dataset(cfg.data, progress=progress)
@@ -97,7 +97,7 @@ def stage_data(cfg: ExperimentConfig, build: bool, progress: bool = True):
 
 
 def stage_train(cfg: ExperimentConfig, dataset, progress: bool = True) -> dict:
-    from pipeline.train import train
+    from sepipe.train import train
 
     paths = RunPaths(cfg)
     config = {"seed": cfg.seed, "data": cfg.data, "features": cfg.features, "model": cfg.model, "train": cfg.train}
@@ -175,7 +175,7 @@ def stage_variant(cfg: ExperimentConfig, dataset, variant: VariantConfig, progre
         raise MissingArtifactError(paths.streaming_weights, f"train first: sepipe train {cfg.name}.yaml")
     if not variant.is_finetuned:
         return _untrained_variant_model(cfg, variant)
-    from pipeline.compress import finetune_variant
+    from sepipe.compress import finetune_variant
 
     stage = f"variant:{variant.name}"
     config = {"seed": cfg.seed, "data": cfg.data, "features": cfg.features, "model": cfg.model,
@@ -196,7 +196,7 @@ def stage_variant(cfg: ExperimentConfig, dataset, variant: VariantConfig, progre
 
 def load_streaming_model(model: VariantModel, bins: int):
     """The variant's one-frame float model with its weights."""
-    from models import build_streaming_model
+    from sepipe.models import build_streaming_model
 
     if model.streaming_weights is None or not model.streaming_weights.exists():
         raise MissingArtifactError(model.streaming_weights, "train (and fine-tune the variant) first")
@@ -213,8 +213,8 @@ def stage_convert(cfg: ExperimentConfig, dataset, variant: VariantConfig, progre
     stage, tflite = f"convert:{variant.name}", paths.tflite(variant.name)
     if variant.kind == "offline":
         return _convert_offline(cfg, variant, stage, tflite)
-    from pipeline import features as feat
-    from pipeline.convert import collect_calibration, convert_int8, save_calibration, validate_int8_model
+    from sepipe import features as feat
+    from sepipe.convert import collect_calibration, convert_int8, save_calibration, validate_int8_model
 
     config = {"seed": cfg.seed, "features": cfg.features, "model": model.model, "convert": cfg.convert,
               "qat": model.qat}
@@ -243,7 +243,7 @@ def stage_convert(cfg: ExperimentConfig, dataset, variant: VariantConfig, progre
 
 def _convert_offline(cfg: ExperimentConfig, variant: VariantConfig, stage: str, tflite: Path) -> dict:
     """Magnitude-prune the dense int8 model's weights without retraining (the reference's baseline)."""
-    from pipeline.compress import offline_prune_tflite
+    from sepipe.compress import offline_prune_tflite
 
     dense = RunPaths(cfg).tflite(DENSE_VARIANT)
     if not dense.exists():
@@ -260,7 +260,7 @@ def _convert_offline(cfg: ExperimentConfig, variant: VariantConfig, stage: str, 
 
 def _check_against_float(streaming, tflite_bytes: bytes, frames: list[np.ndarray]) -> dict:
     """Mask difference between the int8 TFLite model and the float model on real frames."""
-    from pipeline.interpreters import make_runner
+    from sepipe.interpreters import make_runner
 
     float_runner = make_runner("float", streaming_model=streaming)
     int8_runner = make_runner("tflite", tflite_bytes=tflite_bytes)
@@ -274,8 +274,8 @@ def _check_against_float(streaming, tflite_bytes: bytes, frames: list[np.ndarray
 
 def stage_compile(cfg: ExperimentConfig, variant: VariantConfig) -> dict:
     """Vela for every target of the experiment; one record per target."""
-    from pipeline.compile import CompileOptions, compile_many
-    from pipeline.targets import DEFAULT_TARGETS_FILE, load_targets
+    from sepipe.compile import CompileOptions, compile_many
+    from sepipe.targets import DEFAULT_TARGETS_FILE, load_targets
 
     paths = RunPaths(cfg)
     tflite = paths.tflite(variant.name)
@@ -307,7 +307,7 @@ def stage_compile(cfg: ExperimentConfig, variant: VariantConfig) -> dict:
 # ---------------------------------------------------------------- evaluation
 def stage_references(cfg: ExperimentConfig, dataset, progress: bool = True) -> dict:
     """Score the unprocessed input and RNNoise once per experiment."""
-    from pipeline.evaluate import evaluate_references
+    from sepipe.evaluate import evaluate_references
 
     stage = "evaluate:references"
     config = {"features": cfg.features, "evaluate": cfg.evaluate}
@@ -324,7 +324,7 @@ def stage_references(cfg: ExperimentConfig, dataset, progress: bool = True) -> d
 
 def stage_evaluate(cfg: ExperimentConfig, dataset, variant: VariantConfig, progress: bool = True) -> dict:
     """Stream the test set through the variant's float model (if any), TFLite and TFLite Micro."""
-    from pipeline.evaluate import evaluate_models
+    from sepipe.evaluate import evaluate_models
 
     paths = RunPaths(cfg)
     model = stage_variant(cfg, dataset, variant, progress=progress)
@@ -353,8 +353,8 @@ def stage_evaluate(cfg: ExperimentConfig, dataset, variant: VariantConfig, progr
 
 def evaluate_all(cfg: ExperimentConfig, dataset, progress: bool = True) -> dict:
     """References plus every variant; writes and returns the quality table with its notes."""
-    from pipeline.evaluate import quality_table
-    from pipeline.report import write_tables
+    from sepipe.evaluate import quality_table
+    from sepipe.report import write_tables
 
     references = stage_references(cfg, dataset, progress=progress)
     summaries = {v.name: stage_evaluate(cfg, dataset, v, progress=progress) for v in cfg.variants}
@@ -390,7 +390,7 @@ def model_size(cfg: ExperimentConfig, model: VariantModel, tflite: Path) -> dict
         weights = load_streaming_model(model, cfg.features.bins).get_weights()
         return {"params": int(sum(w.size for w in weights)),
                 "nonzero_weights": int(sum(np.count_nonzero(w) for w in weights))}
-    from pipeline.compress import tflite_sparsity
+    from sepipe.compress import tflite_sparsity
 
     dense = model_size(cfg, VariantModel(cfg.model, RunPaths(cfg).streaming_weights), tflite)
     zeros = tflite_sparsity(tflite.read_bytes())["zeros"]
@@ -399,9 +399,9 @@ def model_size(cfg: ExperimentConfig, model: VariantModel, tflite: Path) -> dict
 
 def stage_report(cfg: ExperimentConfig, dataset=None) -> dict:
     """Join quality (evaluate) with deployment (compile) into CSV, Markdown and HTML."""
-    from pipeline.evaluate import quality_table
-    from pipeline.html_report import write_html_report
-    from pipeline.report import DEPLOYMENT_COLUMNS, deployment_rows, headline_figures, headline_lines, write_tables
+    from sepipe.evaluate import quality_table
+    from sepipe.html_report import write_html_report
+    from sepipe.report import DEPLOYMENT_COLUMNS, deployment_rows, headline_figures, headline_lines, write_tables
 
     paths = RunPaths(cfg)
     stages = artifacts.read_manifest(cfg.run_dir)["stages"]

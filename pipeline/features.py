@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.config import FeatureConfig
+from sepipe.config import FeatureConfig
 
 
 def analysis_window(cfg: FeatureConfig) -> np.ndarray:

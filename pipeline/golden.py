@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import write_bytes, write_json
-from pipeline.config import FeatureConfig
-from pipeline.convert import FEATURES_INPUT, MASK_OUTPUT
-from pipeline.metrics import SAMPLE_RATE
+from sepipe.artifacts import write_bytes, write_json
+from sepipe.config import FeatureConfig
+from sepipe.convert import FEATURES_INPUT, MASK_OUTPUT
+from sepipe.metrics import SAMPLE_RATE
 
 FORMAT = 1
 WINDOW = "sqrt_hann_periodic"
@@ -46,8 +46,8 @@ def enhanced_audio(spectrum: np.ndarray, quantized_mask: np.ndarray, mask_tensor
     """audio_out.f32: the first `frames` frames of `spectrum` times the dequantised mask the model
     returned, resynthesised; (frames - 1) * hop samples aligned with the input (the last hop is
     still missing its second overlapping frame)."""
-    from pipeline.features import enhance_with_mask
-    from pipeline.interpreters import dequantize
+    from sepipe.features import enhance_with_mask
+    from sepipe.interpreters import dequantize
 
     mask = dequantize(np.asarray(quantized_mask).reshape(frames, -1), mask_tensor.scale, mask_tensor.zero_point)
     return enhance_with_mask(spectrum[:frames], mask, feature_cfg, (frames - 1) * feature_cfg.hop)
@@ -58,8 +58,8 @@ def write_golden_vectors(tflite_bytes: bytes, audio: np.ndarray, feature_cfg: Fe
     """Write the golden vectors of `frames` frames of `audio` (float32 mono at the model's
     sample rate) into `out_dir`; return the golden.json dict. ValueError when the audio is
     shorter than `frames` hops or the model is not an int8 / 16x8 streaming model."""
-    from pipeline.features import features
-    from pipeline.interpreters import TFLMStreamingRunner
+    from sepipe.features import features
+    from sepipe.interpreters import TFLMStreamingRunner
 
     frames = int(frames)
     if frames < 2:
@@ -96,7 +96,7 @@ def write_golden_vectors(tflite_bytes: bytes, audio: np.ndarray, feature_cfg: Fe
     put("audio_in.f32", audio, "float32",
         f"input audio, {frames}*{hop} samples; frame t consumes samples [t*hop, (t+1)*hop)")
     put("features.f32", feats, "float32",
-        "Python features per frame: ln(|rfft(sqrt-Hann * frame)|^2 + log_floor), pipeline.features")
+        "Python features per frame: ln(|rfft(sqrt-Hann * frame)|^2 + log_floor), sepipe.features")
     tensors: dict[str, dict] = {}
     pair_of_input = {p.input: p for p in io.state_pairs}
     for tensor in io.inputs:

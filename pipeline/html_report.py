@@ -16,9 +16,9 @@ import math
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from pipeline.artifacts import write_text
-from pipeline.errors import InputFileError
-from pipeline.report import DISPLAY_COLUMNS
+from sepipe.artifacts import write_text
+from sepipe.errors import InputFileError
+from sepipe.report import DISPLAY_COLUMNS
 
 # Deployment tables: (header, format, keys). The first key present in a row wins, so rows that keep
 # Vela's record names (sram_memory_used_kib, inference_time_ms, ...) and rows with the short names both show.

@@ -7,7 +7,7 @@ Every runner has the same interface:
 
 `run` resets first by default, so each file starts from zero states, like the
 firmware at power-up. After every frame each state output `<x>_out` is copied
-back to its input `<x>` (matched by name, see pipeline.convert.tflite_io).
+back to its input `<x>` (matched by name, see sepipe.convert.tflite_io).
 
 Integer arithmetic shared with the firmware (firmware_stub mirrors these exactly):
     quantize(x)   = clamp(round_half_away(float32(x) / float32(scale)) + zero_point, QMIN, QMAX)
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.convert import FEATURES_INPUT, MASK_OUTPUT, ModelIO, tflite_io
+from sepipe.convert import FEATURES_INPUT, MASK_OUTPUT, ModelIO, tflite_io
 
 RUNNER_KINDS = ("float", "tflite", "tflm")
 
@@ -72,7 +72,7 @@ class KerasStreamingRunner:
     kind = "float"
 
     def __init__(self, streaming_model):
-        from models.keras_backend import tf
+        from sepipe.models.keras_backend import tf
 
         self._tf = tf
         self.model = streaming_model

@@ -30,7 +30,7 @@ import warnings
 
 import numpy as np
 
-from pipeline.errors import ConfigError, ToolError
+from sepipe.errors import ConfigError, ToolError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.n
 
 def _check_rate(metric: str, sample_rate: int, why: str) -> None:
     if isinstance(sample_rate, bool) or sample_rate != SAMPLE_RATE:
-        raise ConfigError(f"pipeline.metrics.{metric}", "sample_rate", sample_rate,
+        raise ConfigError(f"sepipe.metrics.{metric}", "sample_rate", sample_rate,
                           f"{SAMPLE_RATE} (Hz): {why}; resample the audio first")
 
 

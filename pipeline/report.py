@@ -7,7 +7,7 @@ import io
 import math
 from pathlib import Path
 
-from pipeline.artifacts import write_text
+from sepipe.artifacts import write_text
 
 # (column, header, format) in display order; the CSV keeps every column of a row.
 DISPLAY_COLUMNS = (

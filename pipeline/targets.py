@@ -18,8 +18,8 @@ from typing import Literal
 
 import yaml
 
-from pipeline.config import _build
-from pipeline.errors import ConfigError, InputFileError
+from sepipe.config import _build
+from sepipe.errors import ConfigError, InputFileError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TARGETS_FILE = PROJECT_ROOT / "vela_configs" / "targets.yaml"

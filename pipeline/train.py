@@ -1,6 +1,6 @@
 """Training stage: the sequence model on noisy/clean mixtures, float32, on CPU or GPU.
 
-Features come from `pipeline.features` (numpy, the reference the firmware follows).
+Features come from `sepipe.features` (numpy, the reference the firmware follows).
 The loss needs audio, so the one piece mirrored in TensorFlow is the resynthesis
 (`tf_istft`), tested equal to `features.istft`. The loss is
     compressed-magnitude MSE (|S|^0.3, the usual perceptual compression)
@@ -21,12 +21,12 @@ from typing import Iterator
 
 import numpy as np
 
-from models import build_sequence_model, build_streaming_model, copy_weights
-from models.keras_backend import keras, tf
-from pipeline import features as feat
-from pipeline.artifacts import atomic_path, write_json
-from pipeline.config import ExperimentConfig, FeatureConfig
-from pipeline.progress import bar
+from sepipe.models import build_sequence_model, build_streaming_model, copy_weights
+from sepipe.models.keras_backend import keras, tf
+from sepipe import features as feat
+from sepipe.artifacts import atomic_path, write_json
+from sepipe.config import ExperimentConfig, FeatureConfig
+from sepipe.progress import bar
 
 log = logging.getLogger(__name__)
 

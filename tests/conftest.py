@@ -7,20 +7,17 @@ import os
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 @pytest.fixture(scope="session")
 def small_data_config():
     """The DataConfig of the small Debian dataset, cached under <repo>/.cache."""
-    from pipeline.config import DataConfig
+    from sepipe.config import DataConfig
 
     return DataConfig(source="debian", size="small", cache_dir=str(REPO / ".cache"), seed=0)
 
@@ -28,7 +25,7 @@ def small_data_config():
 @pytest.fixture(scope="session")
 def small_dataset(small_data_config):
     """The small Debian dataset, built once (or reused) and opened."""
-    from pipeline.data import Dataset, build_dataset
+    from sepipe.data import Dataset, build_dataset
 
     build_dataset(small_data_config, progress=False)
     return Dataset.open(small_data_config)

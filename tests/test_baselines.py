@@ -11,7 +11,7 @@ import pytest
 import soxr
 from scipy.signal import correlate
 
-from pipeline import baselines, metrics
+from sepipe import baselines, metrics
 
 SR = 16000
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.budgets import (Budget, Violation, check_budgets, format_violations, load_budgets, load_records)
-from pipeline.compile import write_records_csv
-from pipeline.errors import ConfigError, InputFileError
-from pipeline.targets import DEFAULT_TARGETS_FILE
+from sepipe.budgets import (Budget, Violation, check_budgets, format_violations, load_budgets, load_records)
+from sepipe.compile import write_records_csv
+from sepipe.errors import ConfigError, InputFileError
+from sepipe.targets import DEFAULT_TARGETS_FILE
 
 PROJECT_BUDGETS = DEFAULT_TARGETS_FILE.parent / "budgets.yaml"
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import artifacts
-from pipeline import experiment as exp
-from pipeline.bundle import BundleError, c_array_bytes, make_bundle, probe_tflm_arena, verify_bundle
-from pipeline.cli import main
-from pipeline.config import experiment_from_dict
-from pipeline.convert import tflite_io
+from sepipe import artifacts
+from sepipe import experiment as exp
+from sepipe.bundle import BundleError, c_array_bytes, make_bundle, probe_tflm_arena, verify_bundle
+from sepipe.cli import main
+from sepipe.config import experiment_from_dict
+from sepipe.convert import tflite_io
 
 TARGET = "ethos-u55-128"
 FRAMES = 200

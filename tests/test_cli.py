@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.cli import main
+from sepipe.cli import main
 
 
 def _run(capsys, *argv):

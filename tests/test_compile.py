@@ -1,7 +1,7 @@
 """Vela compilation (real Vela 5.2.0) and target loading.
 
 One tiny streaming GRU (random weights, random calibration) is converted to int8 once per
-module with pipeline.convert.convert_int8; float and dynamic-range versions come straight
+module with sepipe.convert.convert_int8; float and dynamic-range versions come straight
 from tf.lite. Exact figures are compared with Vela's own CSV, never with fixed numbers.
 """
 
@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.compile import (CompileOptions, CpuFallbackError, compile_many, compile_model, inspect_tflite,
+from sepipe.compile import (CompileOptions, CpuFallbackError, compile_many, compile_model, inspect_tflite,
                               read_summary_csv)
-from pipeline.config import ModelConfig
-from pipeline.errors import ConfigError, InputFileError, ToolError
-from pipeline.targets import DEFAULT_TARGETS_FILE, get_target, load_targets
+from sepipe.config import ModelConfig
+from sepipe.errors import ConfigError, InputFileError, ToolError
+from sepipe.targets import DEFAULT_TARGETS_FILE, get_target, load_targets
 
 BINS = 257
 TINY = ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32)
@@ -33,9 +33,9 @@ EXPECTED_IDS = {"ethos-u55-64": "H64", "ethos-u55-128": "H128", "ethos-u55-256":
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """int8 (convert_untrained), float32 and dynamic-range .tflite of one tiny streaming GRU."""
-    from models.keras_backend import tf
-    from models.mask_rnn import build_streaming_model
-    from pipeline.convert import convert_untrained
+    from sepipe.models.keras_backend import tf
+    from sepipe.models.mask_rnn import build_streaming_model
+    from sepipe.convert import convert_untrained
 
     folder = tmp_path_factory.mktemp("tiny_models")
     paths = {"int8": convert_untrained(TINY, BINS, folder / "tiny_int8.tflite", seed=0)}

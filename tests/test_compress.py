@@ -1,4 +1,4 @@
-"""Compression variants (pipeline.compress): weight / block / m-by-n / unit pruning, QAT, offline, ptq.
+"""Compression variants (sepipe.compress): weight / block / m-by-n / unit pruning, QAT, offline, ptq.
 
 Tiny GRU and LSTM models (input 32, 2 x 24 recurrent units, dense 32, 257 bins), 1-second segments,
 batch 4, 3-4 fine-tuning steps; each variant is fine-tuned once per module and converted once.
@@ -12,18 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.keras_backend import keras, tf
-from models.mask_rnn import build_sequence_model, build_streaming_model, copy_weights
-from pipeline.compress import finetune_variant, layer_targets, offline_prune_tflite, tflite_sparsity
-from pipeline.compress import units as units_mod
-from pipeline.compress.finetune import FineTuneSession, fake_quantize
-from pipeline.compress.qat import quantizable_variables
-from pipeline.compress.sparsity import keras_sparsity, tflite_zero_masks
-from pipeline.compress.tflite_weights import fc_weight_tensors
-from pipeline.config import DataConfig, ModelConfig, VariantConfig, experiment_from_dict
-from pipeline.convert import collect_calibration, convert_int8, save_calibration, tflite_io, validate_int8_model
-from pipeline.errors import ConfigError
-from pipeline.features import features as compute_features
+from sepipe.models.keras_backend import keras, tf
+from sepipe.models.mask_rnn import build_sequence_model, build_streaming_model, copy_weights
+from sepipe.compress import finetune_variant, layer_targets, offline_prune_tflite, tflite_sparsity
+from sepipe.compress import units as units_mod
+from sepipe.compress.finetune import FineTuneSession, fake_quantize
+from sepipe.compress.qat import quantizable_variables
+from sepipe.compress.sparsity import keras_sparsity, tflite_zero_masks
+from sepipe.compress.tflite_weights import fc_weight_tensors
+from sepipe.config import DataConfig, ModelConfig, VariantConfig, experiment_from_dict
+from sepipe.convert import collect_calibration, convert_int8, save_calibration, tflite_io, validate_int8_model
+from sepipe.errors import ConfigError
+from sepipe.features import features as compute_features
 
 REPO = Path(__file__).resolve().parents[1]
 PRUNED = ["input_dense", "rnn_1", "rnn_2", "dense_1", "dense_2"]
@@ -49,7 +49,7 @@ class Env:
     """A family's config, 1-s-segment dataset, base weights (a few training steps) and a calibration helper."""
 
     def __init__(self, family, small_dataset, root: Path):
-        from pipeline.data import Dataset
+        from sepipe.data import Dataset
 
         self.cfg = experiment(family)
         self.root = root
@@ -274,7 +274,7 @@ def test_unit_surgery_is_exact_for_dead_units(family):
 
 @pytest.mark.parametrize("family", ["gru", "lstm"])
 def test_unit_pruning_narrows_the_model_cuts_macs_and_shrinks_states(request, family, tmp_path):
-    from pipeline.compile import compile_model
+    from sepipe.compile import compile_model
 
     env = request.getfixturevalue(family)
     result = env.run(variant("u50", "unit", sparsity=0.5, finetune_steps_per_epoch=4))

@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline.config import ExperimentConfig, experiment_from_dict, load_experiment
-from pipeline.errors import ConfigError, InputFileError
+from sepipe.config import ExperimentConfig, experiment_from_dict, load_experiment
+from sepipe.errors import ConfigError, InputFileError
 
 
 def test_defaults_build_and_validate():
@@ -74,8 +74,8 @@ def test_only_plain_ptq_and_offline_variants_skip_fine_tuning():
 def test_fields_added_later_leave_old_fingerprints_alone_until_set():
     """ConvertConfig.activations and VariantConfig.weight_sparsity came after runs were recorded: at their
     default they are not part of a stage's fingerprint (old stages stay current); set, they are."""
-    from pipeline.artifacts import sha256_json
-    from pipeline.config import ConvertConfig, VariantConfig
+    from sepipe.artifacts import sha256_json
+    from sepipe.config import ConvertConfig, VariantConfig
 
     old_repr = ("VariantConfig(name='u50', kind='unit', sparsity=0.5, block=(1, 1), m_by_n=None, layers=(), "
                 "qat=False, finetune_epochs=4, finetune_steps_per_epoch=100, learning_rate=0.0002)")

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.keras_backend import keras, tf
-from models.mask_rnn import build_sequence_model, build_streaming_model, copy_weights, state_specs
-from pipeline import convert as convert_mod
-from pipeline.config import FeatureConfig, ModelConfig
-from pipeline.convert import (CalibrationSet, collect_calibration, convert_int8, load_calibration,
+from sepipe.models.keras_backend import keras, tf
+from sepipe.models.mask_rnn import build_sequence_model, build_streaming_model, copy_weights, state_specs
+from sepipe import convert as convert_mod
+from sepipe.config import FeatureConfig, ModelConfig
+from sepipe.convert import (CalibrationSet, collect_calibration, convert_int8, load_calibration,
                               save_calibration, tflite_io, validate_int8_model)
-from pipeline.errors import InputFileError, ToolError
-from pipeline.features import features as compute_features
+from sepipe.errors import InputFileError, ToolError
+from sepipe.features import features as compute_features
 
 BINS = FeatureConfig().bins
 FAMILIES = ("gru", "lstm")
@@ -80,7 +80,7 @@ def load_speech(request) -> Speech:
     """Real noisy speech: the shared `small_dataset` fixture when conftest provides it, else G.722 prompts."""
     try:
         dataset = request.getfixturevalue("small_dataset")
-    except (pytest.FixtureLookupError, ImportError) as exc:  # ImportError: pipeline.data not there yet
+    except (pytest.FixtureLookupError, ImportError) as exc:  # ImportError: sepipe.data not there yet
         warnings.warn(f"small_dataset unavailable ({exc.__class__.__name__}); using G.722 prompts + noise")
         pairs = _g722_pairs(8, seed=0)
         train, test, source = pairs[:6], pairs[6:], "asterisk-core-sounds-fr-g722 + synthetic noise"
@@ -175,7 +175,7 @@ def random_gru():
 
 
 def test_calibration_selection_is_reproducible_from_seed(random_gru, speech):
-    from pipeline.interpreters import KerasStreamingRunner
+    from sepipe.interpreters import KerasStreamingRunner
 
     feats = [x for x, _ in speech.train[:3]]
     a = collect_calibration(random_gru, feats, frames=50, seed=7)

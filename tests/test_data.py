@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.audio import read_wav, rms_dbfs, write_wav
-from pipeline.config import DataConfig
-from pipeline.data import Dataset, build_dataset
-from pipeline.data import mixing
-from pipeline.errors import InputFileError, MissingArtifactError
+from sepipe.audio import read_wav, rms_dbfs, write_wav
+from sepipe.config import DataConfig
+from sepipe.data import Dataset, build_dataset
+from sepipe.data import mixing
+from sepipe.errors import InputFileError, MissingArtifactError
 
 SR = 16000
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from pipeline import artifacts
-from pipeline import experiment as exp
-from pipeline.cli import main
-from pipeline.config import experiment_from_dict
+from sepipe import artifacts
+from sepipe import experiment as exp
+from sepipe.cli import main
+from sepipe.config import experiment_from_dict
 
 TARGETS = ["ethos-u55-128", "ethos-u65-256"]
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline import features as feat
-from pipeline.config import FeatureConfig
+from sepipe import features as feat
+from sepipe.config import FeatureConfig
 
 
 @pytest.fixture(params=[FeatureConfig(), FeatureConfig(fft_size=256, hop=128)], ids=["512-256", "256-128"])
@@ -44,7 +44,7 @@ def test_zero_mask_silences_and_log_floor_bounds_features(cfg):
 
 
 def test_tensorflow_resynthesis_mirrors_the_reference(cfg, small_dataset):
-    from pipeline.train import tf_istft
+    from sepipe.train import tf_istft
 
     audio = small_dataset.pairs("test", limit=1)[0].noisy
     spectrum = feat.stft(audio, cfg)

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.c_export import c_float_decimal, c_float_hex, model_array_source, model_io_header
-from pipeline.config import FeatureConfig, ModelConfig
-from pipeline.convert import FEATURES_INPUT, MASK_OUTPUT, collect_calibration, convert_int8, save_calibration, tflite_io
-from pipeline.features import analysis_window, enhance_with_mask, features as compute_features
-from pipeline.golden import write_golden_vectors
-from pipeline.interpreters import dequantize, quantize, requantize
+from sepipe.c_export import c_float_decimal, c_float_hex, model_array_source, model_io_header
+from sepipe.config import FeatureConfig, ModelConfig
+from sepipe.convert import FEATURES_INPUT, MASK_OUTPUT, collect_calibration, convert_int8, save_calibration, tflite_io
+from sepipe.features import analysis_window, enhance_with_mask, features as compute_features
+from sepipe.golden import write_golden_vectors
+from sepipe.interpreters import dequantize, quantize, requantize
 
 STUB = Path(__file__).resolve().parents[1] / "firmware_stub"
 FEATURES = FeatureConfig()
@@ -72,8 +72,8 @@ def speech(small_dataset):
 
 def _train_briefly(cfg: ModelConfig, train, steps: int = 40, seed: int = 0):
     """A few seconds of training on raw log-power features so the mask spans [0, 1]."""
-    from models.keras_backend import keras
-    from models.mask_rnn import build_sequence_model, build_streaming_model, copy_weights
+    from sepipe.models.keras_backend import keras
+    from sepipe.models.mask_rnn import build_sequence_model, build_streaming_model, copy_weights
 
     keras.utils.set_random_seed(seed)
     feats, targets = [], []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.interpreters import (KerasStreamingRunner, TFLiteStreamingRunner, TFLMStreamingRunner, dequantize,
+from sepipe.interpreters import (KerasStreamingRunner, TFLiteStreamingRunner, TFLMStreamingRunner, dequantize,
                                    make_runner, quantize, requantize, requantize_table, round_half_away)
 
 try:  # helpers shared with the conversion tests (tests/ is on sys.path in pytest's default import mode)

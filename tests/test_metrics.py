@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import metrics
-from pipeline.errors import ConfigError
+from sepipe import metrics
+from sepipe.errors import ConfigError
 
 SR = 16000
 
@@ -59,7 +59,7 @@ def test_si_sdr_matches_correlation_identity(clean):
 
 
 def test_si_sdr_edge_cases(clean, caplog):
-    with caplog.at_level(logging.WARNING, logger="pipeline.metrics"):
+    with caplog.at_level(logging.WARNING, logger="sepipe.metrics"):
         assert math.isnan(metrics.si_sdr(np.zeros_like(clean), clean))
         assert metrics.si_sdr(clean, np.zeros_like(clean)) == -metrics.SI_SDR_LIMIT_DB
     assert "silent" in caplog.text
@@ -81,7 +81,7 @@ def test_pesq_of_clean_is_the_wideband_maximum_and_noise_lowers_it(clean):
 
 
 def test_pesq_silent_reference_is_nan_with_a_warning(clean, caplog):
-    with caplog.at_level(logging.WARNING, logger="pipeline.metrics"):
+    with caplog.at_level(logging.WARNING, logger="sepipe.metrics"):
         assert math.isnan(metrics.pesq_wb(np.zeros_like(clean), clean))
     assert "pesq_wb" in caplog.text
 
@@ -105,7 +105,7 @@ def test_stoi_of_identical_is_one_and_noise_lowers_it(clean):
 
 
 def test_stoi_too_short_is_nan(clean, caplog):
-    with caplog.at_level(logging.WARNING, logger="pipeline.metrics"):
+    with caplog.at_level(logging.WARNING, logger="sepipe.metrics"):
         assert math.isnan(metrics.stoi(clean[:2000], clean[:2000]))     # 125 ms < 30 frames
     assert "stoi" in caplog.text
 

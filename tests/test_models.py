@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from models import build_sequence_model, build_streaming_model, copy_weights, state_specs
-from pipeline.config import ModelConfig
+from sepipe.models import build_sequence_model, build_streaming_model, copy_weights, state_specs
+from sepipe.config import ModelConfig
 
 TINY = {"gru": ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32),
         "lstm": ModelConfig(family="lstm", input_units=0, rnn_units=24, dense_units=0)}
@@ -10,7 +10,7 @@ TINY = {"gru": ModelConfig(family="gru", input_units=32, rnn_units=24, dense_uni
 
 @pytest.mark.parametrize("family", ["gru", "lstm"])
 def test_streaming_frame_by_frame_equals_sequence_model(family, small_dataset):
-    from pipeline.features import FeatureConfig, features
+    from sepipe.features import FeatureConfig, features
 
     cfg = TINY[family]
     sequence, streaming = build_sequence_model(cfg, 257), build_streaming_model(cfg, 257)

@@ -1,6 +1,6 @@
 import math
 
-from pipeline.report import headline_figures, headline_lines
+from sepipe.report import headline_figures, headline_lines
 
 
 def _row(variant, target, params, cycles, flash_kib, loss_db):

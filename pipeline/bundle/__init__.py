@@ -25,15 +25,15 @@ tensor arena), `build` (make_bundle: files, manifest, hashes, folder, zip), `rea
 `verify` (verify_bundle), `layout` (file names and formulas the format fixes).
 """
 
-from pipeline.bundle.arena import ARENA_HEADROOM, ARENA_ROUND, measure_tflm_arena, probe_tflm_arena
-from pipeline.bundle.build import feature_section, make_bundle, write_zip
-from pipeline.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_SYMBOL,
+from sepipe.bundle.arena import ARENA_HEADROOM, ARENA_ROUND, measure_tflm_arena, probe_tflm_arena
+from sepipe.bundle.build import feature_section, make_bundle, write_zip
+from sepipe.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_SYMBOL,
                                     DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, QUANTIZE_FORMULA,
                                     REQUANTIZE_FORMULA, SUMS)
-from pipeline.bundle.readme import readme_text
-from pipeline.bundle.source import (BundleError, BundleSource, bundle_name, find_source, pick_test_audio,
+from sepipe.bundle.readme import readme_text
+from sepipe.bundle.source import (BundleError, BundleSource, bundle_name, find_source, pick_test_audio,
                                     resolve_run)
-from pipeline.bundle.verify import BundleReport, c_array_bytes, verify_bundle
+from sepipe.bundle.verify import BundleReport, c_array_bytes, verify_bundle
 
 __all__ = [
     "ARENA_HEADROOM", "ARENA_ROUND", "BUNDLE_FORMAT", "C_ALIGNMENT", "C_HEADER", "C_SECTION", "C_SOURCE", "C_SYMBOL",

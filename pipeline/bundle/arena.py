@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.bundle.source import BundleSource, int8_name, vela_name
-from pipeline.errors import ToolError, describe_exit
+from sepipe.bundle.source import BundleSource, int8_name, vela_name
+from sepipe.errors import ToolError, describe_exit
 
 ARENA_HEADROOM = 0.10            # +10 %, then rounded up to a whole KiB
 ARENA_ROUND = 1024

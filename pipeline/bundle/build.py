@@ -12,15 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import artifacts
-from pipeline.bundle.arena import arena_section, measure_tflm_arena
-from pipeline.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_STEM, C_SYMBOL,
+from sepipe import artifacts
+from sepipe.bundle.arena import arena_section, measure_tflm_arena
+from sepipe.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_STEM, C_SYMBOL,
                                     DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, QUANTIZE_FORMULA,
                                     REQUANTIZE_FORMULA, SUMS)
-from pipeline.bundle.readme import readme_text
-from pipeline.bundle.source import (BundleError, BundleSource, bundle_name, find_source, int8_name,
+from sepipe.bundle.readme import readme_text
+from sepipe.bundle.source import (BundleError, BundleSource, bundle_name, find_source, int8_name,
                                     pick_test_audio, vela_name)
-from pipeline.config import ExperimentConfig, FeatureConfig
+from sepipe.config import ExperimentConfig, FeatureConfig
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)   # the earliest time a zip can hold: no clock in the bytes
 
@@ -30,7 +30,7 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str, tar
     """Write the hand-off bundle of `variant` compiled for `target`; returns the bundle folder
     (the zip is beside it, `<folder>.zip`). Raises BundleError for a variant or target the run
     does not have, or a compile older than the current .tflite."""
-    from pipeline.convert import read_tflite_bytes, tflite_io
+    from sepipe.convert import read_tflite_bytes, tflite_io
 
     if frames < 2:
         raise BundleError(f"--frames must be at least 2 (the enhanced audio lags one hop), got {frames}")
@@ -73,7 +73,7 @@ def _write_models(root: Path, source: BundleSource, int8_bytes: bytes, vela_byte
 
 def _write_c_sources(root: Path, source: BundleSource, io, vela_bytes: bytes) -> None:
     """c/model_data.{c,h} (the Vela model as a C array) and c/model_io.h (the I/O contract)."""
-    from pipeline import c_export
+    from sepipe import c_export
 
     cfg = source.cfg
     (root / "c").mkdir()
@@ -93,7 +93,7 @@ def _copy_vela_reports(root: Path, source: BundleSource) -> None:
 
 def _write_golden(root: Path, int8_bytes: bytes, audio: np.ndarray, audio_record: dict[str, Any],
                   cfg: ExperimentConfig, frames: int) -> dict[str, Any]:
-    from pipeline import golden
+    from sepipe import golden
 
     return golden.write_golden_vectors(int8_bytes, audio, cfg.features, frames, root / "golden",
                                        source=", ".join(audio_record["files"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.bundle.layout import REQUANTIZE_FORMULA
+from sepipe.bundle.layout import REQUANTIZE_FORMULA
 
 
 def readme_text(m: dict[str, Any]) -> str:

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import artifacts
-from pipeline.config import ExperimentConfig, experiment_from_dict, load_experiment
-from pipeline.errors import InputFileError, MissingArtifactError, PipelineError
+from sepipe import artifacts
+from sepipe.config import ExperimentConfig, experiment_from_dict, load_experiment
+from sepipe.errors import InputFileError, MissingArtifactError, PipelineError
 
 
 class BundleError(PipelineError):
@@ -32,7 +32,7 @@ class BundleSource:
     vela_tflite: Path
     vela_summary_csv: Path
     vela_extra: tuple[Path, ...]  # per-layer CSV, placement JSON (those present)
-    record: dict[str, Any]       # the compile record (pipeline.compile)
+    record: dict[str, Any]       # the compile record (sepipe.compile)
     convert_summary: dict[str, Any]
     model: dict[str, Any]        # the variant's architecture (narrower than the experiment's for unit pruning)
     variant_config: dict[str, Any]
@@ -91,7 +91,7 @@ def _config_of_run_folder(path: Path) -> ExperimentConfig:
 
 def _compile_records(cfg: ExperimentConfig, variant: str) -> list[dict[str, Any]]:
     """Every compile record of `variant`: the run manifest's, plus complete ones on disk it does not list."""
-    from pipeline.experiment import RunPaths
+    from sepipe.experiment import RunPaths
 
     stage = artifacts.read_manifest(cfg.run_dir)["stages"].get(f"compile:{variant}", {})
     records = list(stage.get("summary", {}).get("records", []))
@@ -150,7 +150,7 @@ def _check_compile_outputs(cfg: ExperimentConfig, label: str, variant: str, reco
 
 def find_source(run: ExperimentConfig | str | Path, variant: str, target: str) -> BundleSource:
     """The files to bundle, or BundleError naming the run, what was asked for and what exists."""
-    from pipeline.experiment import RunPaths
+    from sepipe.experiment import RunPaths
 
     cfg, label = resolve_run(run)
     paths = RunPaths(cfg)
@@ -158,7 +158,7 @@ def find_source(run: ExperimentConfig | str | Path, variant: str, target: str) -
     _check_converted(cfg, label, variant, stages, paths)
     tflite = paths.tflite(variant)
     record = _current_record(cfg, label, variant, target, tflite)
-    stem = f"{cfg.name}_{variant}_vela_{record['target_id']}"   # pipeline.compile.artifact_stem
+    stem = f"{cfg.name}_{variant}_vela_{record['target_id']}"   # sepipe.compile.artifact_stem
     compile_dir = paths.compile_dir
     vela, summary = compile_dir / f"{stem}.tflite", compile_dir / f"{stem}_summary.csv"
     _check_compile_outputs(cfg, label, variant, record, stages.get(f"compile:{variant}", {}).get("outputs", {}),
@@ -179,8 +179,8 @@ def find_source(run: ExperimentConfig | str | Path, variant: str, target: str) -
 def pick_test_audio(cfg: ExperimentConfig, frames: int) -> tuple[np.ndarray, dict[str, Any]]:
     """Real test-set audio for `frames` hops: the first test mixture (by name) long enough, else test
     mixtures joined in name order; returns (noisy float32 audio, a record of where it came from)."""
-    from pipeline.audio import read_wav
-    from pipeline.data import Dataset
+    from sepipe.audio import read_wav
+    from sepipe.data import Dataset
 
     dataset = Dataset.open(cfg.data)
     needed = frames * cfg.features.hop

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import artifacts
-from pipeline.bundle.build import _files
-from pipeline.bundle.layout import BUNDLE_FORMAT, MANIFEST, SUMS
-from pipeline.config import FeatureConfig
-from pipeline.errors import InputFileError
+from sepipe import artifacts
+from sepipe.bundle.build import _files
+from sepipe.bundle.layout import BUNDLE_FORMAT, MANIFEST, SUMS
+from sepipe.config import FeatureConfig
+from sepipe.errors import InputFileError
 
 # float32 DSP may differ in the last bits between FFT builds; far beyond these means different data
 _FEATURE_TOLERANCE = 1e-3      # ln power units
@@ -160,7 +160,7 @@ def _check_c_array(root: Path, manifest: dict[str, Any], report: BundleReport) -
 # --------------------------------------------------------------------------- golden vectors
 
 def _rerun_golden(root: Path, manifest: dict[str, Any], report: BundleReport) -> None:
-    from pipeline.interpreters import TFLMStreamingRunner
+    from sepipe.interpreters import TFLMStreamingRunner
 
     model_path = root / manifest["model"]["int8_tflite"]
     golden = root / manifest["golden"]["folder"]
@@ -218,9 +218,9 @@ def _compare_tensor_file(root: Path, rel: str, produced: dict[str, np.ndarray], 
 def _check_float_files(golden: Path, manifest: dict[str, Any], features: np.ndarray, outputs: dict[str, np.ndarray],
                        runner, report: BundleReport) -> None:
     """features.f32 and audio_out.f32 must follow from audio_in.f32 and the mask (pipeline/features.py)."""
-    from pipeline import features as feat
-    from pipeline.convert import MASK_OUTPUT
-    from pipeline.golden import enhanced_audio
+    from sepipe import features as feat
+    from sepipe.convert import MASK_OUTPUT
+    from sepipe.golden import enhanced_audio
 
     audio_path, out_path = golden / "audio_in.f32", golden / "audio_out.f32"
     if not audio_path.is_file() or not out_path.is_file():

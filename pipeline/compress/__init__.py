@@ -8,15 +8,15 @@
 `offline_prune_tflite` and `tflite_sparsity` do not import TensorFlow.
 """
 
-from pipeline.compress.offline import offline_prune_tflite  # noqa: F401
-from pipeline.compress.sparsity import tflite_sparsity  # noqa: F401
+from sepipe.compress.offline import offline_prune_tflite  # noqa: F401
+from sepipe.compress.sparsity import tflite_sparsity  # noqa: F401
 
 
 def __getattr__(name):  # TF-heavy parts load on first use
     if name in ("finetune_variant", "VariantResult", "default_layers", "layer_targets"):
-        from pipeline.compress import variant
+        from sepipe.compress import variant
         return getattr(variant, name)
     if name == "keras_sparsity":
-        from pipeline.compress.sparsity import keras_sparsity
+        from sepipe.compress.sparsity import keras_sparsity
         return keras_sparsity
     raise AttributeError(name)

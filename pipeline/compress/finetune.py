@@ -1,6 +1,6 @@
 """The fine-tuning loop shared by every variant kind.
 
-Same loss (`pipeline.train.enhancement_loss`) and the same kind of data
+Same loss (`sepipe.train.enhancement_loss`) and the same kind of data
 (`dataset.training_segments`, batches of `cfg.train.batch_size`) as training, in a custom
 `tf.function` step that can also
   - keep weights at zero where a fixed 0/1 mask says so (re-applied after every optimizer step,
@@ -21,10 +21,10 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from models.keras_backend import keras, tf
-from pipeline.config import ExperimentConfig
-from pipeline.progress import bar as progress_bar
-from pipeline.train import _batches, enhancement_loss, make_example
+from sepipe.models.keras_backend import keras, tf
+from sepipe.config import ExperimentConfig
+from sepipe.progress import bar as progress_bar
+from sepipe.train import _batches, enhancement_loss, make_example
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.compress.tflite_weights import fc_weight_tensors
+from sepipe.compress.tflite_weights import fc_weight_tensors
 
 
 def offline_prune_tflite(tflite_bytes: bytes, sparsity: float, exclude_layers: tuple[str, ...] = ("mask",)) -> bytes:

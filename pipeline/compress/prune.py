@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.keras_backend import keras, tf
+from sepipe.models.keras_backend import keras, tf
 
 
 @dataclass(frozen=True)

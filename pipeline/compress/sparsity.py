@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.compress.tflite_weights import fc_weight_tensors
+from sepipe.compress.tflite_weights import fc_weight_tensors
 
 PRUNABLE_WEIGHTS = ("kernel", "recurrent_kernel")   # biases are never pruned
 

@@ -29,9 +29,9 @@ import math
 
 import numpy as np
 
-from models.keras_backend import keras
-from models.mask_rnn import MASK_OUTPUT, build_sequence_model, rnn_layer_names
-from pipeline.config import ModelConfig
+from sepipe.models.keras_backend import keras
+from sepipe.models.mask_rnn import MASK_OUTPUT, build_sequence_model, rnn_layer_names
+from sepipe.config import ModelConfig
 
 GROUP_WIDTH = {"input": "input_units", "rnn": "rnn_units", "dense": "dense_units"}
 

@@ -3,10 +3,10 @@
     ptq      the base weights, copied into the streaming model (the starting row)
     weight   unstructured magnitude pruning (TFMOT, polynomial schedule), fine-tuned
     block    block-sparse (`block`) or m-by-n (`m_by_n`) magnitude pruning (TFMOT), fine-tuned
-    unit     whole units removed gradually with fine-tuning -> a narrower ModelConfig (pipeline.compress.units);
+    unit     whole units removed gradually with fine-tuning -> a narrower ModelConfig (sepipe.compress.units);
              with `weight_sparsity`, the narrower model is then weight-pruned too (each phase half the steps)
     offline  nothing to train: the converted ptq model is pruned by `offline_prune_tflite`
-  + qat      quantization-aware fine-tuning (pipeline.compress.qat); with a pruning kind, the last third of
+  + qat      quantization-aware fine-tuning (sepipe.compress.qat); with a pruning kind, the last third of
              the steps (at least one) is QAT with the sparsity pattern held fixed, the rest is pruning.
 
 Layers: by default every Dense and recurrent layer but the output `mask` (it sets the gains; kept dense).
@@ -23,15 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from models.keras_backend import tf  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-from models.mask_rnn import MASK_OUTPUT, build_sequence_model, build_streaming_model, copy_weights, rnn_layer_names
-from pipeline.artifacts import atomic_path, write_json
-from pipeline.compress import prune, qat as qat_mod, units as units_mod
-from pipeline.compress.finetune import FineTuneSession
-from pipeline.compress.sparsity import keras_sparsity
-from pipeline.config import ExperimentConfig, ModelConfig, VariantConfig
-from pipeline.errors import ConfigError
-from pipeline.train import set_determinism
+from sepipe.models.keras_backend import tf  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from sepipe.models.mask_rnn import MASK_OUTPUT, build_sequence_model, build_streaming_model, copy_weights, rnn_layer_names
+from sepipe.artifacts import atomic_path, write_json
+from sepipe.compress import prune, qat as qat_mod, units as units_mod
+from sepipe.compress.finetune import FineTuneSession
+from sepipe.compress.sparsity import keras_sparsity
+from sepipe.config import ExperimentConfig, ModelConfig, VariantConfig
+from sepipe.errors import ConfigError
+from sepipe.train import set_determinism
 
 UNIT_CRITERION = "activation"
 

@@ -40,12 +40,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from pipeline.artifacts import sha256_json, write_json, write_text
-from pipeline.audio import read_wav, write_wav
-from pipeline.config import DataConfig
-from pipeline.data import corpus, debian, generator, sources
-from pipeline.data.generator import AudioPool, MixtureMaker
-from pipeline.errors import MissingArtifactError
+from sepipe.artifacts import sha256_json, write_json, write_text
+from sepipe.audio import read_wav, write_wav
+from sepipe.config import DataConfig
+from sepipe.data import corpus, debian, generator, sources
+from sepipe.data.generator import AudioPool, MixtureMaker
+from sepipe.errors import MissingArtifactError
 
 log = logging.getLogger(__name__)
 

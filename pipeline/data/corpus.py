@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from pipeline.errors import InputFileError
+from sepipe.errors import InputFileError
 
 SR = 16000
 VB_FOLDERS = {("clean", "train"): "clean_trainset_wav", ("noisy", "train"): "noisy_trainset_wav",

@@ -22,8 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.artifacts import sha256_file, write_json
-from pipeline.errors import ToolError
+from sepipe.artifacts import sha256_file, write_json
+from sepipe.errors import ToolError
 
 log = logging.getLogger(__name__)
 

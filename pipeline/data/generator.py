@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 import soundfile as sf
 
-from pipeline.data import mixing
+from sepipe.data import mixing
 
 SR = 16000
 SYNTHETIC_CATEGORIES = ("babble", "coloured", "hum")

@@ -34,7 +34,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from pipeline.data import mixing
+from sepipe.data import mixing
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,7 @@
+"""`python -m sepipe.cli`."""
+
+import sys
+
+from sepipe.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""Hand-off commands: `bundle` (firmware bundle of one compiled variant) and `verify-bundle`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    bundle = sub.add_parser(
+        "bundle", help="write the firmware hand-off bundle (folder + zip) of one variant compiled for one target",
+        description="Write <out>/<experiment>_<variant>_<target>/ and its .zip: the int8 and Vela .tflite, the Vela "
+                    "model as an aligned C array, model_io.h, model_manifest.json (tensors, state feedback, "
+                    "features, measured TFLite Micro arena, Vela figures, hashes, tool versions), golden vectors "
+                    "from TFLite Micro on real test audio, a README and SHA256SUMS.")
+    bundle.add_argument("run", type=Path, help="run folder (runs/<experiment>) or the experiment YAML")
+    bundle.add_argument("--variant", default="ptq", help="a converted variant of the run (default ptq)")
+    bundle.add_argument("--target", required=True, metavar="NAME",
+                        help="a target the variant was compiled for, e.g. ethos-u55-128 (or its id, e.g. H128)")
+    bundle.add_argument("--out", type=Path, default=None, help="output folder (default runs/<experiment>/bundles)")
+    bundle.add_argument("--frames", type=int, default=300,
+                        help="consecutive frames of test audio in the golden vectors (default 300 = 4.8 s)")
+    bundle.set_defaults(handler=_bundle_command)
+    verify = sub.add_parser(
+        "verify-bundle", help="check a bundle: every sha256, and golden vectors re-run bit-exactly through TFLite Micro",
+        description="Exit 0 with a one-line summary when every hash matches and the golden vectors re-run through "
+                    "the TFLite Micro interpreter equal bit for bit; exit 1 with one line per problem otherwise.")
+    verify.add_argument("bundle", type=Path, help="bundle folder or its .zip")
+    verify.set_defaults(handler=_verify_bundle_command)
+
+
+def _bundle_command(args: argparse.Namespace) -> int:
+    import json
+
+    from sepipe.bundle import make_bundle
+
+    folder = make_bundle(args.run, args.variant, args.target, out_dir=args.out, frames=args.frames)
+    manifest = json.loads((folder / "model_manifest.json").read_text())
+    arena = manifest["tflm_arena"]["reference_kernels"]
+    print(f"bundle: {folder} and {folder}.zip ({len(manifest['files']) + 2} files; golden: {args.frames} frames; "
+          f"TFLite Micro arena {arena['measured_min_bytes']} bytes measured, {arena['recommended_bytes']} recommended)")
+    return 0
+
+
+def _verify_bundle_command(args: argparse.Namespace) -> int:
+    from sepipe.bundle import verify_bundle
+
+    report = verify_bundle(args.bundle)
+    for problem in report.problems:
+        print(problem)
+    print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1

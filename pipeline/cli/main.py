@@ -1,0 +1,54 @@
+"""The `sepipe` entry point: parser assembly, logging, and the one place errors become exit codes.
+
+Errors a user can cause (PipelineError) become one line on stderr and exit code 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")   # before anything imports TensorFlow
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from sepipe.cli import bundle, deploy, experiment  # noqa: E402
+from sepipe.cli.common import experiment_parser  # noqa: E402
+from sepipe.errors import PipelineError  # noqa: E402
+
+# Each group: add_parsers(subparsers, common_experiment_parser); handlers via set_defaults(handler=...).
+COMMAND_GROUPS = (experiment, deploy, bundle)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sepipe", description="Speech-enhancement models from Keras to verified int8 TFLite for Arm Ethos-U.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = experiment_parser()
+    for group in COMMAND_GROUPS:
+        group.add_parsers(sub, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.handler(args)
+    except PipelineError as exc:
+        print(f"sepipe: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("sepipe: interrupted; finished artifacts are kept and a rerun resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
