@@ -16,6 +16,7 @@ import yaml
 
 from sepipe.artifacts import ADDED_FIELD
 from sepipe.errors import ConfigError, InputFileError
+from sepipe.registry import Tagged
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,7 @@ def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
     """Build dataclass `cls` from `raw`, checking every key and its type against the annotations."""
     if not isinstance(raw, dict):
         raise ConfigError(source, prefix.rstrip(".") or "<root>", raw, "a mapping")
+    cls = _registered_class(cls, raw, source, prefix)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - names)
@@ -273,6 +275,18 @@ def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
     if missing:
         raise ConfigError(source, prefix + missing[0], None, "a value (this key is required)")
     return cls(**kwargs)
+
+
+def _registered_class(cls: type, raw: dict[str, Any], source: str, prefix: str) -> type:
+    """For a `Tagged` config base, the registered config class its tag names; else `cls` itself."""
+    if not (isinstance(cls, type) and issubclass(cls, Tagged)) or not cls.TAG:
+        return cls
+    default = next((f.default for f in dataclasses.fields(cls) if f.name == cls.TAG), dataclasses.MISSING)
+    name = raw.get(cls.TAG, default)
+    registry = cls.registry()
+    if name not in registry:
+        raise ConfigError(source, prefix + cls.TAG, name, "one of " + ", ".join(map(repr, registry.names())))
+    return registry.config_class(name) or cls
 
 
 def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:

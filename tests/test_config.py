@@ -86,3 +86,49 @@ def test_fields_added_later_leave_old_fingerprints_alone_until_set():
     assert sha256_json({"c": ConvertConfig()}) == sha256_json({"c": "ConvertConfig(calibration_files=8, "
                                                                     "calibration_frames=400)"})
     assert sha256_json({"c": ConvertConfig(activations="int16")}) != sha256_json({"c": ConvertConfig()})
+
+
+def test_a_tagged_section_is_built_as_the_class_its_tag_registers():
+    import dataclasses
+
+    from sepipe.config import _build
+    from sepipe.errors import ConfigError
+    from sepipe.registry import Registry, Tagged
+
+    shapes = Registry("shape", key="shape.kind")
+
+    @dataclasses.dataclass(frozen=True)
+    class Shape(Tagged):
+        TAG = "kind"
+        kind: str = "circle"
+
+        @classmethod
+        def registry(cls):
+            return shapes
+
+    @dataclasses.dataclass(frozen=True)
+    class Circle(Shape):
+        radius: float = 1.0
+
+    @dataclasses.dataclass(frozen=True)
+    class Box(Shape):
+        width: int = 1
+
+    shapes.add("circle", object(), config=Circle)
+    shapes.add("box", object(), config=Box)
+    assert _build(Shape, {"kind": "box", "width": 3}, "x.yaml", "shape.") == Box(kind="box", width=3)
+    assert _build(Shape, {}, "x.yaml", "shape.") == Circle()
+    with pytest.raises(ConfigError, match=r"shape.radius.*one of the keys"):
+        _build(Shape, {"kind": "box", "radius": 2}, "x.yaml", "shape.")
+    with pytest.raises(ConfigError, match=r"shape.kind' = 'cube'.*'circle', 'box'"):
+        _build(Shape, {"kind": "cube"}, "x.yaml", "shape.")
+
+
+def test_a_lazy_registry_target_is_imported_on_first_use():
+    from sepipe.registry import Registry
+
+    registry = Registry("thing", key="thing")
+    registry.add("json", "json:dumps")
+    import json
+
+    assert registry.get("json") is json.dumps
