@@ -11,13 +11,18 @@ import configparser
 import csv
 import dataclasses
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sepipe.compile import (CompileOptions, CpuFallbackError, compile_many, compile_model, inspect_tflite,
-                              read_summary_csv)
+from sepipe.deploy.compile import CompileOptions, CpuFallbackError, compile_many, compile_model
+from sepipe.deploy.figures import CompileRecord
+from sepipe.deploy.tflite_info import inspect_tflite
+from sepipe.deploy.vela import read_summary_csv
 from sepipe.config import ModelConfig
 from sepipe.errors import ConfigError, InputFileError, ToolError
 from sepipe.targets import DEFAULT_TARGETS_FILE, get_target, load_targets
@@ -126,6 +131,39 @@ def test_artifacts_follow_the_eval_kit_naming(compiled, targets):
     with open(out / "demo_ptq_vela_records.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["target"] for r in rows] == list(targets)
+
+
+def test_result_carries_typed_figures_equal_to_its_record(compiled):
+    _, results = compiled
+    for result in results.values():
+        assert result.figures.cycles_total == result.record["cycles_total"]
+        assert result.figures.flash_kib == result.record["flash_kib"]
+        assert CompileRecord.from_record(json.loads(result.record_json.read_text())) == result.compiled
+
+
+# The light install (`pip install sepipe`: Vela, numpy, pyyaml) has none of these.
+HEAVY = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "matplotlib", "soundfile", "scipy", "pesq",
+         "pystoi", "onnxruntime", "tflite_micro", "ai_edge_litert", "sepipe.convert", "sepipe.models")
+
+
+def test_compile_runs_without_tensorflow_or_the_audio_stack(tiny_models, tmp_path):
+    script = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if any(name == h or name.startswith(h + ".") for h in {HEAVY!r}):
+                    raise ImportError("blocked for the light-install test: " + name)
+        sys.meta_path.insert(0, Block())
+        from sepipe.compile import compile_many   # the historical path, as the CLI imports it today
+        import sepipe.budgets, sepipe.deploy.compile, sepipe.report, sepipe.html_report
+        (result,) = compile_many(sys.argv[1], ["ethos-u55-128"], sys.argv[2], "light")
+        print(result.figures.cycles_total, result.record["target_id"])
+    """)
+    proc = subprocess.run([sys.executable, "-c", script, str(tiny_models["int8"]), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[1] == "H128" and int(proc.stdout.split()[0]) > 0
+    assert (tmp_path / "light_vela_records.csv").is_file()
 
 
 def test_compile_accepts_a_target_name(tiny_models, tmp_path):
