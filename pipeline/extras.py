@@ -29,7 +29,7 @@ from sepipe.errors import MissingExtraError
 MODULE_EXTRAS: dict[str, tuple[str, str]] = {
     "soundfile": ("data", "soundfile"),
     "soxr": ("data", "soxr"),
-    "g722": ("data", "G722"),
+    "G722": ("data", "g722"),        # the module is upper case
     "tqdm": ("data", "tqdm"),
     "tensorflow": ("train", "tensorflow"),
     "tf_keras": ("train", "tf-keras"),

@@ -89,6 +89,19 @@ def test_extras_table_matches_pyproject():
     assert extra_modules("train")[0] == "tensorflow" and "soundfile" in extra_modules("train")
 
 
+def test_every_optional_module_is_the_import_name_of_its_distribution():
+    """A module name in the table that its installed distribution does not provide (G722, not g722)."""
+    from importlib import metadata
+    from importlib.util import find_spec
+
+    for module, (_, distribution) in MODULE_EXTRAS.items():
+        try:
+            metadata.distribution(distribution)
+        except metadata.PackageNotFoundError:
+            continue   # not in this venv (ray): nothing to compare
+        assert find_spec(module) is not None, f"{distribution} is installed but provides no module {module}"
+
+
 def test_constraints_pin_everything_else_and_nothing_pyproject_pins():
     lines = [line.strip() for line in (REPO / "constraints.txt").read_text().splitlines()]
     entries = [line for line in lines if line and not line.startswith("#")]
