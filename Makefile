@@ -11,25 +11,30 @@ export PYTHONUNBUFFERED := 1
 EXPERIMENTS := $(basename $(notdir $(wildcard experiments/*.yaml)))
 RUNS = $(wildcard runs/*/report)
 
-.PHONY: help install demo test exp-% exp-sparsity report check-budgets bench-mlia clean
+.PHONY: help install demo test test-fast exp-% exp-sparsity report check-budgets bench-mlia clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 	@echo "  experiments:"; for f in experiments/*.yaml; do n=$$(basename $$f .yaml); echo "    make exp-$$n"; done
 
-$(STAMP): pyproject.toml
+# Every extra, at the versions tested together: exact pins in pyproject.toml, the rest in constraints.txt.
+# (A user's CI needs only `pip install sepipe` for compile and budget check; see sepipe/extras.py.)
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,test]'
 	touch $@
 
-install: $(STAMP) ## Create .venv and install the pinned toolchain
+install: $(STAMP) ## Create .venv and install the pinned toolchain (every extra, constraints.txt)
 
 demo: $(STAMP) ## Build the small dataset, train, convert, evaluate, print the table (~15 min)
 	$(SEPIPE) run experiments/demo.yaml
 
 test: $(STAMP) firmware-toolchain ## Run the test suite (tiny models, real tools, C stub on host and Cortex-M55)
 	$(BIN)/pytest -q
+
+test-fast: $(STAMP) firmware-toolchain ## The edit loop: tests that neither train nor convert (pytest -m "not slow")
+	$(BIN)/pytest -q -m "not slow"
 
 exp-%: $(STAMP) ## Run experiments/<name>.yaml end to end (e.g. make exp-baseline)
 	$(SEPIPE) run experiments/$*.yaml
@@ -42,7 +47,7 @@ report: $(STAMP) ## Rebuild the report (CSV, Markdown, HTML) of every experiment
 	@for e in $(EXPERIMENTS); do if [ -f runs/$$e/manifest.json ]; then $(SEPIPE) -q report experiments/$$e.yaml || exit 1; fi; done
 
 check-budgets: $(STAMP) ## Check every run against vela_configs/budgets.yaml (non-zero exit on a violation)
-	$(SEPIPE) -q budget check $(or $(RUNS:/report=),$(error no runs with a report yet: run make demo first)) --budgets vela_configs/budgets.yaml
+	$(SEPIPE) -q budget check $(or $(RUNS:/report=),$(error no runs with a report yet: run make demo first))
 
 EXP ?= demo
 VARIANT ?= ptq

@@ -1,6 +1,6 @@
 """Deployment budgets per target: SRAM, flash/DRAM, latency, NPU op share and quality floors.
 
-`vela_configs/budgets.yaml` maps target names (from targets.yaml) to limits. `check_budgets`
+`vela_configs/budgets.yaml` (shipped as package data: DEFAULT_BUDGETS_FILE) maps target names (from targets.yaml) to limits. `check_budgets`
 compares compile records (sepipe.compile records, or rows of a records CSV) with them and
 returns one Violation per broken limit; each prints as one line `model, target, metric, value, limit`.
 A limit whose value is missing from a record is a violation too ("missing"): a budget never
@@ -18,8 +18,9 @@ from typing import Any, Iterable, Mapping
 
 from sepipe.config import _build
 from sepipe.errors import ConfigError, InputFileError
-from sepipe.targets import Target, _read_yaml, load_targets
+from sepipe.targets import CONFIG_DIR, Target, _read_yaml, load_targets
 
+DEFAULT_BUDGETS_FILE = CONFIG_DIR / "budgets.yaml"
 DEFAULT_HOP_MS = 16.0   # 256-sample hop at 16 kHz: the real-time deadline of one Invoke
 
 

@@ -48,6 +48,15 @@ class ToolError(PipelineError):
         super().__init__(f"{tool}: {problem}")
 
 
+class MissingExtraError(PipelineError):
+    """A command needs an optional dependency group (a pip extra, sepipe.extras) that is not installed."""
+
+    def __init__(self, command: str, extra: str, distribution: str):
+        self.command, self.extra, self.distribution = command, extra, distribution
+        super().__init__(f"'{command}' needs the '{extra}' extra ({distribution} is not installed): "
+                         f"pip install 'sepipe[{extra}]'")
+
+
 def describe_exit(returncode: int) -> str:
     """'exit code N' or 'killed by signal SIGSEGV' for a finished subprocess."""
     import signal

@@ -1,7 +1,9 @@
 """Named Ethos-U compile targets: hardware (what the board is) kept apart from compiler options.
 
 `vela_configs/targets.yaml` names each target; its system configs and memory modes are
-sections of `vela_configs/vela.ini` (values copied from Vela's bundled Arm/vela.ini).
+sections of `vela_configs/vela.ini` (values copied from Vela's bundled Arm/vela.ini). The folder
+ships inside the package as `sepipe.vela_configs` and is found with importlib.resources, so an
+installed wheel reads it from any working directory.
 Loading is strict: unknown keys, an unknown accelerator, a section missing from the ini,
 a system config of another NPU family (Vela accepts a U85 system config for a U55 without
 a word), a memory mode whose areas the system config cannot hold, and duplicate ids are
@@ -10,9 +12,13 @@ ConfigErrors naming the file, the key, the value and what is valid.
 
 from __future__ import annotations
 
+import atexit
 import configparser
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -21,8 +27,27 @@ import yaml
 from sepipe.config import _build
 from sepipe.errors import ConfigError, InputFileError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TARGETS_FILE = PROJECT_ROOT / "vela_configs" / "targets.yaml"
+
+
+def _packaged_config_dir() -> Path:
+    """The shipped `sepipe.vela_configs` folder as a real directory.
+
+    Vela reads `--config` from disk and targets.yaml names vela.ini relative to itself, so a
+    zipped install gets its few small files copied out together, once per process.
+    """
+    folder = resources.files("sepipe.vela_configs")
+    if isinstance(folder, Path):
+        return folder
+    out = Path(tempfile.mkdtemp(prefix="sepipe-vela-configs-"))
+    atexit.register(shutil.rmtree, out, True)
+    for item in folder.iterdir():
+        if item.is_file():
+            (out / item.name).write_bytes(item.read_bytes())
+    return out
+
+
+CONFIG_DIR = _packaged_config_dir()           # targets.yaml, vela.ini, budgets.yaml
+DEFAULT_TARGETS_FILE = CONFIG_DIR / "targets.yaml"
 
 # Vela 5.2.0's --accelerator-config choices (ethosu.vela.architecture_features.Accelerator).
 ACCELERATORS = ("ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256",

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from sepipe.budgets import (Budget, Violation, check_budgets, format_violations, load_budgets, load_records)
+from sepipe.budgets import (DEFAULT_BUDGETS_FILE, Budget, Violation, check_budgets, format_violations, load_budgets,
+                            load_records)
+from sepipe.cli import main
 from sepipe.compile import write_records_csv
 from sepipe.errors import ConfigError, InputFileError
-from sepipe.targets import DEFAULT_TARGETS_FILE
 
-PROJECT_BUDGETS = DEFAULT_TARGETS_FILE.parent / "budgets.yaml"
+PROJECT_BUDGETS = DEFAULT_BUDGETS_FILE
 
 
 def record(model="demo_ptq", target="ethos-u55-128", **overrides):
@@ -132,3 +135,16 @@ def test_budget_file_with_unknown_keys_or_bad_values_is_a_config_error(tmp_path,
 def test_violation_prints_as_one_line():
     line = str(Violation("demo_ptq", "ethos-u55-128", "sram_memory_used_kib", 72.5, "<= 64"))
     assert line == "demo_ptq, ethos-u55-128, sram_memory_used_kib, 72.5, <= 64"
+
+
+def test_budget_check_reads_the_packaged_budgets_from_any_folder(tmp_path, monkeypatch, capsys):
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "demo_ptq_vela_H128_record.json").write_text(json.dumps(record()))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["-q", "budget", "check", str(tmp_path / "records")]) == 0
+    assert f"checked against {DEFAULT_BUDGETS_FILE}" in capsys.readouterr().out
+    tight = write(tmp_path, "budgets:\n  ethos-u55-128:\n    max_flash_kib: 32\n")
+    assert main(["-q", "budget", "check", str(tmp_path / "records"), "--budgets", str(tight)]) == 1
+    assert capsys.readouterr().out.splitlines()[1] == "demo_ptq, ethos-u55-128, flash_kib, 35.4375, <= 32"

@@ -20,6 +20,8 @@ from sepipe.cli import main
 from sepipe.config import experiment_from_dict
 from sepipe.convert import tflite_io
 
+pytestmark = pytest.mark.slow   # every test here trains or converts a model
+
 TARGET = "ethos-u55-128"
 FRAMES = 200
 

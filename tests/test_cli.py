@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from sepipe import extras
 from sepipe.cli import main
 
 
@@ -20,6 +21,45 @@ def test_help_lists_every_subcommand(capsys):
     out = capsys.readouterr().out
     for command in ("data", "train", "convert", "evaluate", "run"):
         assert command in out
+
+
+@pytest.mark.parametrize("argv, extra, missing", [
+    (["train", "x.yaml"], "train", "tensorflow"),
+    (["convert", "x.yaml"], "train", "soundfile"),
+    (["evaluate", "x.yaml"], "eval", "pesq"),
+    (["report", "x.yaml"], "report", "matplotlib"),
+    (["run", "x.yaml"], "report", "matplotlib"),
+    (["data", "build", "x.yaml"], "data", "G722"),
+    (["verify-bundle", "b.zip"], "tflm", "tflite_micro"),
+])
+def test_a_command_without_its_extra_is_one_line_naming_the_extra(monkeypatch, capsys, argv, extra, missing):
+    """Checked before the command does any work (the YAML does not even exist)."""
+    found = extras.find_spec
+    monkeypatch.setattr(extras, "find_spec", lambda name: None if name == missing else found(name))
+    code, err = _run(capsys, *argv)
+    command = "sepipe " + " ".join(argv[:-1])
+    distribution = extras.MODULE_EXTRAS[missing][1]
+    assert code == 2 and err == [f"sepipe: error: '{command}' needs the '{extra}' extra "
+                                 f"({distribution} is not installed): pip install 'sepipe[{extra}]'"]
+
+
+def test_an_optional_module_missing_while_running_names_its_extra(monkeypatch, capsys):
+    def needs_ray(args):
+        raise ModuleNotFoundError("No module named 'ray'", name="ray")
+
+    monkeypatch.setattr("sepipe.cli.deploy._budget_command", needs_ray)
+    code, err = _run(capsys, "budget", "check", "runs/demo")
+    assert code == 2 and err == ["sepipe: error: 'sepipe budget check' needs the 'ray' extra (ray is not installed): "
+                                 "pip install 'sepipe[ray]'"]
+
+
+def test_a_missing_module_that_is_no_extra_keeps_its_traceback(monkeypatch):
+    def broken(args):
+        raise ModuleNotFoundError("No module named 'sepipe.nothing'", name="sepipe.nothing")
+
+    monkeypatch.setattr("sepipe.cli.deploy._budget_command", broken)
+    with pytest.raises(ModuleNotFoundError):
+        main(["-q", "budget", "check", "runs/demo"])
 
 
 @pytest.mark.parametrize("yaml_text, fragment", [

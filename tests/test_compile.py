@@ -77,6 +77,7 @@ def test_targets_table_has_the_eval_kit_ids(targets):
         assert targets[name].hardware.accelerator == name
 
 
+@pytest.mark.slow
 def test_gru_int8_maps_every_op_to_the_npu_on_every_target(compiled, targets):
     _, results = compiled
     assert set(results) == set(targets)
@@ -89,6 +90,7 @@ def test_gru_int8_maps_every_op_to_the_npu_on_every_target(compiled, targets):
         assert placement["operators"] and all(op["placement"] == "NPU" for op in placement["operators"])
 
 
+@pytest.mark.slow
 def test_record_equals_vela_summary_csv(compiled):
     _, results = compiled
     for result in results.values():
@@ -112,6 +114,7 @@ def test_record_equals_vela_summary_csv(compiled):
         assert record["mac_utilisation_pct"] == pytest.approx(expected_util)
 
 
+@pytest.mark.slow
 def test_artifacts_follow_the_eval_kit_naming(compiled, targets):
     out, results = compiled
     for name, result in results.items():
@@ -133,6 +136,7 @@ def test_artifacts_follow_the_eval_kit_naming(compiled, targets):
     assert [r["target"] for r in rows] == list(targets)
 
 
+@pytest.mark.slow
 def test_result_carries_typed_figures_equal_to_its_record(compiled):
     _, results = compiled
     for result in results.values():
@@ -146,6 +150,7 @@ HEAVY = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "matplotlib"
          "pystoi", "onnxruntime", "tflite_micro", "ai_edge_litert", "sepipe.convert", "sepipe.models")
 
 
+@pytest.mark.slow
 def test_compile_runs_without_tensorflow_or_the_audio_stack(tiny_models, tmp_path):
     script = textwrap.dedent(f"""
         import sys
@@ -166,6 +171,7 @@ def test_compile_runs_without_tensorflow_or_the_audio_stack(tiny_models, tmp_pat
     assert (tmp_path / "light_vela_records.csv").is_file()
 
 
+@pytest.mark.slow
 def test_compile_accepts_a_target_name(tiny_models, tmp_path):
     result = compile_model(tiny_models["int8"], "ethos-u55-128", tmp_path, "exp_variant")
     assert result.model.name == "exp_variant_vela_H128.tflite"
@@ -174,6 +180,7 @@ def test_compile_accepts_a_target_name(tiny_models, tmp_path):
 
 # --------------------------------------------------------------------------- float / dynamic / corrupt input
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, hint", [("float", "float32 model"), ("dynamic", "dynamic-range model")])
 def test_non_int8_model_fails_with_require_full_npu_naming_the_ops(tiny_models, tmp_path, kind, hint):
     with pytest.raises(CpuFallbackError) as info:
@@ -189,6 +196,7 @@ def test_non_int8_model_fails_with_require_full_npu_naming_the_ops(tiny_models, 
     assert (tmp_path / f"demo_{kind}_vela_H128_placement.json").is_file()
 
 
+@pytest.mark.slow
 def test_float_model_compiles_and_reports_cpu_ops_with_reasons(tiny_models, tmp_path):
     result = compile_model(tiny_models["float"], "ethos-u85-256", tmp_path, "demo_float",
                            CompileOptions(require_full_npu=False))
@@ -214,6 +222,7 @@ def test_corrupt_tflite_is_an_input_file_error(tmp_path):
         compile_model(tmp_path / "missing.tflite", "ethos-u55-128", tmp_path / "out", "bad")
 
 
+@pytest.mark.slow
 def test_vela_failure_is_a_tool_error_with_velas_line(tiny_models, tmp_path, targets):
     target = targets["ethos-u55-128"]
     broken = dataclasses.replace(target, hardware=dataclasses.replace(target.hardware, memory_mode="Nope"))

@@ -107,6 +107,7 @@ def kernels(streaming, layer):
 
 
 # ------------------------------------------------------------------------------------ ptq / zero sparsity
+@pytest.mark.slow
 def test_ptq_and_zero_sparsity_are_the_base_weights(gru):
     base = build_sequence_model(gru.cfg.model, gru.bins)
     base.load_weights(str(gru.base))
@@ -123,6 +124,7 @@ def test_ptq_and_zero_sparsity_are_the_base_weights(gru):
 
 
 # ------------------------------------------------------------------------------------ weight pruning
+@pytest.mark.slow
 def test_weight_pruning_reaches_target_and_survives_conversion(gru):
     result = gru.run(variant("w50", "weight", sparsity=0.5, finetune_steps_per_epoch=4))
     streaming = gru.streaming(result.model_cfg, result.streaming_weights)
@@ -149,6 +151,7 @@ def test_weight_pruning_reaches_target_and_survives_conversion(gru):
     assert counted["zeros"] >= keras_sparsity(streaming)["zeros"]
 
 
+@pytest.mark.slow
 def test_per_layer_targets(gru):
     v = variant("pl", "weight", sparsity=0.3, layers=("rnn_1=0.8", "dense_1"))
     assert layer_targets(v, gru.cfg.model) == {"rnn_1": 0.8, "dense_1": 0.3}
@@ -162,6 +165,7 @@ def test_per_layer_targets(gru):
 
 
 # ------------------------------------------------------------------------------------ block / m-by-n
+@pytest.mark.slow
 @pytest.mark.parametrize("block", [(1, 8), (4, 4)])
 def test_block_pruned_kernels_are_zero_in_whole_blocks(gru, block):
     result = gru.run(variant(f"b{block[0]}x{block[1]}", "block", sparsity=0.5, block=block))
@@ -178,6 +182,7 @@ def test_block_pruned_kernels_are_zero_in_whole_blocks(gru, block):
             assert (array == 0).mean() == pytest.approx(0.5, abs=0.05), (layer, weight)
 
 
+@pytest.mark.slow
 def test_two_of_four(gru):
     result = gru.run(variant("m24", "block", m_by_n=(2, 4)))
     streaming = gru.streaming(result.model_cfg, result.streaming_weights)
@@ -202,6 +207,7 @@ def test_fake_quantize_matches_int8_grid_and_keeps_zeros():
     assert np.all(q[w == 0] == 0) and np.abs(q - w).max() <= scale.max() / 2 + 1e-6
 
 
+@pytest.mark.slow
 def test_qat_keeps_the_sparsity_pattern(gru):
     """Block pruning, then QAT with the masks held: the pattern and the exact zero count are unchanged, the
     weights that are not pruned still move, and the int8 model has the same zeros."""
@@ -224,6 +230,7 @@ def test_qat_keeps_the_sparsity_pattern(gru):
             assert 0 <= int(in_tflite.sum()) - int(np.sum(array == 0)) <= 0.005 * array.size, (layer, weight)
 
 
+@pytest.mark.slow
 def test_qat_step_holds_masks_and_regrows_without_them(gru):
     model = build_sequence_model(gru.cfg.model, gru.bins)
     model.load_weights(str(gru.base))
@@ -272,6 +279,7 @@ def test_unit_surgery_is_exact_for_dead_units(family):
         units_mod.narrow(cfg, units_mod.model_weights(model, cfg), {"rnn_1": keep["rnn_1"]})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["gru", "lstm"])
 def test_unit_pruning_narrows_the_model_cuts_macs_and_shrinks_states(request, family, tmp_path):
     from sepipe.compile import compile_model
@@ -297,6 +305,7 @@ def test_unit_pruning_narrows_the_model_cuts_macs_and_shrinks_states(request, fa
     assert macs["u50"] < 0.6 * macs["ptq"], macs
 
 
+@pytest.mark.slow
 def test_unit_plus_weight_pruning_narrows_then_sparsifies_and_the_zeros_reach_the_tflite(gru):
     result = gru.run(variant("u50w80", "unit", sparsity=0.5, weight_sparsity=0.8, finetune_epochs=4,
                                  finetune_steps_per_epoch=4))
@@ -316,12 +325,14 @@ def test_weight_sparsity_is_only_for_unit_variants():
         experiment_from_dict({"name": "x", "variants": [{"name": "w", "kind": "weight", "weight_sparsity": 0.5}]})
 
 
+@pytest.mark.slow
 def test_unit_layers_must_cover_a_group(gru):
     with pytest.raises(ConfigError, match="whole groups"):
         gru.run(variant("u_bad", "unit", sparsity=0.5, layers=("rnn_1",)))
 
 
 # ------------------------------------------------------------------------------------ offline
+@pytest.mark.slow
 def test_offline_pruning_touches_only_the_smallest_fc_weights(ptq_tflite, tmp_path):
     assert offline_prune_tflite(ptq_tflite, 0.0) == ptq_tflite
     pruned = offline_prune_tflite(ptq_tflite, 0.6)
@@ -352,6 +363,7 @@ def test_offline_pruning_touches_only_the_smallest_fc_weights(ptq_tflite, tmp_pa
     assert set(stats["per_tensor"]) == set(before)
 
 
+@pytest.mark.slow
 def test_offline_variant_has_nothing_to_train(gru):
     result = gru.run(variant("off", "offline", sparsity=0.5))
     assert result.streaming_weights is None and result.model_cfg == gru.cfg.model

@@ -11,6 +11,8 @@ from sepipe import experiment as exp
 from sepipe.cli import main
 from sepipe.config import experiment_from_dict
 
+pytestmark = pytest.mark.slow   # every test here trains or converts a model
+
 TARGETS = ["ethos-u55-128", "ethos-u65-256"]
 
 

@@ -138,6 +138,7 @@ def parse_results(text: str, build: str) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"(\w+)=(-?[0-9.]+(?:e[-+]?\d+)?)\b", section)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", list(MODELS))
 def test_c_host_test_matches_python_and_tflm(key, golden, tmp_path):
     folder = golden[key]
@@ -170,6 +171,7 @@ def test_c_host_test_matches_python_and_tflm(key, golden, tmp_path):
           f"1-LSB fraction {f64['qfeatures_1lsb_fraction']:.3g}")
 
 
+@pytest.mark.slow
 def test_c_host_test_fails_on_wrong_vectors(golden, tmp_path):
     """The host test is not vacuous: a feedback value and an audio sample changed by one step fail it."""
     broken = tmp_path / "broken"
@@ -189,6 +191,7 @@ def test_c_host_test_fails_on_wrong_vectors(golden, tmp_path):
     assert "FAIL output audio differs" in result.stdout
 
 
+@pytest.mark.slow
 def test_m55_cross_build_and_size_report(golden, tmp_path):
     if shutil.which("arm-none-eabi-gcc") is None:
         pytest.fail("arm-none-eabi-gcc is not installed: run `make firmware-toolchain` (Debian's gcc-arm-none-eabi)")
@@ -212,6 +215,7 @@ def test_m55_cross_build_and_size_report(golden, tmp_path):
 
 # --------------------------------------------------------------------------- arithmetic: C == numpy, bit for bit
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", list(MODELS))
 def test_c_window_and_quantisation_are_bit_exact(key, golden, tmp_path):
     folder = golden[key]
@@ -269,6 +273,7 @@ def tflite_io_from_golden(folder: Path) -> dict:
 
 # --------------------------------------------------------------------------- c_export
 
+@pytest.mark.slow
 def test_model_io_header_scales_round_trip_to_float32(models, tmp_path):
     for key, data in models.items():
         io = tflite_io(data)
@@ -339,6 +344,7 @@ def test_float_literals_denote_the_same_float32_in_c(tmp_path):
         c_float_hex(float("inf"))
 
 
+@pytest.mark.slow
 def test_model_array_source_round_trips_bytes_aligned_in_its_section(models, tmp_path):
     data = models["gru-int8"]
     source, header = model_array_source(data)
@@ -381,6 +387,7 @@ int main(void) {
 
 # --------------------------------------------------------------------------- golden.py
 
+@pytest.mark.slow
 def test_golden_vectors_files_shapes_and_reference(golden, models, speech, tmp_path):
     _, test_pair = speech
     folder = golden["lstm-int16"]

@@ -19,9 +19,10 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                               description="sepipe compile EXPERIMENT.yaml  |  sepipe compile MODEL.tflite --target NAME")
     compile_.add_argument("source", type=Path, help="experiment YAML, or an int8 .tflite of your own")
     compile_.add_argument("--target", action="append", default=[], metavar="NAME",
-                          help="target from vela_configs/targets.yaml (repeatable; default: the experiment's)")
+                          help="target name from the targets file (repeatable; default: the experiment's)")
     compile_.add_argument("--out", type=Path, default=Path("build/vela"), help="output folder for a .tflite (default build/vela)")
-    compile_.add_argument("--targets-file", type=Path, default=None, help="targets YAML (default vela_configs/targets.yaml)")
+    compile_.add_argument("--targets-file", type=Path, default=None,
+                          help="targets YAML (default: the targets.yaml shipped in sepipe.vela_configs)")
     compile_.add_argument("--allow-cpu-fallback", action="store_true", help="report ops left on the CPU instead of failing")
     compile_.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                           help="override an experiment config value (with a YAML source)")
@@ -32,7 +33,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     check = budget_sub.add_parser("check", help="fail (exit 1) when a model breaks its SRAM/flash/latency/quality budget")
     check.add_argument("records", nargs="+", type=Path,
                        help="run folder (runs/<experiment>), report or records CSV, or a *_record.json")
-    check.add_argument("--budgets", type=Path, default=Path("vela_configs/budgets.yaml"), help="budget YAML")
+    check.add_argument("--budgets", type=Path, default=None,
+                       help="budget YAML (default: the budgets.yaml shipped in sepipe.vela_configs)")
     check.add_argument("--hop-ms", type=float, default=16.0, help="hop length for max_latency_hop_fraction (ms)")
     check.add_argument("--require-budget", action="store_true", help="a target without a budget is a violation")
     check.set_defaults(handler=_budget_command)
@@ -67,17 +69,18 @@ def _compile_command(args: argparse.Namespace) -> int:
 
 
 def _budget_command(args: argparse.Namespace) -> int:
-    from sepipe.budgets import check_budgets, format_violations, load_budgets, load_records
+    from sepipe.budgets import DEFAULT_BUDGETS_FILE, check_budgets, format_violations, load_budgets, load_records
 
+    budgets_file = args.budgets if args.budgets is not None else DEFAULT_BUDGETS_FILE
     records = []
     for path in args.records:
         reports = sorted((path / "report").glob("*_report.csv")) if path.is_dir() else []
         # A run folder's report holds the Vela figures and the quality, so min_quality can be checked too.
         records += [row for report in reports for row in load_records(report)] if reports else load_records(path)
-    violations = check_budgets(records, load_budgets(args.budgets), args.hop_ms, require_budget=args.require_budget)
+    violations = check_budgets(records, load_budgets(budgets_file), args.hop_ms, require_budget=args.require_budget)
     if violations:
         print(format_violations(violations))
         print(f"sepipe: {len(violations)} budget violation(s) in {len(records)} model/target row(s)", file=sys.stderr)
         return 1
-    print(f"budgets hold: {len(records)} model/target row(s) checked against {args.budgets}")
+    print(f"budgets hold: {len(records)} model/target row(s) checked against {budgets_file}")
     return 0

@@ -1,7 +1,9 @@
 """The `sepipe` entry point: parser assembly, logging, and the one place errors become exit codes.
 
-Errors a user can cause (PipelineError) become one line on stderr and exit code 2;
-anything else is a bug and keeps its traceback.
+Errors a user can cause (PipelineError) become one line on stderr and exit code 2, and so does
+a command that needs an optional dependency the install lacks (sepipe.extras: checked before the
+command runs, and a ModuleNotFoundError of an optional module while it runs; the line names the
+extra to install); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from sepipe.cli import bundle, deploy, experiment  # noqa: E402
 from sepipe.cli.common import experiment_parser  # noqa: E402
 from sepipe.errors import PipelineError  # noqa: E402
+from sepipe.extras import check_command, missing_extra  # noqa: E402
 
 # Each group: add_parsers(subparsers, common_experiment_parser); handlers via set_defaults(handler=...).
 COMMAND_GROUPS = (experiment, deploy, bundle)
@@ -34,6 +37,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """'sepipe train', 'sepipe budget check': the command as the user typed it."""
+    action = getattr(args, f"{args.command.replace('-', '_')}_command", None)
+    return " ".join(["sepipe", args.command] + ([action] if action else []))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command = command_name(args)
+    check_command(command, args)    # before any work: a missing extra should not cost a training run
+    try:
+        return args.handler(args)
+    except ModuleNotFoundError as exc:
+        error = missing_extra(exc, command)
+        if error is None:   # not an optional dependency: a bug, keep the traceback
+            raise
+        raise error from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
@@ -41,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("absl", "tensorflow", "h5py", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        return args.handler(args)
+        return _dispatch(args)
     except PipelineError as exc:
         print(f"sepipe: error: {exc}", file=sys.stderr)
         return exc.exit_code
