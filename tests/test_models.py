@@ -145,3 +145,23 @@ def test_same_config_and_seed_give_the_bytes_of_before(family, tmp_path):
     scheme, cfg = CONVERT_TINY[family]
     path = convert_untrained(cfg, 257, tmp_path / f"{family}.tflite", seed=0, scheme=scheme)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == BEFORE_REGISTRIES[family]
+
+
+def test_the_quantization_scheme_is_registered_and_the_legacy_activations_key_still_loads():
+    from sepipe.artifacts import sha256_json
+    from sepipe.config import ConvertConfig
+    from sepipe.errors import ConfigError
+    from sepipe.quantize.schemes import SCHEMES, get_scheme
+
+    assert SCHEMES.names() == ["int8", "int16x8"]
+    legacy = experiment_from_dict({"name": "x", "convert": {"activations": "int16"}}).convert
+    new = experiment_from_dict({"name": "x", "convert": {"scheme": "int16x8"}}).convert
+    assert legacy.scheme_name == new.scheme_name == "int16x8" and ConvertConfig().scheme_name == "int8"
+    assert get_scheme("int16") is get_scheme("int16x8") and get_scheme("int16x8").io_dtype == "int16"
+    # stored configs keep their fingerprints: `scheme` left out is not part of them
+    assert sha256_json({"c": ConvertConfig()}) == sha256_json({"c": "ConvertConfig(calibration_files=8, "
+                                                                    "calibration_frames=400)"})
+    with pytest.raises(ConfigError, match="convert.scheme"):
+        experiment_from_dict({"name": "x", "convert": {"scheme": "int4"}})
+    with pytest.raises(ConfigError, match="convert.activations"):
+        experiment_from_dict({"name": "x", "convert": {"scheme": "int8", "activations": "int16"}})
