@@ -1,101 +1,194 @@
-"""nsNet2-like (GRU) and TinyLSTM-like (LSTM) mask estimators, built twice from the same layers.
+"""nsNet2-like (GRU) and TinyLSTM-like (LSTM) mask estimators: the `gru` and `lstm` families.
 
     features (bins) -> [Dense input_units] -> RNN x rnn_layers -> [Dense dense_units x 2] -> Dense bins, sigmoid
 
-`build_sequence_model` takes (batch, frames, bins) for training.
-`build_streaming_model` runs one frame per call, batch 1: inputs are the features
-and every recurrent state; outputs are the mask and every new state. Firmware
-copies each `<layer>_<h|c>_out` back to `<layer>_<h|c>` before the next frame.
-Both models name their layers alike, so `copy_weights` moves weights by name.
+`build_sequence` takes (batch, frames, bins) for training. `build_streaming` runs one frame per
+call, batch 1: inputs are the features and every recurrent state; outputs are the mask and every
+new state. Firmware copies each `<layer>_<h|c>_out` back to `<layer>_<h|c>` before the next frame.
+Both models name their layers alike, so `copy_weights` moves weights by name. The two families
+differ only in their recurrent layer (GRU / LSTM), its cell, its states (h / h, c) and gate count.
+No TensorFlow at import (the builders import Keras when called).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from sepipe.models.keras_backend import keras
-from sepipe.config import ModelConfig
+from sepipe.config import ModelConfig, _check
+from sepipe.contract import FeatureInput, ModelContract, OutputHead, StateSpec
+from sepipe.models.base import ModelFamily
 
 FEATURES_INPUT = "features"
 MASK_OUTPUT = "mask"
+GROUP_FIELDS = {"input": "input_units", "rnn": "rnn_units", "dense": "dense_units"}
 
 
 @dataclass(frozen=True)
-class StateSpec:
-    """One recurrent state: fed in as `input_name`, returned as `output_name`."""
+class MaskRnnConfig(ModelConfig):
+    """Config of the `gru` and `lstm` families."""
 
-    layer: str
-    kind: str  # "h" (hidden) or "c" (LSTM cell)
-    units: int
+    input_units: int = 128           # Dense before the recurrent layers (0: none)
+    rnn_units: int = 128
+    rnn_layers: int = 2
+    dense_units: int = 128           # the two Dense layers after the recurrent layers (0: none)
 
-    @property
-    def input_name(self) -> str:
-        return f"{self.layer}_{self.kind}"
+    def validate(self, src: str) -> None:
+        super().validate(src)
+        for key in ("input_units", "dense_units"):
+            value = getattr(self, key)
+            _check(src, f"model.{key}", value, 0 <= value <= 2048, "0 to 2048")
+        _check(src, "model.rnn_units", self.rnn_units, 1 <= self.rnn_units <= 1024, "1 to 1024")
+        _check(src, "model.rnn_layers", self.rnn_layers, 1 <= self.rnn_layers <= 4, "1 to 4")
 
-    @property
-    def output_name(self) -> str:
-        return f"{self.layer}_{self.kind}_out"
+
+class MaskRnnFamily(ModelFamily):
+    """Dense -> RNN stack -> Dense x 2 -> sigmoid mask; subclasses name the recurrent layer."""
+
+    config_class = MaskRnnConfig
+    rnn_layer = ""             # tf_keras.layers class of the sequence model's recurrent layers
+    rnn_cell = ""              # ... and of the streaming model's cells
+    state_kinds: tuple[str, ...] = ("h",)
+    rnn_gates = 1
+
+    def rnn_layer_names(self, cfg: MaskRnnConfig) -> list[str]:
+        return [f"rnn_{i + 1}" for i in range(cfg.rnn_layers)]
+
+    def state_specs(self, cfg: MaskRnnConfig) -> list[StateSpec]:
+        return [StateSpec(input=f"{layer}_{kind}", output=f"{layer}_{kind}_out", units=cfg.rnn_units,
+                          kind=kind, layer=layer)
+                for layer in self.rnn_layer_names(cfg) for kind in self.state_kinds]
+
+    # ------------------------------------------------------------------ contract and groups
+    def contract(self, cfg: MaskRnnConfig, bins: int) -> ModelContract:
+        return ModelContract(feature=FeatureInput(FEATURES_INPUT, int(bins)),
+                             heads=(OutputHead(MASK_OUTPUT, int(bins), (0.0, 1.0), "mask"),),
+                             states=tuple(self.state_specs(cfg)),
+                             layer_groups=tuple(self.layer_groups(cfg).items()), family=cfg.family)
+
+    def layer_groups(self, cfg: MaskRnnConfig) -> dict[str, tuple[str, ...]]:
+        groups: dict[str, tuple[str, ...]] = {}
+        if cfg.input_units:
+            groups["input"] = ("input_dense",)
+        groups["rnn"] = tuple(self.rnn_layer_names(cfg))
+        if cfg.dense_units:
+            groups["dense"] = ("dense_1", "dense_2")
+        groups["output"] = (MASK_OUTPUT,)
+        return groups
+
+    def group_width(self, cfg: MaskRnnConfig, group: str) -> int:
+        if group not in GROUP_FIELDS:
+            raise ValueError(f"group '{group}' has no width in {type(cfg).__name__} (groups with one: "
+                             f"{list(GROUP_FIELDS)}; the output's width is the number of bins)")
+        return int(getattr(cfg, GROUP_FIELDS[group]))
+
+    def with_group_widths(self, cfg: MaskRnnConfig, widths: dict[str, int]) -> MaskRnnConfig:
+        unknown = sorted(set(widths) - set(GROUP_FIELDS))
+        if unknown:
+            raise ValueError(f"cannot set the width of group(s) {unknown}; groups with a width: {list(GROUP_FIELDS)}")
+        return dataclasses.replace(cfg, **{GROUP_FIELDS[g]: int(w) for g, w in widths.items()})
+
+    def gates(self, cfg: MaskRnnConfig, layer: str) -> int:
+        return self.rnn_gates if layer in self.rnn_layer_names(cfg) else 1
+
+    def label(self, cfg: MaskRnnConfig) -> str:
+        return f"{cfg.family}-{cfg.rnn_layers}x{cfg.rnn_units}"
+
+    # ------------------------------------------------------------------ Keras
+    def _dense_stack(self, cfg: MaskRnnConfig, bins: int):
+        """The Dense layers before and after the recurrent part (shared by both builds)."""
+        from sepipe.models.keras_backend import keras
+
+        before = [keras.layers.Dense(cfg.input_units, activation="relu", name="input_dense")] if cfg.input_units else []
+        after = [keras.layers.Dense(cfg.dense_units, activation="relu", name=f"dense_{i + 1}")
+                 for i in range(2)] if cfg.dense_units else []
+        after.append(keras.layers.Dense(bins, activation="sigmoid", name=MASK_OUTPUT))
+        return before, after
+
+    def build_sequence(self, cfg: MaskRnnConfig, bins: int):
+        """Training model: (batch, frames, bins) log-power features -> (batch, frames, bins) mask in [0, 1]."""
+        from sepipe.models.keras_backend import keras
+
+        rnn_class = getattr(keras.layers, self.rnn_layer)
+        features = keras.Input(shape=(None, bins), name=FEATURES_INPUT)
+        before, after = self._dense_stack(cfg, bins)
+        x = features
+        for layer in before:
+            x = layer(x)
+        for name in self.rnn_layer_names(cfg):
+            x = rnn_class(cfg.rnn_units, return_sequences=True, name=name)(x)
+        for layer in after:
+            x = layer(x)
+        return keras.Model(features, x, name=f"{cfg.family}_sequence")
+
+    def build_streaming(self, cfg: MaskRnnConfig, bins: int):
+        """One-frame model: inputs {features, states}, outputs {mask, new states}, batch size 1."""
+        from sepipe.models.keras_backend import keras
+
+        cell_class = getattr(keras.layers, self.rnn_cell)
+        features = keras.Input(shape=(bins,), batch_size=1, name=FEATURES_INPUT)
+        specs = self.state_specs(cfg)
+        state_inputs = {s.input: keras.Input(shape=(s.units,), batch_size=1, name=s.input) for s in specs}
+        before, after = self._dense_stack(cfg, bins)
+        outputs = {}
+        x = features
+        for layer in before:
+            x = layer(x)
+        for name in self.rnn_layer_names(cfg):
+            cell = cell_class(cfg.rnn_units, name=name)
+            layer_specs = [s for s in specs if s.layer == name]
+            x, new_states = cell(x, [state_inputs[s.input] for s in layer_specs])
+            for spec, new in zip(layer_specs, new_states):
+                outputs[spec.output] = keras.layers.Identity(name=spec.output)(new)
+        for layer in after:
+            x = layer(x)
+        outputs[MASK_OUTPUT] = x
+        return keras.Model({FEATURES_INPUT: features, **state_inputs}, outputs, name=f"{cfg.family}_streaming")
 
 
-def rnn_layer_names(cfg: ModelConfig) -> list[str]:
+class GruFamily(MaskRnnFamily):
+    """nsNet2-like: GRU layers, one state (h) each."""
+
+    name = "gru"
+    rnn_layer, rnn_cell = "GRU", "GRUCell"
+    state_kinds = ("h",)
+    rnn_gates = 3              # Keras kernel columns [z | r | h]
+
+
+class LstmFamily(MaskRnnFamily):
+    """TinyLSTM-like: LSTM layers, two states (h, c) each."""
+
+    name = "lstm"
+    rnn_layer, rnn_cell = "LSTM", "LSTMCell"
+    state_kinds = ("h", "c")
+    rnn_gates = 4              # Keras kernel columns [i | f | c | o]
+
+
+GRU = GruFamily()
+LSTM = LstmFamily()
+
+
+# ---------------------------------------------------------------------- the functions of before
+# (kept so callers migrate at their pace; new code asks `sepipe.models.family_of(cfg)`)
+
+def rnn_layer_names(cfg: MaskRnnConfig) -> list[str]:
     return [f"rnn_{i + 1}" for i in range(cfg.rnn_layers)]
 
 
+def build_sequence_model(cfg: ModelConfig, bins: int):
+    from sepipe.models import family_of
+    return family_of(cfg).build_sequence(cfg, bins)
+
+
+def build_streaming_model(cfg: ModelConfig, bins: int):
+    from sepipe.models import family_of
+    return family_of(cfg).build_streaming(cfg, bins)
+
+
+def copy_weights(source, target) -> None:
+    GRU.copy_weights(source, target)
+
+
 def state_specs(cfg: ModelConfig) -> list[StateSpec]:
-    kinds = ("h", "c") if cfg.family == "lstm" else ("h",)
-    return [StateSpec(name, kind, cfg.rnn_units) for name in rnn_layer_names(cfg) for kind in kinds]
-
-
-def _dense_stack(cfg: ModelConfig, bins: int) -> tuple[list[keras.layers.Layer], list[keras.layers.Layer]]:
-    """The Dense layers before and after the recurrent part (shared by both builds)."""
-    before = [keras.layers.Dense(cfg.input_units, activation="relu", name="input_dense")] if cfg.input_units else []
-    after = [keras.layers.Dense(cfg.dense_units, activation="relu", name=f"dense_{i + 1}")
-             for i in range(2)] if cfg.dense_units else []
-    after.append(keras.layers.Dense(bins, activation="sigmoid", name=MASK_OUTPUT))
-    return before, after
-
-
-def build_sequence_model(cfg: ModelConfig, bins: int) -> keras.Model:
-    """Training model: (batch, frames, bins) log-power features -> (batch, frames, bins) mask in [0, 1]."""
-    rnn_class = keras.layers.LSTM if cfg.family == "lstm" else keras.layers.GRU
-    features = keras.Input(shape=(None, bins), name=FEATURES_INPUT)
-    before, after = _dense_stack(cfg, bins)
-    x = features
-    for layer in before:
-        x = layer(x)
-    for name in rnn_layer_names(cfg):
-        x = rnn_class(cfg.rnn_units, return_sequences=True, name=name)(x)
-    for layer in after:
-        x = layer(x)
-    return keras.Model(features, x, name=f"{cfg.family}_sequence")
-
-
-def build_streaming_model(cfg: ModelConfig, bins: int) -> keras.Model:
-    """One-frame model: inputs {features, states}, outputs {mask, new states}, batch size 1."""
-    cell_class = keras.layers.LSTMCell if cfg.family == "lstm" else keras.layers.GRUCell
-    features = keras.Input(shape=(bins,), batch_size=1, name=FEATURES_INPUT)
-    specs = state_specs(cfg)
-    state_inputs = {s.input_name: keras.Input(shape=(s.units,), batch_size=1, name=s.input_name) for s in specs}
-    before, after = _dense_stack(cfg, bins)
-    outputs = {}
-    x = features
-    for layer in before:
-        x = layer(x)
-    for name in rnn_layer_names(cfg):
-        cell = cell_class(cfg.rnn_units, name=name)
-        layer_states = [state_inputs[s.input_name] for s in specs if s.layer == name]
-        x, new_states = cell(x, layer_states)
-        for spec, new in zip([s for s in specs if s.layer == name], new_states):
-            outputs[spec.output_name] = keras.layers.Identity(name=spec.output_name)(new)
-    for layer in after:
-        x = layer(x)
-    outputs[MASK_OUTPUT] = x
-    return keras.Model({FEATURES_INPUT: features, **state_inputs}, outputs, name=f"{cfg.family}_streaming")
-
-
-def copy_weights(source: keras.Model, target: keras.Model) -> None:
-    """Copy weights layer by layer, matched by name (a GRU layer and its GRUCell share a layout)."""
-    for layer in target.layers:
-        weights = layer.get_weights()
-        if weights:
-            layer.set_weights(source.get_layer(layer.name).get_weights())
+    from sepipe.models import family_of
+    return list(family_of(cfg).contract(cfg, 1).states)

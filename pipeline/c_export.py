@@ -22,10 +22,17 @@ from fractions import Fraction
 import numpy as np
 
 from sepipe.config import FeatureConfig
-from sepipe.convert import FEATURES_INPUT, MASK_OUTPUT, ModelIO
 from sepipe.metrics import SAMPLE_RATE
+from sepipe.quantize.model_io import ModelIO
 
-ACTIVATION_TYPES = {"int8": ("int8_t", 8, -128, 127), "int16": ("int16_t", 16, -32768, 32767)}
+
+def activation_type(io_dtype: str) -> tuple[str, int, int, int]:
+    """(C type, bits, QMIN, QMAX) of a scheme's I/O dtype: 'int8' -> ('int8_t', 8, -128, 127)."""
+    info = np.iinfo(np.dtype(io_dtype))
+    return f"{np.dtype(io_dtype).name}_t", info.bits, int(info.min), int(info.max)
+
+
+ACTIVATION_TYPES = {name: activation_type(name) for name in ("int8", "int16")}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -74,6 +81,10 @@ def _c_string(text: str) -> str:
                          for ch in text) + '"'
 
 
+def _macro_part(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
 def _comment_safe(text: str) -> str:
     return text.replace("*/", "* /").replace("\n", " ")
 
@@ -84,8 +95,12 @@ def model_io_header(io: ModelIO, features: FeatureConfig, model_name: str, tflit
                     sample_rate: int = SAMPLE_RATE) -> str:
     """`model_io.h` of one streaming model (see the module docstring). `tflite_sha256`: the
     sha256 of the .tflite it was made from (recorded in the header; callers with the bytes
-    at hand pass hashlib.sha256(data).hexdigest())."""
-    feat, mask = io.input(FEATURES_INPUT), io.output(MASK_OUTPUT)
+    at hand pass hashlib.sha256(data).hexdigest()). `io` must carry its contract (tflite_io gives one):
+    SE_FEATURES is the contract's feature input, SE_MASK its primary head; further heads, if any,
+    get SE_HEAD_<NAME>_* macros."""
+    if io.contract is None:
+        raise ValueError("model_io_header needs the model's contract (read the model with tflite_io)")
+    feat, mask = io.feature, io.head
     act = io.io_type
     if act is None:
         raise ValueError(f"model_io_header needs an int8 or int16 (16x8) model, every input and output of one "
@@ -97,7 +112,7 @@ def model_io_header(io: ModelIO, features: FeatureConfig, model_name: str, tflit
     for tensor in io.inputs + io.outputs:
         if not (np.isfinite(tensor.scale) and tensor.scale > 0):
             raise ValueError(f"tensor '{tensor.name}' has scale {tensor.scale}; a quantised tensor needs scale > 0")
-    ctype, bits, qmin, qmax = ACTIVATION_TYPES[act]
+    ctype, bits, qmin, qmax = activation_type(act)
     guard = "SE_MODEL_IO_H"
 
     lines = [
@@ -134,7 +149,10 @@ def model_io_header(io: ModelIO, features: FeatureConfig, model_name: str, tflit
         f"#define SE_NUM_OUTPUTS {len(io.outputs)}",
         "",
     ]
-    for macro, tensor in (("SE_FEATURES", feat), ("SE_MASK", mask)):
+    extra_heads = [(f"SE_HEAD_{_macro_part(h.name)}", io.output(h.name)) for h in io.contract.heads[1:]]
+    if extra_heads:
+        lines += [f"#define SE_NUM_HEADS {1 + len(extra_heads)}", ""]
+    for macro, tensor in (("SE_FEATURES", feat), ("SE_MASK", mask), *extra_heads):
         lines += [
             f"#define {macro}_NAME {_c_string(tensor.name)}",
             f"#define {macro}_POSITION {tensor.position}",

@@ -62,19 +62,42 @@ class FeatureConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    family: Literal["gru", "lstm"] = "gru"
-    input_units: int = 128           # Dense before the recurrent layers (0: none)
-    rnn_units: int = 128
-    rnn_layers: int = 2
-    dense_units: int = 128           # the two Dense layers after the recurrent layers (0: none)
+class ModelConfig(Tagged):
+    """Base of every model family's config: `family` names the registered family (sepipe.models.FAMILIES),
+    whose own dataclass (e.g. MaskRnnConfig for gru / lstm) holds and validates the other keys."""
+
+    TAG = "family"
+    family: str = "gru"
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        # `ModelConfig(family="lstm", rnn_units=64)` (and `ModelConfig(**recorded_dict)`) builds the
+        # family's registered config class, as loading the YAML does
+        if cls is ModelConfig:
+            family = kwargs.get("family", args[0] if args else ModelConfig.family)
+            registry = cls.registry()
+            if family in registry:
+                sub = registry.config_class(family)
+                if sub is not None and issubclass(sub, cls):
+                    return object.__new__(sub)
+        return object.__new__(cls)
+
+    @classmethod
+    def registry(cls):
+        from sepipe.models import FAMILIES   # lazy: sepipe.models imports this module (no TensorFlow either way)
+        return FAMILIES
 
     def validate(self, src: str) -> None:
-        for key in ("input_units", "dense_units"):
-            value = getattr(self, key)
-            _check(src, f"model.{key}", value, 0 <= value <= 2048, "0 to 2048")
-        _check(src, "model.rnn_units", self.rnn_units, 1 <= self.rnn_units <= 1024, "1 to 1024")
-        _check(src, "model.rnn_layers", self.rnn_layers, 1 <= self.rnn_layers <= 4, "1 to 4")
+        registry = self.registry()
+        _check(src, "model.family", self.family, self.family in registry,
+               "one of " + ", ".join(map(repr, registry.names())))
+        _check(src, "model.family", self.family, isinstance(self, registry.config_class(self.family)),
+               f"a family whose config class is {type(self).__name__}")
+
+
+def default_model_config() -> ModelConfig:
+    """The model of an experiment that names none: the registered default family with its defaults."""
+    cls = ModelConfig.registry().config_class(ModelConfig.family) or ModelConfig
+    return cls(family=ModelConfig.family)
 
 
 @dataclass(frozen=True)
@@ -99,14 +122,34 @@ class TrainConfig:
 class ConvertConfig:
     calibration_files: int = 8       # training mixtures the calibration frames come from
     calibration_frames: int = 400    # frames drawn from them, states included
-    # Activation (and I/O) precision; weights are int8 either way. 'int16' is TFLite's 16x8 mode,
-    # for models whose activations span more than int8 resolves (the LSTM cell state).
+    # Legacy spelling of the scheme (what runs recorded before schemes were registered): 'int8' is the
+    # scheme int8, 'int16' the scheme int16x8. Kept so those YAMLs load and their stages stay current.
     activations: Literal["int8", "int16"] = field(default="int8", metadata=ADDED_FIELD)
+    # The quantization scheme (sepipe.quantize.schemes.SCHEMES): 'int8' (int8 activations and I/O) or
+    # 'int16x8' (TFLite's 16x8 mode: int16 activations and I/O, int8 weights, for activations that span
+    # more than int8 resolves, like the LSTM cell state). None: the one `activations` names.
+    scheme: str | None = field(default=None, metadata=ADDED_FIELD)
+
+    @property
+    def scheme_name(self) -> str:
+        """The registered scheme this config selects (`scheme`, else the one `activations` names)."""
+        if self.scheme is not None:
+            return self.scheme
+        from sepipe.quantize.schemes import scheme_for_activations
+        return scheme_for_activations(self.activations).name
 
     def validate(self, src: str) -> None:
+        from sepipe.quantize.schemes import SCHEMES
+
         _check(src, "convert.calibration_files", self.calibration_files, self.calibration_files >= 1, ">= 1")
         _check(src, "convert.calibration_frames", self.calibration_frames,
                16 <= self.calibration_frames <= 100000, "16 to 100000")
+        if self.scheme is not None:
+            _check(src, "convert.scheme", self.scheme, self.scheme in SCHEMES,
+                   "one of " + ", ".join(map(repr, SCHEMES.names())))
+            legacy = SCHEMES.get(self.scheme).activations
+            _check(src, "convert.activations", self.activations, self.activations in ("int8", legacy),
+                   f"'{legacy}' or left out with convert.scheme '{self.scheme}' (scheme replaces activations)")
 
 
 @dataclass(frozen=True)
@@ -199,7 +242,7 @@ class ExperimentConfig:
     runs_dir: str = "runs"
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=default_model_config)
     train: TrainConfig = field(default_factory=TrainConfig)
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     compile: CompileConfig = field(default_factory=CompileConfig)

@@ -30,11 +30,13 @@ from sepipe.audio import write_wav
 from sepipe.config import ExperimentConfig
 from sepipe.metrics import METRICS, mean_scores, score
 from sepipe.progress import bar
+from sepipe.runtime import RUNNERS, system_label
 
 log = logging.getLogger(__name__)
 
-# Row labels: what a reader sees in the table's `system` column.
-SYSTEM_OF_RUNNER = {"float": "float32 Keras", "tflite": "int8 TFLite", "tflm": "int8 TFLite Micro"}
+# Row labels: what a reader sees in the table's `system` column. A runner's label comes from its
+# class and the model's I/O type ('int8 TFLite', 'int16 TFLite Micro'); this table holds the int8 ones.
+SYSTEM_OF_RUNNER = {kind: system_label(kind, "int8") for kind in RUNNERS.names()}
 SYSTEM_OF_REFERENCE = {"noisy": "unprocessed", "rnnoise": "RNNoise (pyrnnoise)"}
 DENSE_VARIANT = "ptq"
 
@@ -106,16 +108,17 @@ def evaluate_references(cfg: ExperimentConfig, dataset, out_dir: Path, progress:
 
 
 def evaluate_models(cfg: ExperimentConfig, dataset, variant: str, model_label: str, streaming_model,
-                    tflite_bytes: bytes | None, out_dir: Path, progress: bool = True) -> EvaluationResult:
-    """Score one variant's runners (float if `streaming_model`, TFLite and TFLM if `tflite_bytes`)."""
-    from sepipe.interpreters import make_runner
+                    tflite_bytes: bytes | None, out_dir: Path, progress: bool = True,
+                    contract=None) -> EvaluationResult:
+    """Score one variant's runners (those built from a streaming model if `streaming_model`, those
+    built from a .tflite if `tflite_bytes`); `contract`: the model's (inferred from names when None)."""
+    from sepipe.runtime import make_runner
 
     runners = {}
+    sources = {"streaming_model": streaming_model, "tflite_bytes": tflite_bytes}
     for kind in cfg.evaluate.interpreters:
-        if kind == "float" and streaming_model is not None:
-            runners[kind] = make_runner("float", streaming_model=streaming_model)
-        elif kind != "float" and tflite_bytes is not None:
-            runners[kind] = make_runner(kind, tflite_bytes=tflite_bytes)
+        if sources[RUNNERS.get(kind).needs] is not None:
+            runners[kind] = make_runner(kind, contract=contract, **sources)
     # Stream every file first and score afterwards, so the speed figures are not taken
     # while scoring workers compete for the cores.
     pairs = _pairs(cfg, dataset)
@@ -124,17 +127,19 @@ def evaluate_models(cfg: ExperimentConfig, dataset, variant: str, model_label: s
     log.info("evaluate %s: scoring %d outputs", variant, len(enhanced))
     scorer = Scorer(cfg)
     index_of = {pair.name: index for index, pair in enumerate(pairs)}
+    systems = {kind: runner.system for kind, runner in runners.items()}
     for pair, kind, audio in bar(enhanced, progress, desc=f"score {variant}"):
-        _score_and_keep(cfg, scorer, pair, index_of[pair.name], f"{variant}/{SYSTEM_OF_RUNNER[kind]}", audio, out_dir)
+        _score_and_keep(cfg, scorer, pair, index_of[pair.name], f"{variant}/{systems[kind]}", audio, out_dir)
     per_file = scorer.results()
     rows = []
     for kind in runners:
-        system = SYSTEM_OF_RUNNER[kind]
+        system = systems[kind]
         stats = _means([r for r in per_file if r["system"] == f"{variant}/{system}"])[f"{variant}/{system}"]
         rows.append({"experiment": cfg.name, "variant": variant, "model": model_label, "system": system, **stats,
                      "loop_rtf": speed[kind]["loop_rtf"]})
-    mask_lsb = _mask_lsb(tflite_bytes) if tflite_bytes is not None else float("nan")
-    return EvaluationResult(rows, per_file, _interpreter_gap(masks, per_file, variant, mask_lsb), speed)
+    quantized = next((r for r in runners.values() if hasattr(r, "io")), None)
+    mask_lsb = quantized.io.head.scale if quantized is not None else float("nan")
+    return EvaluationResult(rows, per_file, _interpreter_gap(masks, per_file, variant, mask_lsb, systems), speed)
 
 
 def _stream_all(cfg: ExperimentConfig, runners: dict, pairs: list, desc: str, progress: bool):
@@ -181,18 +186,12 @@ def quality_table(reference_rows: list[dict], variant_rows: list[dict]) -> list[
     return table
 
 
-def _mask_lsb(tflite_bytes: bytes) -> float:
-    from sepipe.convert import MASK_OUTPUT, tflite_io
-
-    return tflite_io(tflite_bytes).output(MASK_OUTPUT).scale
-
-
-def _interpreter_gap(masks: dict, per_file: list[dict], variant: str, lsb: float) -> dict:
-    """How far TFLite Micro (what ships) is from the TFLite interpreter; `lsb` is the mask's int8 scale."""
+def _interpreter_gap(masks: dict, per_file: list[dict], variant: str, lsb: float, systems: dict) -> dict:
+    """How far TFLite Micro (what ships) is from the TFLite interpreter; `lsb` is the mask's quantisation scale."""
     if "tflm" not in masks or "tflite" not in masks:
         return {}
     diffs = [np.abs(a - b) for a, b in zip(masks["tflm"], masks["tflite"])]
-    sisdr = {kind: np.array([r["si_sdr"] for r in per_file if r["system"] == f"{variant}/{SYSTEM_OF_RUNNER[kind]}"])
+    sisdr = {kind: np.array([r["si_sdr"] for r in per_file if r["system"] == f"{variant}/{systems[kind]}"])
              for kind in ("tflm", "tflite")}
     return {
         "mask_max_abs_diff": float(max(d.max() for d in diffs)),

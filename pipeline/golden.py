@@ -29,7 +29,7 @@ import numpy as np
 
 from sepipe.artifacts import write_bytes, write_json
 from sepipe.config import FeatureConfig
-from sepipe.convert import FEATURES_INPUT, MASK_OUTPUT
+from sepipe.contract import ModelContract
 from sepipe.metrics import SAMPLE_RATE
 
 FORMAT = 1
@@ -47,19 +47,20 @@ def enhanced_audio(spectrum: np.ndarray, quantized_mask: np.ndarray, mask_tensor
     returned, resynthesised; (frames - 1) * hop samples aligned with the input (the last hop is
     still missing its second overlapping frame)."""
     from sepipe.features import enhance_with_mask
-    from sepipe.interpreters import dequantize
+    from sepipe.runtime.arith import dequantize
 
     mask = dequantize(np.asarray(quantized_mask).reshape(frames, -1), mask_tensor.scale, mask_tensor.zero_point)
     return enhance_with_mask(spectrum[:frames], mask, feature_cfg, (frames - 1) * feature_cfg.hop)
 
 
 def write_golden_vectors(tflite_bytes: bytes, audio: np.ndarray, feature_cfg: FeatureConfig, frames: int,
-                         out_dir: Path, source: str = "") -> dict:
+                         out_dir: Path, source: str = "", contract: ModelContract | None = None) -> dict:
     """Write the golden vectors of `frames` frames of `audio` (float32 mono at the model's
     sample rate) into `out_dir`; return the golden.json dict. ValueError when the audio is
-    shorter than `frames` hops or the model is not an int8 / 16x8 streaming model."""
+    shorter than `frames` hops or the model is not an int8 / 16x8 streaming model of `contract`
+    (inferred from its tensor names when None)."""
     from sepipe.features import features
-    from sepipe.interpreters import TFLMStreamingRunner
+    from sepipe.runtime.quantized import TFLMStreamingRunner
 
     frames = int(frames)
     if frames < 2:
@@ -75,14 +76,15 @@ def write_golden_vectors(tflite_bytes: bytes, audio: np.ndarray, feature_cfg: Fe
     feats, spectrum = features(audio, feature_cfg)   # frame t < frames depends on samples < frames*hop only
     feats = feats[:frames]
 
-    runner = TFLMStreamingRunner(tflite_bytes)
-    io = runner.io
+    runner = TFLMStreamingRunner(tflite_bytes, contract=contract)
+    io, contract = runner.io, runner.contract
+    feature_name, head_name = contract.feature.name, contract.head.name
     act = np.dtype(runner.dtype).name                # 'int8' or 'int16' (16x8)
-    if int(io.input(FEATURES_INPUT).shape[-1]) != feature_cfg.bins:
-        raise ValueError(f"model takes {io.input(FEATURES_INPUT).shape[-1]} feature bins; the feature "
+    if int(io.feature.shape[-1]) != feature_cfg.bins:
+        raise ValueError(f"model takes {io.feature.shape[-1]} feature bins; the feature "
                          f"config (fft_size {feature_cfg.fft_size}) gives {feature_cfg.bins}")
     recorded_in, recorded_out = runner.run_recorded(feats)
-    enhanced = enhanced_audio(spectrum, recorded_out[MASK_OUTPUT], io.output(MASK_OUTPUT), feature_cfg, frames)
+    enhanced = enhanced_audio(spectrum, recorded_out[head_name], io.head, feature_cfg, frames)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +103,7 @@ def write_golden_vectors(tflite_bytes: bytes, audio: np.ndarray, feature_cfg: Fe
     pair_of_input = {p.input: p for p in io.state_pairs}
     for tensor in io.inputs:
         name = f"in_{tensor.name}.bin"
-        what = ("quantised features TFLM got at each frame" if tensor.name == FEATURES_INPUT else
+        what = ("quantised features TFLM got at each frame" if tensor.name == feature_name else
                 f"state TFLM got at each frame (zero point at t=0, then '{pair_of_input[tensor.name].output}' "
                 f"of frame t-1" + (", requantised)" if not pair_of_input[tensor.name].same_quantization else ")")
                 if tensor.name in pair_of_input else "input TFLM got at each frame")
@@ -110,8 +112,9 @@ def write_golden_vectors(tflite_bytes: bytes, audio: np.ndarray, feature_cfg: Fe
                                 "position": tensor.position}
     for tensor in io.outputs:
         name = f"out_{tensor.name}.bin"
-        what = ("quantised mask TFLM returned at each frame" if tensor.name == MASK_OUTPUT else
-                "new state TFLM returned at each frame")
+        what = ("quantised mask TFLM returned at each frame" if tensor.name == head_name else
+                "new state TFLM returned at each frame" if any(s.output == tensor.name for s in contract.states) else
+                f"head '{tensor.name}' TFLM returned at each frame")
         put(name, recorded_out[tensor.name].reshape(frames, -1), act, what)
         tensors[tensor.name] = {"file": name, "scale": tensor.scale, "zero_point": tensor.zero_point,
                                 "position": tensor.position}

@@ -18,7 +18,7 @@ from sepipe import experiment as exp
 from sepipe.bundle import BundleError, c_array_bytes, make_bundle, probe_tflm_arena, verify_bundle
 from sepipe.cli import main
 from sepipe.config import experiment_from_dict
-from sepipe.convert import tflite_io
+from sepipe.quantize.model_io import tflite_io
 
 pytestmark = pytest.mark.slow   # every test here trains or converts a model
 
@@ -71,7 +71,7 @@ def _flip(path, offset):
 
 def test_bundle_has_every_file_and_sha256sums_covers_them(bundle):
     name = "tinyb_ptq"
-    expected = {f"model/{name}_int8.tflite", f"model/{name}_vela_{TARGET}.tflite", "c/model_data.c",
+    expected = {f"model/{name}.tflite", f"model/{name}_vela_{TARGET}.tflite", "c/model_data.c",
                 "c/model_data.h", "c/model_io.h", "model_manifest.json", "README.md", "SHA256SUMS",
                 "golden/golden.json", "golden/audio_in.f32", "golden/features.f32", "golden/audio_out.f32",
                 "golden/in_features.bin", "golden/in_rnn_1_h.bin", "golden/out_mask.bin", "golden/out_rnn_1_h_out.bin",
@@ -132,7 +132,7 @@ def test_refuses_an_unknown_variant_a_target_never_compiled_and_a_stale_compile(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and str(tiny_run.run_dir) in err[0] and "ethos-u65-256" in err[0]
     stale = shutil.copytree(tiny_run.run_dir, tmp_path / "runs" / tiny_run.name)
-    tflite = stale / f"{tiny_run.name}_ptq_int8.tflite"
+    tflite = stale / exp.RunPaths(tiny_run).tflite("ptq").relative_to(tiny_run.run_dir)
     tflite.write_bytes(tflite.read_bytes() + b"\0" * 16)   # a reconverted model, not compiled since
     with pytest.raises(BundleError, match=r"compile of variant 'ptq' for target 'ethos-u55-128' is stale"):
         make_bundle(stale, "ptq", TARGET, out_dir=tmp_path)
@@ -174,7 +174,7 @@ def test_manifest_arena_is_at_least_the_measured_minimum_and_tflm_runs_with_it(b
 
 def test_manifest_describes_tensors_states_features_vela_and_tools(tiny_run, bundle):
     m = _manifest(bundle)
-    io = tflite_io((bundle / m["model"]["int8_tflite"]).read_bytes())
+    io = tflite_io((bundle / m["model"]["tflite"]).read_bytes())
     assert [t["name"] for t in m["tensors"]["inputs"]] == [t.name for t in io.inputs]
     assert all(t["dtype"] == "int8" and "scale" in t and "zero_point" in t and "position" in t
                for side in ("inputs", "outputs") for t in m["tensors"][side])
@@ -190,7 +190,10 @@ def test_manifest_describes_tensors_states_features_vela_and_tools(tiny_run, bun
     assert m["tool_versions"]["ethos-u-vela"] == "5.2.0" and "tflite-micro" in m["tool_versions"]
     audio = m["golden"]["test_audio"]
     assert audio["split"] == "test" and audio["samples"] == FRAMES * 256 and audio["files"][0].startswith("test/noisy/")
-    assert m["source"]["int8_tflite_sha256"] == artifacts.sha256_file(exp.RunPaths(tiny_run).tflite())
+    assert m["source"]["tflite_sha256"] == artifacts.sha256_file(exp.RunPaths(tiny_run).tflite("ptq"))
+    assert m["model"]["io_dtype"] == "int8" and m["model"]["scheme"] == m["source"]["scheme"] == "int8"
+    assert m["contract"]["family"] == "gru" and m["contract"]["heads"][0]["name"] == "mask"
+    assert [s["input"] for s in m["contract"]["states"]] == ["rnn_1_h"]
     assert "tinyb / ptq on ethos-u55-128" in (bundle / "README.md").read_text()
 
 
@@ -228,6 +231,7 @@ def test_a_16x8_lstm_model_bundles_and_verifies(small_dataset, small_data_config
     folder = make_bundle(cfg.run_dir, "ptq", TARGET, out_dir=tmp_path / "out", frames=frames)
     m = _manifest(folder)
     assert m["model"]["io_dtype"] == "int16" and m["call_contract"]["qmin_qmax"] == [-32768, 32767]
+    assert m["model"]["scheme"] == "int16x8" and m["model"]["tflite"] == "model/tiny16_ptq.tflite"
     assert {p["input"] for p in m["state_pairs"]} == {"rnn_1_h", "rnn_1_c"}
     assert m["golden"]["test_audio"]["joined"] and m["golden"]["test_audio"]["samples"] == frames * 256
     states = np.fromfile(folder / "golden" / "in_rnn_1_c.bin", dtype="<i2")

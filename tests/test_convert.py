@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 
 from sepipe.models.keras_backend import keras, tf
-from sepipe.models.mask_rnn import build_sequence_model, build_streaming_model, copy_weights, state_specs
-from sepipe import convert as convert_mod
+from sepipe.models import family_of
+from sepipe.quantize import convert as convert_mod
 from sepipe.config import FeatureConfig, ModelConfig
-from sepipe.convert import (CalibrationSet, collect_calibration, convert_int8, load_calibration,
-                              save_calibration, tflite_io, validate_int8_model)
+from sepipe.quantize.calibration import CalibrationSet, collect_calibration, load_calibration, save_calibration
+from sepipe.quantize.convert import convert_quantized
+from sepipe.quantize.model_io import tflite_io, validate_quantized_model
 from sepipe.errors import InputFileError, ToolError
 from sepipe.features import features as compute_features
 
@@ -31,7 +32,8 @@ BINS = FeatureConfig().bins
 FAMILIES = ("gru", "lstm")
 # The LSTM ships in 16x8 (int16 activations, int8 weights): its cell state integrates to hundreds,
 # which int8 cannot resolve (see experiments/sparsity_lstm.yaml); the GRU ships plain int8.
-ACTIVATIONS = {"gru": "int8", "lstm": "int16"}
+SCHEME = {"gru": "int8", "lstm": "int16x8"}
+IO_DTYPE = {"gru": "int8", "lstm": "int16"}
 G722_GLOB = ".cache/unpacked/asterisk-core-sounds-fr-g722/usr/share/asterisk/sounds/fr_CA_f_June/*.g722"
 
 
@@ -104,7 +106,7 @@ def load_speech(request) -> Speech:
 def train_tiny(cfg: ModelConfig, speech: Speech, steps: int = 80, seed: int = 0) -> keras.Model:
     """A few seconds of training so the mask is not a constant 0.5 (random crops of 64 frames)."""
     keras.utils.set_random_seed(seed)
-    model = build_sequence_model(cfg, BINS)
+    model = family_of(cfg).build_sequence(cfg, BINS)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
     rng = np.random.default_rng(seed)
     crop = 64
@@ -141,16 +143,16 @@ class Case:
 def make_case(family: str, folder: Path, speech: Speech) -> Case:
     cfg = tiny_cfg(family)
     sequence = train_tiny(cfg, speech)
-    streaming = build_streaming_model(cfg, BINS)
-    copy_weights(sequence, streaming)
+    streaming = family_of(cfg).build_streaming(cfg, BINS)
+    family_of(cfg).copy_weights(sequence, streaming)
     folder.mkdir(parents=True, exist_ok=True)
     streaming.save_weights(str(folder / "streaming.weights.h5"))
     sequence.save_weights(str(folder / "sequence.weights.h5"))
     cal = collect_calibration(streaming, [x for x, _ in speech.train], frames=300, seed=0)
     save_calibration(cal, folder / "calibration.npz")
     start = time.monotonic()
-    convert_int8(cfg, BINS, folder / "streaming.weights.h5", folder / "calibration.npz", folder / "model.tflite",
-                 activations=ACTIVATIONS[family])
+    convert_quantized(cfg, BINS, folder / "streaming.weights.h5", folder / "calibration.npz", folder / "model.tflite",
+                      scheme=SCHEME[family])
     return Case(cfg, sequence, streaming, folder / "streaming.weights.h5", folder / "sequence.weights.h5",
                 folder / "calibration.npz", folder / "model.tflite", time.monotonic() - start, speech)
 
@@ -171,11 +173,11 @@ def cases(speech, tmp_path_factory) -> dict[str, Case]:
 @pytest.fixture(scope="module")
 def random_gru():
     keras.utils.set_random_seed(1)
-    return build_streaming_model(tiny_cfg("gru"), BINS)
+    return family_of(tiny_cfg("gru")).build_streaming(tiny_cfg("gru"), BINS)
 
 
 def test_calibration_selection_is_reproducible_from_seed(random_gru, speech):
-    from sepipe.interpreters import KerasStreamingRunner
+    from sepipe.runtime.float_runner import KerasStreamingRunner
 
     feats = [x for x, _ in speech.train[:3]]
     a = collect_calibration(random_gru, feats, frames=50, seed=7)
@@ -225,18 +227,29 @@ def test_calibration_save_load_round_trip(tmp_path):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_int8_model_has_int8_io_and_state_pairs_by_name(cases, family):
     case = cases[family]
-    io = validate_int8_model(case.tflite)
+    io = validate_quantized_model(case.tflite)
     assert io == tflite_io(case.tflite_bytes)
-    assert all(t.dtype == ACTIVATIONS[family] for t in io.inputs + io.outputs)
+    assert all(t.dtype == IO_DTYPE[family] for t in io.inputs + io.outputs)
     assert io.input("features").shape == (1, BINS) and io.output("mask").shape == (1, BINS)
-    specs = state_specs(case.cfg)
+    specs = family_of(case.cfg).contract(case.cfg, BINS).states
     assert {p.input: p.output for p in io.state_pairs} == {s.input_name: s.output_name for s in specs}
     assert {t.name for t in io.inputs} == {"features"} | {s.input_name for s in specs}
     for spec in specs:
         assert io.input(spec.input_name).shape == io.output(spec.output_name).shape == (1, spec.units)
     # the sigmoid mask output gets the fixed [0, 1) quantisation: 1/256 with zp -128 in int8, 1/32768 in int16
-    fixed = {"int8": (1 / 256, -128), "int16": (1 / 32768, 0)}[ACTIVATIONS[family]]
+    fixed = {"int8": (1 / 256, -128), "int16": (1 / 32768, 0)}[IO_DTYPE[family]]
     assert (io.output("mask").scale, io.output("mask").zero_point) == fixed
+    # checked against the family's declared contract and the scheme it was converted with
+    contract = family_of(case.cfg).contract(case.cfg, BINS)
+    checked = validate_quantized_model(case.tflite, contract, SCHEME[family])
+    assert checked.state_pairs == io.state_pairs and checked.contract == contract
+    assert checked.to_dict()["io_dtype"] == IO_DTYPE[family] and checked.to_dict()["scheme"] == SCHEME[family]
+    other = {"gru": "int16x8", "lstm": "int8"}[family]
+    with pytest.raises(InputFileError, match=f"scheme '{other}'"):
+        validate_quantized_model(case.tflite, contract, other)
+    wrong_cfg = tiny_cfg("lstm" if family == "gru" else "gru")
+    with pytest.raises(InputFileError, match="not a streaming mask model: "):
+        validate_quantized_model(case.tflite, family_of(wrong_cfg).contract(wrong_cfg, BINS))
     print(f"\n{family}: converted in {case.convert_s:.1f} s, {case.tflite.stat().st_size} bytes; speech: "
           f"{case.speech.source}")
     for pair in io.state_pairs:
@@ -248,9 +261,9 @@ def test_int8_model_has_int8_io_and_state_pairs_by_name(cases, family):
 @pytest.mark.slow
 def test_conversion_is_deterministic_and_accepts_sequence_weights(cases, tmp_path):
     case = cases["gru"]
-    again = convert_int8(case.cfg, BINS, case.streaming_weights, case.calibration, tmp_path / "again.tflite")
+    again = convert_quantized(case.cfg, BINS, case.streaming_weights, case.calibration, tmp_path / "again.tflite")
     assert again.read_bytes() == case.tflite_bytes
-    from_sequence = convert_int8(case.cfg, BINS, case.sequence_weights, case.calibration, tmp_path / "seq.tflite")
+    from_sequence = convert_quantized(case.cfg, BINS, case.sequence_weights, case.calibration, tmp_path / "seq.tflite")
     assert from_sequence.read_bytes() == case.tflite_bytes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again.tflite", "seq.tflite"]
 
@@ -260,30 +273,30 @@ def test_converter_failures_become_tool_errors(cases, tmp_path, monkeypatch):
     case = cases["gru"]
     out = tmp_path / "model.tflite"
     # weights of another config: would load silently (structure match) without the worker's check
-    other = build_streaming_model(ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32,
-                                              rnn_layers=3), BINS)
+    other_cfg = ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32, rnn_layers=3)
+    other = family_of(other_cfg).build_streaming(other_cfg, BINS)
     other.save_weights(str(tmp_path / "other.weights.h5"))
     with pytest.raises(ToolError, match=r"exit code 1.*another model config"):
-        convert_int8(case.cfg, BINS, tmp_path / "other.weights.h5", case.calibration, out)
+        convert_quantized(case.cfg, BINS, tmp_path / "other.weights.h5", case.calibration, out)
     # corrupt weights file
     (tmp_path / "corrupt.weights.h5").write_bytes(os.urandom(4096))
     with pytest.raises(ToolError, match=r"corrupt\.weights\.h5.*exit code 1.*not a Keras HDF5"):
-        convert_int8(case.cfg, BINS, tmp_path / "corrupt.weights.h5", case.calibration, out)
+        convert_quantized(case.cfg, BINS, tmp_path / "corrupt.weights.h5", case.calibration, out)
     # timeout
     with pytest.raises(ToolError, match="timed out after 0.001 s"):
-        convert_int8(case.cfg, BINS, case.streaming_weights, case.calibration, out, timeout_s=0.001)
+        convert_quantized(case.cfg, BINS, case.streaming_weights, case.calibration, out, timeout_s=0.001)
     # a converter segfault (what a Keras GRU layer or a stateful RNN does inside calibration)
     monkeypatch.setattr(convert_mod, "_worker_command", lambda *a: [
         sys.executable, "-c", "import os, signal, sys; print('calibrating...', file=sys.stderr); "
                               "sys.stderr.flush(); os.kill(os.getpid(), signal.SIGSEGV)"])
     with pytest.raises(ToolError, match=r"killed by signal SIGSEGV\): calibrating\.\.\.") as info:
-        convert_int8(case.cfg, BINS, case.streaming_weights, case.calibration, out)
+        convert_quantized(case.cfg, BINS, case.streaming_weights, case.calibration, out)
     assert len(str(info.value).splitlines()) == 1
     # missing inputs are the user's files, named before any subprocess starts
     with pytest.raises(InputFileError, match="nope.weights.h5"):
-        convert_int8(case.cfg, BINS, tmp_path / "nope.weights.h5", case.calibration, out)
+        convert_quantized(case.cfg, BINS, tmp_path / "nope.weights.h5", case.calibration, out)
     with pytest.raises(InputFileError, match="nope.npz"):
-        convert_int8(case.cfg, BINS, case.streaming_weights, tmp_path / "nope.npz", out)
+        convert_quantized(case.cfg, BINS, case.streaming_weights, tmp_path / "nope.npz", out)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".part"]
 
@@ -291,7 +304,7 @@ def test_converter_failures_become_tool_errors(cases, tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- validation
 
 @pytest.mark.slow
-def test_validate_int8_model_rejects_what_cannot_ship(cases, tmp_path):
+def test_validate_quantized_model_rejects_what_cannot_ship(cases, tmp_path):
     case = cases["gru"]
 
     def converted(optimize: bool, int8_output: bool = False) -> bytes:
@@ -315,7 +328,7 @@ def test_validate_int8_model_rejects_what_cannot_ship(cases, tmp_path):
     for name, (data, problem) in bad.items():
         (tmp_path / name).write_bytes(data)
         with pytest.raises(InputFileError) as info:
-            validate_int8_model(tmp_path / name)
+            validate_quantized_model(tmp_path / name)
         assert str(tmp_path / name) in str(info.value) and problem in str(info.value), str(info.value)
     with pytest.raises(InputFileError, match="missing.tflite: model file not found"):
-        validate_int8_model(tmp_path / "missing.tflite")
+        validate_quantized_model(tmp_path / "missing.tflite")

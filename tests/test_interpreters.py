@@ -1,4 +1,4 @@
-"""Streaming runners (float Keras, int8 TFLite, int8 TFLite Micro) and the int8 helpers the firmware mirrors."""
+"""Streaming runners (float Keras, quantised TFLite and TFLite Micro) and the integer helpers the firmware mirrors."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sepipe.interpreters import (KerasStreamingRunner, TFLiteStreamingRunner, TFLMStreamingRunner, dequantize,
-                                   make_runner, quantize, requantize, requantize_table, round_half_away)
+from sepipe.runtime import RUNNERS, make_runner, system_label
+from sepipe.runtime.arith import dequantize, quantize, requantize, requantize_table, round_half_away
+from sepipe.runtime.float_runner import KerasStreamingRunner
+from sepipe.runtime.quantized import QuantizedRunner, TFLiteStreamingRunner, TFLMStreamingRunner
 
 try:  # helpers shared with the conversion tests (tests/ is on sys.path in pytest's default import mode)
     from tests.test_convert import FAMILIES, load_speech, make_case
@@ -57,7 +59,9 @@ def test_dequantize_and_requantize_round_trip():
 
 
 def test_make_runner_rejects_bad_requests():
-    with pytest.raises(ValueError, match="unknown runner kind 'onnx'"):
+    from sepipe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'onnx' is not valid; expected one of 'float', 'tflite', 'tflm'"):
         make_runner("onnx", tflite_bytes=b"")
     with pytest.raises(ValueError, match="needs tflite_bytes"):
         make_runner("tflm")
@@ -127,7 +131,7 @@ def test_int8_runner_feeds_states_back_by_name(cases):
         for pair in io.state_pairs:
             o, i = io.output(pair.output), io.input(pair.input)
             states[pair.input] = requantize(out[pair.output], o.scale, o.zero_point, i.scale, i.zero_point, dtype)
-    np.testing.assert_array_equal(runner.run_int8(feats), np.stack(masks))
+    np.testing.assert_array_equal(runner.run_quantized(feats), np.stack(masks))
 
 
 @pytest.mark.slow
@@ -146,3 +150,11 @@ def test_runs_reset_by_default_and_continue_on_request(cases, kind):
     np.testing.assert_allclose(runner.run(feats, reset=False), whole, atol=1e-6 if kind == "float" else 0)
     with pytest.raises(ValueError, match=r"features must be \(frames, 257\)"):
         runner.run(feats[:, :100])
+
+
+def test_runners_are_registered_and_integer_ones_share_one_base():
+    assert RUNNERS.names() == ["float", "tflite", "tflm"]
+    assert RUNNERS.get("tflite") is TFLiteStreamingRunner and RUNNERS.get("float") is KerasStreamingRunner
+    assert issubclass(TFLiteStreamingRunner, QuantizedRunner) and issubclass(TFLMStreamingRunner, QuantizedRunner)
+    assert [system_label(k, "int8") for k in RUNNERS.names()] == ["float32 Keras", "int8 TFLite", "int8 TFLite Micro"]
+    assert system_label("tflm", "int16") == "int16 TFLite Micro"

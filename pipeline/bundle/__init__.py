@@ -5,7 +5,7 @@
 
 Bundle layout (`<name>` is `<exp>_<variant>`):
 
-    model/<name>_int8.tflite               the int8 (or 16x8) model: reference kernels, the golden vectors' source
+    model/<name>.tflite                    the int8 (or 16x8) model: reference kernels, the golden vectors' source
     model/<name>_vela_<target>.tflite      the Vela-compiled model: what the Ethos-U firmware runs
     c/model_data.c, c/model_data.h         the VELA model as a 16-byte aligned C array in a named section
     c/model_io.h                           tensor positions, shapes, quantisation, state feedback, feature constants

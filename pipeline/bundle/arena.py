@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sepipe.bundle.source import BundleSource, int8_name, vela_name
+from sepipe.bundle.source import BundleSource, tflite_name, vela_name
 from sepipe.errors import ToolError, describe_exit
 
 ARENA_HEADROOM = 0.10            # +10 %, then rounded up to a whole KiB
@@ -150,14 +150,14 @@ def _recorded_allocations(stderr: str) -> dict[str, int]:
 
 
 def arena_section(source: BundleSource, measured: dict[str, Any], io_dtype: str) -> dict[str, Any]:
-    """The manifest's `tflm_arena`: the int8 model's measured arena, and what Vela's figures say of the
+    """The manifest's `tflm_arena`: the quantised model's measured arena, and what Vela's figures say of the
     Vela model's (which no Python interpreter here can run)."""
     return {"reference_kernels": _reference_kernels(source, measured, io_dtype), "vela_model": _vela_model(source)}
 
 
 def _reference_kernels(source: BundleSource, measured: dict[str, Any], io_dtype: str) -> dict[str, Any]:
     return {
-        "model": "model/" + int8_name(source),
+        "model": "model/" + tflite_name(source),
         "io_dtype": io_dtype,
         **measured,
         "method": ("smallest arena_size for which tflite_micro's Python interpreter (reference kernels, "

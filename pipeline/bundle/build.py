@@ -18,8 +18,8 @@ from sepipe.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTIO
                                     DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, QUANTIZE_FORMULA,
                                     REQUANTIZE_FORMULA, SUMS)
 from sepipe.bundle.readme import readme_text
-from sepipe.bundle.source import (BundleError, BundleSource, bundle_name, find_source, int8_name,
-                                    pick_test_audio, vela_name)
+from sepipe.bundle.source import (BundleError, BundleSource, bundle_name, find_source, model_contract,
+                                    pick_test_audio, tflite_name, vela_name)
 from sepipe.config import ExperimentConfig, FeatureConfig
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)   # the earliest time a zip can hold: no clock in the bytes
@@ -30,7 +30,7 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str, tar
     """Write the hand-off bundle of `variant` compiled for `target`; returns the bundle folder
     (the zip is beside it, `<folder>.zip`). Raises BundleError for a variant or target the run
     does not have, or a compile older than the current .tflite."""
-    from sepipe.convert import read_tflite_bytes, tflite_io
+    from sepipe.quantize.model_io import read_tflite_bytes, tflite_io
 
     if frames < 2:
         raise BundleError(f"--frames must be at least 2 (the enhanced audio lags one hop), got {frames}")
@@ -38,21 +38,21 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str, tar
     cfg = source.cfg
     out_dir = Path(out_dir) if out_dir is not None else cfg.run_dir / "bundles"
     name = bundle_name(source)
-    int8_bytes = read_tflite_bytes(source.tflite)
+    model_bytes = read_tflite_bytes(source.tflite)
     vela_bytes = read_tflite_bytes(source.vela_tflite)
-    io = tflite_io(int8_bytes)
+    io = tflite_io(model_bytes, model_contract(source))
     _check_vela_io(vela_bytes, io, source.vela_tflite)
     audio, audio_record = pick_test_audio(cfg, frames)
-    arena = measure_tflm_arena(int8_bytes)
+    arena = measure_tflm_arena(model_bytes)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=out_dir))
     try:
         root = work / name
-        _write_models(root, source, int8_bytes, vela_bytes)
+        _write_models(root, source, model_bytes, vela_bytes)
         _write_c_sources(root, source, io, vela_bytes)
         _copy_vela_reports(root, source)
-        golden_info = _write_golden(root, int8_bytes, audio, audio_record, cfg, frames)
+        golden_info = _write_golden(root, model_bytes, io, audio, audio_record, cfg, frames)
         manifest = _manifest(source, io, len(vela_bytes), arena, frames, audio_record, golden_info)
         _write_readme_manifest_and_sums(root, manifest)
         final = out_dir / name
@@ -65,9 +65,9 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str, tar
 
 # --------------------------------------------------------------------------- the files
 
-def _write_models(root: Path, source: BundleSource, int8_bytes: bytes, vela_bytes: bytes) -> None:
+def _write_models(root: Path, source: BundleSource, model_bytes: bytes, vela_bytes: bytes) -> None:
     (root / "model").mkdir(parents=True)
-    (root / "model" / int8_name(source)).write_bytes(int8_bytes)
+    (root / "model" / tflite_name(source)).write_bytes(model_bytes)
     (root / "model" / vela_name(source)).write_bytes(vela_bytes)
 
 
@@ -91,12 +91,12 @@ def _copy_vela_reports(root: Path, source: BundleSource) -> None:
         shutil.copyfile(path, root / "vela" / source.vela_copy_name(path))
 
 
-def _write_golden(root: Path, int8_bytes: bytes, audio: np.ndarray, audio_record: dict[str, Any],
+def _write_golden(root: Path, model_bytes: bytes, io, audio: np.ndarray, audio_record: dict[str, Any],
                   cfg: ExperimentConfig, frames: int) -> dict[str, Any]:
     from sepipe import golden
 
-    return golden.write_golden_vectors(int8_bytes, audio, cfg.features, frames, root / "golden",
-                                       source=", ".join(audio_record["files"]))
+    return golden.write_golden_vectors(model_bytes, audio, cfg.features, frames, root / "golden",
+                                       source=", ".join(audio_record["files"]), contract=io.contract)
 
 
 def _write_readme_manifest_and_sums(root: Path, manifest: dict[str, Any]) -> None:
@@ -123,13 +123,14 @@ def _manifest(source: BundleSource, io, vela_size: int, arena: dict[str, Any], f
         "tensors": {"inputs": [_tensor_entry(t) for t in io.inputs],
                     "outputs": [_tensor_entry(t) for t in io.outputs]},
         "state_pairs": _state_pairs(io),
+        "contract": io.contract.to_dict(),
         "call_contract": _call_contract(cfg, io_dtype),
         "features": feature_section(cfg.features, cfg.data.sample_rate),
         "tflm_arena": arena_section(source, arena, io_dtype),
         "vela": {"summary_csv": f"vela/{source.vela_copy_name(source.vela_summary_csv)}",
                  "figures": _vela_figures(source.record)},
         "golden": {"folder": "golden", "frames": frames, "test_audio": audio_record,
-                   "produced_by": "TFLite Micro Python interpreter (reference kernels) on the int8 model",
+                   "produced_by": "TFLite Micro Python interpreter (reference kernels) on the quantised model",
                    "description": golden_info},
         "tool_versions": artifacts.tool_versions(),
     }
@@ -139,8 +140,8 @@ def _source_section(source: BundleSource) -> dict[str, Any]:
     cfg = source.cfg
     return {"experiment": cfg.name, "variant": source.variant, "target": source.target,
             "target_id": source.target_id, "run": source.run_label,
-            "int8_tflite_sha256": artifacts.sha256_file(source.tflite),
-            "activations": cfg.convert.activations, "model": source.model,
+            "tflite_sha256": artifacts.sha256_file(source.tflite),
+            "scheme": cfg.convert.scheme_name, "model": source.model,
             "variant_config": source.variant_config,
             "calibration": {k: v for k, v in source.convert_summary.get("calibration", {}).items()
                             if k in ("files", "seed", "drawn_frames", "states_from")}}
@@ -148,13 +149,13 @@ def _source_section(source: BundleSource) -> dict[str, Any]:
 
 def _model_section(source: BundleSource, io_dtype: str, vela_size: int) -> dict[str, Any]:
     return {
-        "int8_tflite": "model/" + int8_name(source), "vela_tflite": "model/" + vela_name(source),
-        "io_dtype": io_dtype,
+        "tflite": "model/" + tflite_name(source), "vela_tflite": "model/" + vela_name(source),
+        "io_dtype": io_dtype, "scheme": source.cfg.convert.scheme_name,
         "c_array": {"source": f"c/{C_SOURCE}", "header": f"c/{C_HEADER}", "symbol": C_SYMBOL,
                     "section": C_SECTION, "alignment": C_ALIGNMENT, "bytes": vela_size,
                     "holds": "model/" + vela_name(source)},
         "io_header": "c/model_io.h",
-        "vela_io_matches_int8": True,
+        "vela_io_matches_tflite": True,
     }
 
 
@@ -230,20 +231,20 @@ def _json_default(value: Any) -> Any:
 # --------------------------------------------------------------------------- Vela I/O check
 
 def _check_vela_io(vela_bytes: bytes, io, vela_path: Path) -> None:
-    """The Vela model must keep the int8 model's input/output order, shapes, types and quantisation."""
+    """The Vela model must keep the quantised model's input/output order, shapes, types and quantisation."""
     from ethosu.vela.tflite.Model import Model
 
     subgraph = Model.GetRootAs(vela_bytes, 0).Subgraphs(0)
     for side, tensors, indices in (("input", io.inputs, subgraph.InputsAsNumpy()),
                                    ("output", io.outputs, subgraph.OutputsAsNumpy())):
         if len(indices) != len(tensors):
-            raise BundleError(f"{vela_path}: has {len(indices)} {side}s, the int8 model {len(tensors)}")
+            raise BundleError(f"{vela_path}: has {len(indices)} {side}s, the model before Vela {len(tensors)}")
         for tensor, index in zip(tensors, indices):
             got = _describe_vela_tensor(subgraph, index)
             want = (list(tensor.shape), tensor.dtype, np.float32(tensor.scale), tensor.zero_point)
             if got[0] != want[0] or got[1] != want[1] or got[2] != want[2] or got[3] != want[3]:
-                raise BundleError(f"{vela_path}: {side} {tensor.position} ('{tensor.name}') is {got}, the int8 "
-                                  f"model's is {want}; firmware could not use the int8 model's contract")
+                raise BundleError(f"{vela_path}: {side} {tensor.position} ('{tensor.name}') is {got}, the "
+                                  f"model before Vela has {want}; firmware could not use that model's contract")
 
 
 def _describe_vela_tensor(subgraph, index) -> tuple:

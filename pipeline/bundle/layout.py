@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-BUNDLE_FORMAT = "sepipe-bundle/1"
+BUNDLE_FORMAT = "sepipe-bundle/2"   # 2: model.tflite (was int8_tflite), scheme, contract
 MANIFEST = "model_manifest.json"
 SUMS = "SHA256SUMS"
 C_SYMBOL = "se_model"

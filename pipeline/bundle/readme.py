@@ -35,7 +35,7 @@ def _files(m: dict[str, Any]) -> list[str]:
         f"{m['model']['c_array']['bytes']} bytes, {m['model']['c_array']['alignment']}-byte aligned, in linker "
         f"section `{m['model']['c_array']['section']}` (place it in your linker script, e.g. flash).",
         "- `c/model_io.h`: tensor positions, shapes, scales and zero points, state feedback, feature constants.",
-        f"- `{m['model']['int8_tflite']}`: the same network before Vela (reference kernels, any TFLM build); "
+        f"- `{m['model']['tflite']}`: the same network before Vela (reference kernels, any TFLM build); "
         "the golden vectors come from it.",
         "- `golden/`: features, input states and outputs of every Invoke for consecutive frames of real audio "
         "(`golden/golden.json` describes each file: raw little-endian arrays).",
@@ -85,7 +85,7 @@ def _tensor_arena(m: dict[str, Any]) -> list[str]:
     return [
         "## Tensor arena",
         "",
-        f"- Reference kernels (the int8 model in TFLite Micro): {ref['measured_min_bytes']} bytes measured "
+        f"- Reference kernels (the quantised model in TFLite Micro): {ref['measured_min_bytes']} bytes measured "
         f"(smallest arena that allocates and invokes, Python TFLM on a 64-bit host); use "
         f"**{ref['recommended_bytes']} bytes** ({ref['headroom']}).",
         f"- Vela model: not measurable here (no Python interpreter runs the `ethos-u` operator). Vela reports "

@@ -42,8 +42,20 @@ class BundleSource:
         return path.name.replace(f"_vela_{self.target_id}", f"_vela_{self.target}", 1)
 
 
-def int8_name(source: BundleSource) -> str:
-    return f"{source.cfg.name}_{source.variant}_int8.tflite"
+def tflite_name(source: BundleSource) -> str:
+    """The quantised model's file name in the bundle, `<exp>_<variant>.tflite` (its dtype is in the manifest)."""
+    return f"{source.cfg.name}_{source.variant}.tflite"
+
+
+def model_contract(source: BundleSource):
+    """The contract of the variant's model, declared by its family (None when the recorded model config
+    names no registered family: the contract is then inferred from the .tflite's tensor names)."""
+    from sepipe.models import FAMILIES, family_of, model_config_from_dict
+
+    if source.model.get("family") not in FAMILIES:
+        return None
+    model_cfg = model_config_from_dict(source.model)
+    return family_of(model_cfg).contract(model_cfg, source.cfg.features.bins)
 
 
 def vela_name(source: BundleSource) -> str:

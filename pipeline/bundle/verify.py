@@ -159,10 +159,17 @@ def _check_c_array(root: Path, manifest: dict[str, Any], report: BundleReport) -
 
 # --------------------------------------------------------------------------- golden vectors
 
-def _rerun_golden(root: Path, manifest: dict[str, Any], report: BundleReport) -> None:
-    from sepipe.interpreters import TFLMStreamingRunner
+def _model_rel(manifest: dict[str, Any]) -> str:
+    """The quantised model's path in the bundle (`int8_tflite` in bundles of format 1)."""
+    return manifest["model"].get("tflite") or manifest["model"]["int8_tflite"]
 
-    model_path = root / manifest["model"]["int8_tflite"]
+
+def _rerun_golden(root: Path, manifest: dict[str, Any], report: BundleReport) -> None:
+    from sepipe.contract import ModelContract
+    from sepipe.runtime.quantized import TFLMStreamingRunner
+
+    model_rel = _model_rel(manifest)
+    model_path = root / model_rel
     golden = root / manifest["golden"]["folder"]
     features_path = golden / "features.f32"
     if not model_path.is_file() or not features_path.is_file():
@@ -170,10 +177,11 @@ def _rerun_golden(root: Path, manifest: dict[str, Any], report: BundleReport) ->
         return
     arena = int(manifest["tflm_arena"]["reference_kernels"]["recommended_bytes"])
     try:
-        runner = TFLMStreamingRunner(model_path.read_bytes(), arena_size=arena)
+        contract = ModelContract.from_dict(manifest["contract"]) if manifest.get("contract") else None
+        runner = TFLMStreamingRunner(model_path.read_bytes(), arena_size=arena, contract=contract)
     except (RuntimeError, ValueError) as exc:
         why = (str(exc).strip().splitlines() or [exc.__class__.__name__])[-1]
-        report.problems.append(f"{manifest['model']['int8_tflite']}: TFLite Micro cannot run it with the manifest's "
+        report.problems.append(f"{model_rel}: TFLite Micro cannot run it with the manifest's "
                                f"arena of {arena} bytes ({why})")
         return
     bins = runner.bins
@@ -219,7 +227,6 @@ def _check_float_files(golden: Path, manifest: dict[str, Any], features: np.ndar
                        runner, report: BundleReport) -> None:
     """features.f32 and audio_out.f32 must follow from audio_in.f32 and the mask (pipeline/features.py)."""
     from sepipe import features as feat
-    from sepipe.convert import MASK_OUTPUT
     from sepipe.golden import enhanced_audio
 
     audio_path, out_path = golden / "audio_in.f32", golden / "audio_out.f32"
@@ -239,7 +246,7 @@ def _check_float_files(golden: Path, manifest: dict[str, Any], features: np.ndar
     if not diff <= _FEATURE_TOLERANCE:
         report.problems.append(f"{golden.name}/features.f32: differs from the features of audio_in.f32 by up to "
                                f"{diff:.3g} (tolerance {_FEATURE_TOLERANCE:g})")
-    enhanced = enhanced_audio(spectrum, outputs[MASK_OUTPUT], runner.io.output(MASK_OUTPUT), cfg, frames)
+    enhanced = enhanced_audio(spectrum, outputs[runner.contract.head.name], runner.io.head, cfg, frames)
     got = np.fromfile(out_path, dtype="<f4")
     if got.shape != enhanced.shape:
         report.problems.append(f"{golden.name}/audio_out.f32: {got.size} samples, expected {enhanced.size}")

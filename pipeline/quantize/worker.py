@@ -1,17 +1,17 @@
-"""Subprocess entry of the int8 conversion: `python -m sepipe.convert_worker ...`.
+"""Subprocess entry of the quantised conversion: `python -m sepipe.quantize.worker ...`.
 
-Run by `sepipe.convert.convert_int8` only; the converter can segfault inside
+Run by `sepipe.quantize.convert.convert_quantized` only; the converter can segfault inside
 calibration, and a separate process turns that into an exit status the parent
 reports. Any error here ends the process with exit code 1 and ONE last stderr
 line `convert_worker: <what went wrong>`, which the parent quotes.
 
-Steps: rebuild the streaming model from the ModelConfig, load the weights
+Steps: rebuild the streaming model from the model config (its registered family), load the weights
 (a `.weights.h5` saved from the streaming model, or from the sequence model,
 which is then copied layer by layer into the streaming model; the file must
 hold exactly the model's weight arrays), calibrate with a
 representative dataset that yields dicts keyed by input name, write the
-full-integer flatbuffer to --out: int8 weights, and int8 activations, inputs and
-outputs, or int16 ones with `--activations int16` (TFLite's 16x8 mode).
+full-integer flatbuffer to --out with the converter settings of `--scheme`
+(sepipe.quantize.schemes: int8, or int16x8, TFLite's 16x8 mode).
 """
 
 from __future__ import annotations
@@ -55,9 +55,10 @@ def load_streaming_weights(model_cfg, bins: int, weights_path: Path):
     does not use (a 2-layer file loads into a 1-layer model without a word), so the file
     must hold exactly the arrays the model has: same count, same shapes.
     """
-    from sepipe.models.mask_rnn import build_sequence_model, build_streaming_model, copy_weights
+    from sepipe.models import family_of
 
-    streaming = build_streaming_model(model_cfg, bins)
+    family = family_of(model_cfg)
+    streaming = family.build_streaming(model_cfg, bins)
     in_file = sorted(_weight_shapes_in_file(weights_path))
     in_model = sorted(tuple(int(d) for d in w.shape) for w in streaming.weights)
     if in_file != in_model:
@@ -67,25 +68,33 @@ def load_streaming_weights(model_cfg, bins: int, weights_path: Path):
         streaming.load_weights(str(weights_path))
         return streaming, "streaming"
     except (ValueError, OSError) as streaming_exc:
-        sequence = build_sequence_model(model_cfg, bins)
+        sequence = family.build_sequence(model_cfg, bins)
         try:
             sequence.load_weights(str(weights_path))
         except (ValueError, OSError) as sequence_exc:
             raise WorkerError(f"{weights_path}: fits neither the streaming model "
                               f"({str(streaming_exc).splitlines()[0]}) nor the sequence model "
                               f"({str(sequence_exc).splitlines()[0]})") from None
-        copy_weights(sequence, streaming)
+        family.copy_weights(sequence, streaming)
         return streaming, "sequence"
 
 
 def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path: Path, out_path: Path,
-            activations: str = "int8") -> dict:
+            scheme_name: str = "int8") -> dict:
+    from sepipe.models import family_of, model_config_from_dict
     from sepipe.models.keras_backend import tf
-    from sepipe.config import ModelConfig
-    from sepipe.convert import load_calibration
+    from sepipe.quantize.calibration import load_calibration
+    from sepipe.quantize.schemes import get_scheme
 
-    cfg = ModelConfig(**json.loads(model_cfg_json))
+    scheme = get_scheme(scheme_name)
+    cfg = model_config_from_dict(json.loads(model_cfg_json))
+    contract = family_of(cfg).contract(cfg, bins)
     model, weights_from = load_streaming_weights(cfg, bins, weights_path)
+    names_in = {inp.name.split(":")[0] for inp in model.inputs}
+    if names_in != set(contract.input_names) or not set(contract.output_names) <= set(model.output_names):
+        raise WorkerError(f"the {cfg.family} family built a model with inputs {sorted(names_in)} and outputs "
+                          f"{model.output_names}; its contract says {list(contract.input_names)} and "
+                          f"{list(contract.output_names)}")
 
     cal = load_calibration(calibration_path)
     expected = {inp.name.split(":")[0]: tuple(inp.shape[1:]) for inp in model.inputs}
@@ -98,37 +107,33 @@ def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path
         for i in range(cal.frames):
             yield {name: value[i:i + 1] for name, value in cal.inputs.items()}
 
+    settings = scheme.converter_settings(tf)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset
-    if activations == "int16":
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-        io_type = tf.int16
-    else:
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        io_type = tf.int8
-    converter.inference_input_type = io_type
-    converter.inference_output_type = io_type
+    converter.target_spec.supported_ops = settings["supported_ops"]
+    converter.inference_input_type = settings["inference_input_type"]
+    converter.inference_output_type = settings["inference_output_type"]
     start = time.monotonic()
     flatbuffer = converter.convert()
     seconds = time.monotonic() - start
     with open(out_path, "wb") as handle:
         handle.write(flatbuffer)
     return {"bytes": len(flatbuffer), "convert_s": round(seconds, 3), "calibration_frames": cal.frames,
-            "weights_from": weights_from, "activations": activations}
+            "weights_from": weights_from, **scheme.record()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="convert_worker", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="ModelConfig as JSON")
+    parser.add_argument("--model", required=True, help="the model config as JSON (dataclasses.asdict)")
     parser.add_argument("--bins", required=True, type=int)
     parser.add_argument("--weights", required=True, type=Path)
     parser.add_argument("--calibration", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--activations", choices=("int8", "int16"), default="int8")
+    parser.add_argument("--scheme", default="int8", help="a registered quantization scheme (int8, int16x8)")
     args = parser.parse_args(argv)
     try:
-        summary = convert(args.model, args.bins, args.weights, args.calibration, args.out, args.activations)
+        summary = convert(args.model, args.bins, args.weights, args.calibration, args.out, args.scheme)
     except Exception as exc:  # noqa: BLE001 - report every failure as one line for the parent
         message = " ".join(str(exc).split()) or exc.__class__.__name__
         if not isinstance(exc, WorkerError):

@@ -1,0 +1,80 @@
+"""The model-family interface: what the pipeline asks of a family of architectures.
+
+A family (registered in `sepipe.models.FAMILIES` with its config dataclass) builds the training
+(sequence) model and the one-frame streaming model from the same layers, declares the streaming
+model's contract (sepipe.contract.ModelContract) and tells the compressors its layer groups.
+No TensorFlow at import: the builders import Keras when called, so loading a config stays light.
+
+    from sepipe.models import family_of
+    family = family_of(model_cfg)
+    family.build_sequence(cfg, bins) / family.build_streaming(cfg, bins) / family.copy_weights(src, dst)
+    family.contract(cfg, bins) -> ModelContract     family.export_graph(cfg, bins) -> ExportGraph
+    family.layer_groups(cfg) / compressible_layers / output_layers / group_width / with_group_widths
+    family.gates(cfg, layer) / family.label(cfg)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sepipe.config import ModelConfig
+from sepipe.contract import ExportGraph, ModelContract
+
+
+class ModelFamily:
+    """Base of every family; subclasses implement the builders, `contract` and `layer_groups`."""
+
+    name: str = ""
+    config_class: type[ModelConfig] = ModelConfig
+
+    # ------------------------------------------------------------------ Keras (TensorFlow) side
+    def build_sequence(self, cfg: ModelConfig, bins: int) -> Any:
+        """Training model: (batch, frames, bins) -> the heads per frame."""
+        raise NotImplementedError
+
+    def build_streaming(self, cfg: ModelConfig, bins: int) -> Any:
+        """One frame per call, batch 1: inputs and outputs named as `contract(cfg, bins)` says."""
+        raise NotImplementedError
+
+    def copy_weights(self, source: Any, target: Any) -> None:
+        """Copy weights layer by layer, matched by name (sequence and streaming models name layers alike)."""
+        for layer in target.layers:
+            if layer.get_weights():
+                layer.set_weights(source.get_layer(layer.name).get_weights())
+
+    # ------------------------------------------------------------------ no TensorFlow
+    def contract(self, cfg: ModelConfig, bins: int) -> ModelContract:
+        raise NotImplementedError
+
+    def export_graph(self, cfg: ModelConfig, bins: int) -> ExportGraph:
+        """The .tflite files the model exports; one segment unless a family says otherwise."""
+        return ExportGraph.single(self.contract(cfg, bins))
+
+    def layer_groups(self, cfg: ModelConfig) -> dict[str, tuple[str, ...]]:
+        """{group: layer names}, in the order data flows; the heads are the group 'output'."""
+        raise NotImplementedError
+
+    def output_layers(self, cfg: ModelConfig) -> list[str]:
+        """The head layers (kept dense by default)."""
+        return list(self.layer_groups(cfg).get("output", ()))
+
+    def compressible_layers(self, cfg: ModelConfig) -> list[str]:
+        """Default compression targets: every layer but the output head(s)."""
+        heads = set(self.output_layers(cfg))
+        return [layer for layers in self.layer_groups(cfg).values() for layer in layers if layer not in heads]
+
+    def group_width(self, cfg: ModelConfig, group: str) -> int:
+        """Units of every layer in `group` (one width per group)."""
+        raise NotImplementedError
+
+    def with_group_widths(self, cfg: ModelConfig, widths: dict[str, int]) -> ModelConfig:
+        """A copy of `cfg` with the given groups narrowed (unit pruning)."""
+        raise NotImplementedError
+
+    def gates(self, cfg: ModelConfig, layer: str) -> int:
+        """Gate blocks in a layer's kernel columns (1 for Dense)."""
+        return 1
+
+    def label(self, cfg: ModelConfig) -> str:
+        """Short architecture label shown in reports."""
+        return self.name
