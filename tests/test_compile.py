@@ -1,7 +1,7 @@
 """Vela compilation (real Vela 5.2.0) and target loading.
 
 One tiny streaming GRU (random weights, random calibration) is converted to int8 once per
-module with sepipe.convert.convert_int8; float and dynamic-range versions come straight
+module with sepipe.quantize.convert.convert_quantized; float and dynamic-range versions come straight
 from tf.lite. Exact figures are compared with Vela's own CSV, never with fixed numbers.
 """
 
@@ -40,7 +40,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """int8 (convert_untrained), float32 and dynamic-range .tflite of one tiny streaming GRU."""
     from sepipe.models.keras_backend import tf
     from sepipe.models.mask_rnn import build_streaming_model
-    from sepipe.convert import convert_untrained
+    from sepipe.quantize.convert import convert_untrained
 
     folder = tmp_path_factory.mktemp("tiny_models")
     paths = {"int8": convert_untrained(TINY, BINS, folder / "tiny_int8.tflite", seed=0)}
@@ -147,7 +147,7 @@ def test_result_carries_typed_figures_equal_to_its_record(compiled):
 
 # The light install (`pip install sepipe`: Vela, numpy, pyyaml) has none of these.
 HEAVY = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "matplotlib", "soundfile", "scipy", "pesq",
-         "pystoi", "onnxruntime", "tflite_micro", "ai_edge_litert", "sepipe.convert", "sepipe.models")
+         "pystoi", "onnxruntime", "tflite_micro", "ai_edge_litert", "sepipe.quantize", "sepipe.runtime", "sepipe.models")
 
 
 @pytest.mark.slow

@@ -156,7 +156,7 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in heavy))
 def test_wheel_installs_without_tensorflow_and_compiles_and_checks_budgets(tmp_path):
     """pip wheel, a fresh venv with the base install only, then compile and budget check elsewhere."""
     from sepipe.config import ModelConfig
-    from sepipe.convert import convert_untrained
+    from sepipe.quantize.convert import convert_untrained
 
     started = time.monotonic()
     env = _subprocess_env()

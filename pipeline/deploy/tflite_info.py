@@ -96,7 +96,7 @@ def kind_hint(info: TfliteInfo) -> str:
     """Why a model has float operators, and what to do about it ('' for a full-integer model)."""
     if info.float_activations and info.int8_weights:
         return (" (a dynamic-range model: int8 weights, float32 activations; convert with full-integer "
-                "int8 quantisation, sepipe.convert.convert_int8)")
+                "int8 quantisation, sepipe.quantize.convert.convert_quantized)")
     if info.float_activations:
-        return " (a float32 model; convert with full-integer int8 quantisation, sepipe.convert.convert_int8)"
+        return " (a float32 model; convert with full-integer int8 quantisation, sepipe.quantize.convert.convert_quantized)"
     return ""
