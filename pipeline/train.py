@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from sepipe.models import build_sequence_model, build_streaming_model, copy_weights
-from sepipe.models.keras_backend import keras, tf
+from sepipe.models.keras_backend import keras, numeric_settings, tf
 from sepipe import features as feat
 from sepipe.artifacts import atomic_path, write_json
 from sepipe.config import ExperimentConfig, FeatureConfig
@@ -42,9 +42,14 @@ class TrainResult:
 
 
 def set_determinism(seed: int) -> None:
-    """Seed every generator and make TF ops deterministic: same config and seed, same weights."""
+    """Seed every generator and make TF ops deterministic: same config and seed, same weights.
+
+    Across machines this also needs the kernel settings `sepipe.models.keras_backend` pins before
+    TensorFlow loads (docs/determinism.md); they are logged here so two runs can be compared.
+    """
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+    log.info("float kernels: %s", ", ".join(f"{k}={v}" for k, v in numeric_settings().items()))
 
 
 # ---------------------------------------------------------------- TensorFlow side of the loss
