@@ -1,11 +1,64 @@
-"""Import point for Keras 2 (tf_keras): TFMOT needs it, and it must be chosen before TensorFlow loads."""
+"""Import point for TensorFlow and Keras 2 (tf_keras): what must be chosen before TensorFlow loads is chosen here.
 
+- `TF_USE_LEGACY_KERAS=1`: TFMOT needs Keras 2.
+- Portable float kernels (docs/determinism.md): by default TensorFlow's CPU kernels depend on the CPU
+  they run on, so the same config and seed train different weights on two x86-64 machines. Three
+  things differ, and each is pinned here (measured with benchmarks/determinism_probe.py):
+    * TensorFlow turns its oneDNN graph rewrite on by default only on CPUs with AVX512_VNNI,
+      AVX512_BF16, AVX_VNNI or AMX (`IsMklEnabled`): pinned on (`TF_ENABLE_ONEDNN_OPTS=1`; off
+      measured ~20% slower here and no more portable);
+    * oneDNN's JIT kernels (behind MatMul even with the rewrite off: Eigen's contraction calls
+      oneDNN's sgemm) pick the widest instruction set the CPU has: capped at AVX2, which every
+      x86-64 server CPU since 2013-2015 has (`ONEDNN_MAX_CPU_ISA=AVX2`);
+    * the intra-op thread pool is sized by the CPUs the process may use, and GEMMs and reductions
+      are split by it: pinned to SEPIPE_INTRA_OP_THREADS (default 2) whatever the core count.
+  These override the same variables set by the caller: the promise holds only if every machine
+  runs the same values. `SEPIPE_PORTABLE_KERNELS=0` leaves all three to TensorFlow and the user
+  (faster on big or AVX-512 machines; same bytes on one machine only).
+"""
+
+from __future__ import annotations
+
+import logging
 import os
+import sys
+
+PORTABLE_SWITCH = "SEPIPE_PORTABLE_KERNELS"          # "0": TensorFlow's CPU-dependent defaults
+THREADS_VARIABLE = "SEPIPE_INTRA_OP_THREADS"         # intra-op threads when portable (same value, same bytes)
+DEFAULT_INTRA_OP_THREADS = 2
+PORTABLE_ISA = "AVX2"
+# Every variable that decides which float kernels run and how they split the work.
+NUMERIC_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "TF_NUM_INTRAOP_THREADS")
+
+
+def portable_settings() -> dict[str, str] | None:
+    """The environment the portable kernels need, or None when SEPIPE_PORTABLE_KERNELS=0."""
+    if os.environ.get(PORTABLE_SWITCH, "1").strip() == "0":
+        return None
+    threads = os.environ.get(THREADS_VARIABLE, str(DEFAULT_INTRA_OP_THREADS)).strip()
+    if not threads.isdigit() or int(threads) < 1:
+        raise ValueError(f"{THREADS_VARIABLE}={threads!r}: expected an integer >= 1 (intra-op threads)")
+    return {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": PORTABLE_ISA, "TF_NUM_INTRAOP_THREADS": threads}
+
+
+def numeric_settings() -> dict[str, str]:
+    """What this process's float kernels run with (for run records): the portable switch and the variables."""
+    return {PORTABLE_SWITCH: "0" if portable_settings() is None else "1",
+            **{key: os.environ.get(key, "(TensorFlow default)") for key in NUMERIC_VARIABLES}}
+
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_portable = portable_settings()
+if _portable is not None:
+    if "tensorflow" in sys.modules and any(os.environ.get(k) != v for k, v in _portable.items()):
+        # oneDNN and the thread pool read these on first use, not at import: usually still in time
+        logging.getLogger(__name__).warning(
+            "TensorFlow was imported before sepipe set its portable-kernel settings; if it has run ops "
+            "already, training may not give the same bytes as on other machines (import sepipe first)")
+    os.environ.update(_portable)
 
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-__all__ = ["tf", "keras"]
+__all__ = ["tf", "keras", "numeric_settings", "portable_settings"]

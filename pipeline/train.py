@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from sepipe.models import build_sequence_model, build_streaming_model, copy_weights
-from sepipe.models.keras_backend import keras, tf
+from sepipe.models.keras_backend import keras, numeric_settings, tf
 from sepipe import features as feat
 from sepipe.artifacts import atomic_path, write_json
 from sepipe.config import ExperimentConfig, FeatureConfig
@@ -42,9 +42,14 @@ class TrainResult:
 
 
 def set_determinism(seed: int) -> None:
-    """Seed every generator and make TF ops deterministic: same config and seed, same weights."""
+    """Seed every generator and make TF ops deterministic: same config and seed, same weights.
+
+    Across machines this also needs the kernel settings `sepipe.models.keras_backend` pins before
+    TensorFlow loads (docs/determinism.md); they are logged here so two runs can be compared.
+    """
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+    log.info("float kernels: %s", ", ".join(f"{k}={v}" for k, v in numeric_settings().items()))
 
 
 # ---------------------------------------------------------------- TensorFlow side of the loss
@@ -121,6 +126,15 @@ class Trainer:
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return loss, sisdr
 
+    def batches(self, epoch: int, count: int) -> Iterator[tuple[np.ndarray, ...]]:
+        """The first `count` training batches of `epoch` (1-based): fresh mixtures seeded by (seed, epoch)."""
+        segments = self.dataset.training_segments(seed=self.cfg.seed * 100003 + epoch)
+        return _batches(segments, self.cfg, count)
+
+    def step(self, batch: tuple[np.ndarray, ...]) -> tuple[tf.Tensor, tf.Tensor]:
+        """One optimizer step on a batch from `_batches`: (loss, mean SI-SDR dB)."""
+        return self._train_step(*batch)
+
     def _valid_step_eager(self, features, noisy_re, noisy_im, clean_re, clean_im, length):
         mask = self.model(features, training=False)
         return enhancement_loss(mask, noisy_re, noisy_im, clean_re, clean_im, self.cfg, length)
@@ -147,12 +161,11 @@ class Trainer:
         while state["epoch"] < cfg.epochs and state["stale_epochs"] < cfg.patience:
             epoch = state["epoch"] + 1
             started = time.time()
-            segments = self.dataset.training_segments(seed=self.cfg.seed * 100003 + epoch)
-            steps = bar(_batches(segments, self.cfg, cfg.steps_per_epoch), progress, total=cfg.steps_per_epoch,
+            steps = bar(self.batches(epoch, cfg.steps_per_epoch), progress, total=cfg.steps_per_epoch,
                         desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
             train_loss, train_sisdr = [], []
             for batch in steps:
-                loss, sisdr = self._train_step(*batch)
+                loss, sisdr = self.step(batch)
                 train_loss.append(float(loss)), train_sisdr.append(float(sisdr))
                 steps.set_postfix(loss=f"{np.mean(train_loss):.4f}", sisdr=f"{np.mean(train_sisdr):.2f}dB")
             val_loss, val_sisdr = self.validate()

@@ -1,0 +1,83 @@
+"""Where a built dataset lives, what identifies it, and the sizes it is built to.
+
+Folder `<cache_dir>/datasets/<source>-<size>-seed<seed>[-<root hash>]/`:
+  train/clean/*.wav        speech pool (Debian: trimmed prompts)
+  train/noise/*.wav        noise pool (files, or ~15 s tracks assembled from short clips)
+  valid|test/noisy/NAME.wav, valid|test/clean/NAME.wav    fixed mixtures (VoiceBank-like)
+  mixtures.csv             how each fixed mixture was made
+  manifest.json            written last; a build without it is incomplete and is redone
+User corpora are referenced in place (absolute paths in the manifest), not copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sepipe.config import DataConfig
+
+FORMAT_VERSION = 1
+SR = 16000
+BUILD_COMMAND = "sepipe data build <experiment.yaml>"
+
+
+@dataclass(frozen=True)
+class Size:
+    train_speech_s: float | None      # training speech pool (None: all)
+    eval_mixtures: int                # fixed mixtures in valid and in test
+    eval_speech_s: float | None       # prompts decoded per valid/test speaker (targets + babble)
+    train_noise_s: float | None       # noise per category in the training pool
+    noise_crop_s: float | None        # longer noise files are cropped to a random window this long
+    vb_train_pairs: int | None        # VoiceBank: training pairs kept
+
+
+SIZES = {
+    "small": Size(train_speech_s=8 * 60, eval_mixtures=16, eval_speech_s=4 * 60, train_noise_s=90,
+                  noise_crop_s=30, vb_train_pairs=300),
+    "full": Size(train_speech_s=None, eval_mixtures=100, eval_speech_s=None, train_noise_s=None,
+                 noise_crop_s=None, vb_train_pairs=None),
+}
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    noisy: np.ndarray    # float32, 16 kHz
+    clean: np.ndarray    # float32, 16 kHz, same length
+
+
+def dataset_dir(cfg: DataConfig) -> Path:
+    name = f"{cfg.source}-{cfg.size}-seed{cfg.seed}"
+    if cfg.source != "debian":
+        name += "-" + hashlib.sha256(str(resolved_root(cfg)).encode()).hexdigest()[:8]
+    return Path(cfg.cache_dir) / "datasets" / name
+
+
+def resolved_root(cfg: DataConfig) -> Path | None:
+    return Path(cfg.root).expanduser().resolve() if cfg.root else None
+
+
+def config_record(cfg: DataConfig) -> dict[str, Any]:
+    """The config fields the dataset's bytes depend on (not cache_dir, not segment_s)."""
+    return {"source": cfg.source, "size": cfg.size, "seed": cfg.seed, "sample_rate": cfg.sample_rate,
+            "snr_db": list(cfg.snr_db), "level_dbfs": list(cfg.level_dbfs),
+            "root": str(resolved_root(cfg)) if cfg.source != "debian" else None}
+
+
+def read_manifest(root: Path) -> dict | None:
+    try:
+        return json.loads((root / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def spread(items: list, count: int) -> list:
+    """`count` items evenly spread over a sorted list (0 or more than there are: all)."""
+    if count <= 0 or count >= len(items):
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
