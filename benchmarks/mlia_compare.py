@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from sepipe.compile import vela_version  # noqa: E402
+from sepipe.deploy.vela import vela_version  # noqa: E402
 from sepipe.targets import DEFAULT_TARGETS_FILE, load_targets  # noqa: E402
 
 # the three parts, siblings of this script (its folder is on sys.path when it runs)

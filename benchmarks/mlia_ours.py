@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")     # build_tiny imports TensorFlow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from sepipe.compile import compile_model  # noqa: E402
+from sepipe.deploy.compile import compile_model  # noqa: E402
 from sepipe.errors import PipelineError  # noqa: E402
 from sepipe.targets import Target, get_target  # noqa: E402
 
@@ -106,7 +106,7 @@ def build_tiny(path: Path = TINY_PATH) -> Path:
     if path.is_file():
         return path
     from sepipe.config import ModelConfig
-    from sepipe.convert import convert_untrained
+    from sepipe.quantize.convert import convert_untrained
 
     return convert_untrained(ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32), 257, path)
 

@@ -6,7 +6,7 @@ import statistics
 import time
 from pathlib import Path
 
-from sepipe.compile import vela_version
+from sepipe.deploy.vela import vela_version
 from mlia_ours import CONFIG_COLUMNS, ROOT, Ours
 from mlia_side import Mlia
 

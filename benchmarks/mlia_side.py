@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sepipe.compile import vela_version
+from sepipe.deploy.vela import vela_version
 from mlia_ours import read_summary
 
 MLIA_PACKAGES = ["mlia-ethos-u"]          # the Ethos-U plugin; pulls the mlia core it needs

@@ -40,7 +40,7 @@ def stream(args: tuple[str, bytes, "np.ndarray"]) -> float:
     """Seconds taken to enhance `audio` frame by frame with runner `kind`."""
     from sepipe import features as feat
     from sepipe.config import FeatureConfig
-    from sepipe.interpreters import make_runner
+    from sepipe.runtime import make_runner
 
     kind, model, audio = args
     runner, cfg = make_runner(kind, tflite_bytes=model), FeatureConfig()

@@ -9,7 +9,7 @@ import pytest
 from sepipe.budgets import (DEFAULT_BUDGETS_FILE, Budget, Violation, check_budgets, format_violations, load_budgets,
                             load_records)
 from sepipe.cli import main
-from sepipe.compile import write_records_csv
+from sepipe.deploy.figures import write_records_csv
 from sepipe.errors import ConfigError, InputFileError
 
 PROJECT_BUDGETS = DEFAULT_BUDGETS_FILE

@@ -159,7 +159,7 @@ def test_compile_runs_without_tensorflow_or_the_audio_stack(tiny_models, tmp_pat
                 if any(name == h or name.startswith(h + ".") for h in {HEAVY!r}):
                     raise ImportError("blocked for the light-install test: " + name)
         sys.meta_path.insert(0, Block())
-        from sepipe.compile import compile_many   # the historical path, as the CLI imports it today
+        from sepipe.deploy.compile import compile_many
         import sepipe.budgets, sepipe.deploy.compile, sepipe.report, sepipe.html_report
         (result,) = compile_many(sys.argv[1], ["ethos-u55-128"], sys.argv[2], "light")
         print(result.figures.cycles_total, result.record["target_id"])

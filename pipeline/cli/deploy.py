@@ -41,7 +41,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _compile_command(args: argparse.Namespace) -> int:
-    from sepipe.compile import CompileOptions, compile_many
+    from sepipe.deploy.compile import CompileOptions, compile_many
 
     if args.source.suffix in (".yaml", ".yml"):
         from sepipe import experiment as exp
