@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 
 from sepipe.config import ModelConfig
-from sepipe.models.mask_rnn import MASK_OUTPUT, build_sequence_model, build_streaming_model, copy_weights, rnn_layer_names
+from sepipe.models.mask_rnn import (
+    MASK_OUTPUT, build_sequence_model, build_streaming_model, copy_weights, rnn_layer_names,
+)
 
 _GROUP_FIELD = {"input": "input_units", "rnn": "rnn_units", "dense": "dense_units"}
 

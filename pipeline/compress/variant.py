@@ -81,7 +81,8 @@ def finetune_variant(variant: VariantConfig, cfg: ExperimentConfig, dataset, bas
     session = FineTuneSession(cfg, dataset, variant.finetune_steps_per_epoch, variant.finetune_epochs,
                               variant.learning_rate, progress=progress)
     base_params = int(base.count_params())
-    done = compressor.compress(base, cfg.model, targets, prune_steps, session) if prunes else Compressed(base, cfg.model)
+    done = (compressor.compress(base, cfg.model, targets, prune_steps, session) if prunes
+            else Compressed(base, cfg.model))
     model, model_cfg = done.model, done.model_cfg
     stats.update(done.stats)
 
