@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from sepipe.artifacts import ADDED_FIELD
+from sepipe.compress import COMPRESSORS, VariantConfig, compressor_of  # noqa: F401  (re-exported; no TensorFlow)
 from sepipe.errors import ConfigError, InputFileError
 from sepipe.registry import Tagged
 
@@ -152,57 +153,6 @@ class ConvertConfig:
                    f"'{legacy}' or left out with convert.scheme '{self.scheme}' (scheme replaces activations)")
 
 
-@dataclass(frozen=True)
-class VariantConfig:
-    """One compressed variant of the trained float model (see pipeline/compress)."""
-
-    name: str
-    kind: Literal["ptq", "weight", "block", "unit", "offline"] = "ptq"
-    sparsity: float = 0.0            # final fraction of zero weights (weight, block, offline) or of units removed (unit)
-    block: tuple[int, int] = (1, 1)  # block shape for kind 'block' (rows, cols of the 2-D kernel)
-    m_by_n: tuple[int, int] | None = None   # e.g. [2, 4]: 2 of every 4 weights zero (kind 'block')
-    layers: tuple[str, ...] = ()     # layers to compress (default: every Dense and RNN layer but the mask output)
-    qat: bool = False                # quantization-aware fine-tuning, keeping the sparsity pattern
-    # kind 'unit' only: after the units are gone, unstructured magnitude pruning of the narrower
-    # model's weights to this fraction (fewer MACs AND less weight traffic; half the steps each)
-    weight_sparsity: float = field(default=0.0, metadata=ADDED_FIELD)
-    finetune_epochs: int = 4
-    finetune_steps_per_epoch: int = 100
-    learning_rate: float = 2e-4
-
-    def validate(self, src: str) -> None:
-        key = f"variants[{self.name}]"
-        _check(src, f"{key}.sparsity", self.sparsity, 0.0 <= self.sparsity < 1.0, "0 <= sparsity < 1")
-        _check(src, f"{key}.block", list(self.block), min(self.block) >= 1, "two integers >= 1")
-        _check(src, f"{key}.sparsity", self.sparsity, self.kind not in ("ptq",) or self.sparsity == 0.0,
-               "0 for kind 'ptq' (plain post-training int8 of the dense model)")
-        _check(src, f"{key}.finetune_epochs", self.finetune_epochs, self.finetune_epochs >= 0, ">= 0")
-        _check(src, f"{key}.block", list(self.block), self.kind == "block" or self.block == (1, 1),
-               "[1, 1] unless kind is 'block'")
-        _check(src, f"{key}.m_by_n", self.m_by_n, self.m_by_n is None or (
-            self.kind == "block" and 0 < self.m_by_n[0] < self.m_by_n[1]), "[m, n] with 0 < m < n, kind 'block' only")
-        _check(src, f"{key}.weight_sparsity", self.weight_sparsity, 0.0 <= self.weight_sparsity < 1.0 and (
-            self.kind == "unit" or self.weight_sparsity == 0.0), "0 <= weight_sparsity < 1, kind 'unit' only")
-        _check(src, f"{key}.qat", self.qat, not (self.qat and self.kind == "offline"),
-               "false for kind 'offline' (it is not trained)")
-
-    @property
-    def structure(self) -> str:
-        """The sparsity structure, the grouping of the report's per-structure Pareto plot."""
-        if self.kind == "ptq":
-            return "dense"
-        if self.kind == "block":
-            return f"block {self.m_by_n[0]}:{self.m_by_n[1]}" if self.m_by_n else f"block {self.block[0]}x{self.block[1]}"
-        if self.kind == "unit" and self.weight_sparsity > 0:
-            return "unit+weight"
-        return self.kind
-
-    @property
-    def is_finetuned(self) -> bool:
-        """Whether the variant is trained from the float model (ptq only when QAT is asked for)."""
-        return self.kind not in ("ptq", "offline") or (self.kind == "ptq" and self.qat)
-
-
 DEFAULT_TARGETS = ("ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u85-256")
 
 
@@ -247,11 +197,18 @@ class ExperimentConfig:
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     compile: CompileConfig = field(default_factory=CompileConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
-    variants: tuple[VariantConfig, ...] = (VariantConfig(name="ptq"),)
+    # a YAML without `variants` has one: plain post-training int8 of the trained model
+    variants: tuple[VariantConfig, ...] = field(default_factory=lambda: (VariantConfig.create(name="ptq"),))
 
     @property
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.name
+
+    @property
+    def dense_variant(self) -> VariantConfig:
+        """The dense reference: the one variant whose compressor is the dense reference (kind 'ptq'),
+        what 'vs dense' figures compare with and what kinds deriving from the dense int8 model start from."""
+        return next(v for v in self.variants if compressor_of(v).dense_reference)
 
     def validate(self, src: str) -> None:
         _check(src, "name", self.name, self.name.replace("-", "").replace("_", "").isalnum(),
@@ -262,6 +219,11 @@ class ExperimentConfig:
         names = [v.name for v in self.variants]
         _check(src, "variants", names, len(set(names)) == len(names) and all(
             n.replace("-", "").replace("_", "").isalnum() for n in names), "unique names of letters, digits, '-', '_'")
+        dense = [v for v in self.variants if compressor_of(v).dense_reference]
+        reference_kinds = " or ".join(repr(e.name) for e in COMPRESSORS if COMPRESSORS.get(e.name).dense_reference)
+        _check(src, "variants", [v.kind for v in self.variants], len(dense) == 1,
+               f"exactly one variant of kind {reference_kinds} (the dense reference the other variants are "
+               f"compared with and 'offline' ones prune); {len(dense)} given")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -305,6 +267,7 @@ def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
     cls = _registered_class(cls, raw, source, prefix)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    raw = _without_unset_foreign_keys(cls, raw, names, source, prefix)
     unknown = sorted(set(raw) - names)
     if unknown:
         raise ConfigError(source, prefix + unknown[0], raw[unknown[0]],
@@ -332,6 +295,30 @@ def _registered_class(cls: type, raw: dict[str, Any], source: str, prefix: str) 
     return registry.config_class(name) or cls
 
 
+def _without_unset_foreign_keys(cls: type, raw: dict[str, Any], names: set[str], source: str,
+                                prefix: str) -> dict[str, Any]:
+    """In a `Tagged` section, a key that belongs to other registered entries (`block` on a 'weight'
+    variant) is dropped at their default value (unset: YAML written when one class held every entry's
+    keys still loads) and is an error naming the entries that take it otherwise."""
+    if not (isinstance(cls, type) and issubclass(cls, Tagged)) or not cls.TAG:
+        return raw
+    kept = dict(raw)
+    for key in sorted(set(raw) - names):
+        owners = [(entry.name, f) for entry in cls.registry() if entry.config is not None
+                  for f in dataclasses.fields(entry.config) if f.name == key]
+        if not owners:
+            continue                       # not any entry's key: the unknown-key error follows
+        value = raw[key]
+        if any((tuple(value) if isinstance(value, list) else value) == f.default for _, f in owners):
+            del kept[key]
+            continue
+        tag = next((entry.name for entry in cls.registry() if entry.config is cls), raw.get(cls.TAG))
+        raise ConfigError(source, prefix + key, value,
+                          f"no '{key}' for {cls.TAG} '{tag}': it is a setting of {cls.TAG} "
+                          + " and ".join(repr(name) for name, _ in owners) + " only")
+    return kept
+
+
 def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
@@ -350,7 +337,7 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
             raise ConfigError(source, key, value, f"a list of {_type_name(args[0])}")
         if args[-1] is not Ellipsis and len(value) != len(args):
             raise ConfigError(source, key, value, f"a list of {len(args)} numbers")
-        return tuple(_coerce(args[0], item, source, key) for item in value)
+        return tuple(_coerce(args[0], item, source, _item_key(key, i, item)) for i, item in enumerate(value))
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(source, key, value, "true or false")
@@ -368,6 +355,14 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
             raise ConfigError(source, key, value, "a string")
         return value
     raise TypeError(f"unsupported config type {hint!r} for {key}")
+
+
+def _item_key(key: str, index: int, item: Any) -> str:
+    """`variants[w50]` for a mapping with a name, `variants[2]` for another mapping; `key` for a plain value."""
+    if not isinstance(item, dict):
+        return key
+    name = item.get("name")
+    return f"{key}[{name if isinstance(name, str) else index}]"
 
 
 def _type_name(hint: Any) -> str:

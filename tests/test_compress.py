@@ -13,17 +13,20 @@ import numpy as np
 import pytest
 
 from sepipe.models.keras_backend import keras, tf
-from sepipe.models.mask_rnn import build_sequence_model, build_streaming_model, copy_weights
-from sepipe.compress import finetune_variant, layer_targets, offline_prune_tflite, tflite_sparsity
+from sepipe.models import family_of
+from sepipe.compress import compressor_of, finetune_variant, offline_prune_tflite, tflite_sparsity
 from sepipe.compress import units as units_mod
 from sepipe.compress.finetune import FineTuneSession, fake_quantize
 from sepipe.compress.qat import quantizable_variables
 from sepipe.compress.sparsity import keras_sparsity, tflite_zero_masks
 from sepipe.compress.tflite_weights import fc_weight_tensors
 from sepipe.config import DataConfig, ModelConfig, VariantConfig, experiment_from_dict
-from sepipe.convert import collect_calibration, convert_int8, save_calibration, tflite_io, validate_int8_model
+from sepipe.quantize.calibration import collect_calibration, save_calibration
+from sepipe.quantize.convert import convert_quantized
+from sepipe.quantize.model_io import tflite_io, validate_quantized_model
 from sepipe.errors import ConfigError
 from sepipe.features import features as compute_features
+from sepipe.train import set_determinism
 
 REPO = Path(__file__).resolve().parents[1]
 PRUNED = ["input_dense", "rnn_1", "rnn_2", "dense_1", "dense_2"]
@@ -42,7 +45,7 @@ def experiment(family: str):
 def variant(name: str, kind: str, **kw) -> VariantConfig:
     kw.setdefault("finetune_epochs", 1)
     kw.setdefault("finetune_steps_per_epoch", 3)
-    return VariantConfig(name=name, kind=kind, **kw)
+    return VariantConfig.create(name=name, kind=kind, **kw)
 
 
 class Env:
@@ -53,10 +56,12 @@ class Env:
 
         self.cfg = experiment(family)
         self.root = root
+        set_determinism(self.cfg.seed)        # the base's random init, whatever ran before in this process
         # the shared fixture builds the dataset; open it again with 1-second training segments
         self.dataset = Dataset.open(dataclasses.replace(small_dataset.cfg, segment_s=1.0))
         self.bins = self.cfg.features.bins
-        model = build_sequence_model(self.cfg.model, self.bins)
+        self.family = family_of(self.cfg.model)
+        model = self.family.build_sequence(self.cfg.model, self.bins)
         session = FineTuneSession(self.cfg, self.dataset, steps_per_epoch=4, epochs=1, learning_rate=3e-3)
         session.train(model, 4, phase="base")     # a base that is not just its random init
         self.base = root / "base" / "sequence.weights.h5"
@@ -73,14 +78,14 @@ class Env:
         return self._results[v.name]
 
     def streaming(self, model_cfg: ModelConfig, weights: Path):
-        model = build_streaming_model(model_cfg, self.bins)
+        model = self.family.build_streaming(model_cfg, self.bins)
         model.load_weights(str(weights))
         return model
 
     def convert(self, name: str, model_cfg: ModelConfig, weights: Path) -> bytes:
         cal = collect_calibration(self.streaming(model_cfg, weights), self.features, frames=64, seed=0)
         cal_path = save_calibration(cal, self.root / name / "calibration.npz")
-        out = convert_int8(model_cfg, self.bins, weights, cal_path, self.root / name / "model.tflite")
+        out = convert_quantized(model_cfg, self.bins, weights, cal_path, self.root / name / "model.tflite")
         return out.read_bytes()
 
 
@@ -109,10 +114,10 @@ def kernels(streaming, layer):
 # ------------------------------------------------------------------------------------ ptq / zero sparsity
 @pytest.mark.slow
 def test_ptq_and_zero_sparsity_are_the_base_weights(gru):
-    base = build_sequence_model(gru.cfg.model, gru.bins)
+    base = gru.family.build_sequence(gru.cfg.model, gru.bins)
     base.load_weights(str(gru.base))
-    expected = build_streaming_model(gru.cfg.model, gru.bins)
-    copy_weights(base, expected)
+    expected = gru.family.build_streaming(gru.cfg.model, gru.bins)
+    gru.family.copy_weights(base, expected)
     for v in (variant("ptq", "ptq"), variant("w0", "weight", sparsity=0.0),
               variant("b0", "block", sparsity=0.0, block=(1, 8)), variant("u0", "unit", sparsity=0.0)):
         result = gru.run(v)
@@ -154,9 +159,11 @@ def test_weight_pruning_reaches_target_and_survives_conversion(gru):
 @pytest.mark.slow
 def test_per_layer_targets(gru):
     v = variant("pl", "weight", sparsity=0.3, layers=("rnn_1=0.8", "dense_1"))
-    assert layer_targets(v, gru.cfg.model) == {"rnn_1": 0.8, "dense_1": 0.3}
-    with pytest.raises(ConfigError):
-        layer_targets(variant("bad", "weight", layers=("nope",)), gru.cfg.model)
+    assert compressor_of(v).layer_targets(gru.cfg.model) == {"rnn_1": 0.8, "dense_1": 0.3}
+    with pytest.raises(ConfigError, match=r"variants\[bad\].layers"):
+        compressor_of(variant("bad", "weight", layers=("nope",))).layer_targets(gru.cfg.model)
+    with pytest.raises(ConfigError, match="a bare layer name for kind 'unit'"):
+        compressor_of(variant("u", "unit", layers=("rnn_1=0.5",))).layer_targets(gru.cfg.model)
     result = gru.run(dataclasses.replace(v, finetune_epochs=0))      # one-shot
     per_layer = result.stats["sparsity"]["per_layer"]
     assert per_layer["rnn_1"]["sparsity"] == pytest.approx(0.8, abs=0.01)
@@ -232,7 +239,7 @@ def test_qat_keeps_the_sparsity_pattern(gru):
 
 @pytest.mark.slow
 def test_qat_step_holds_masks_and_regrows_without_them(gru):
-    model = build_sequence_model(gru.cfg.model, gru.bins)
+    model = gru.family.build_sequence(gru.cfg.model, gru.bins)
     model.load_weights(str(gru.base))
     kernel = model.get_layer("rnn_1").cell.recurrent_kernel
     keep = (np.random.default_rng(1).random(kernel.shape) > 0.6).astype(np.float32)
@@ -252,15 +259,16 @@ def test_qat_step_holds_masks_and_regrows_without_them(gru):
 @pytest.mark.parametrize("family", ["gru", "lstm"])
 def test_unit_surgery_is_exact_for_dead_units(family):
     """Units whose incoming weights and biases are zero output exactly 0: removing them changes nothing."""
-    cfg = ModelConfig(family=family, input_units=12, rnn_units=8, dense_units=10)
-    model = build_sequence_model(cfg, 257)
+    cfg = experiment_from_dict({"name": "x", "model": {"family": family, "input_units": 12, "rnn_units": 8,
+                                                        "dense_units": 10}}).model
+    model = family_of(cfg).build_sequence(cfg, 257)
     rng = np.random.default_rng(0)
     for w in model.weights:
         w.assign(rng.normal(scale=0.3, size=w.shape).astype(np.float32))
     drop = {"input_dense": [1, 5], "rnn_1": [0, 7, 3], "rnn_2": [2, 4, 6], "dense_1": [9, 0], "dense_2": [3, 4]}
     for name, idx in drop.items():
         layer = model.get_layer(name)
-        n_gates = units_mod.gates(cfg, name)
+        n_gates = family_of(cfg).gates(cfg, name)
         units = units_mod.width(cfg, name)
         cols = np.concatenate([g * units + np.array(idx) for g in range(n_gates)])
         arrays = layer.get_weights()
@@ -282,7 +290,7 @@ def test_unit_surgery_is_exact_for_dead_units(family):
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["gru", "lstm"])
 def test_unit_pruning_narrows_the_model_cuts_macs_and_shrinks_states(request, family, tmp_path):
-    from sepipe.compile import compile_model
+    from sepipe.deploy.compile import compile_model
 
     env = request.getfixturevalue(family)
     result = env.run(variant("u50", "unit", sparsity=0.5, finetune_steps_per_epoch=4))
@@ -357,13 +365,50 @@ def test_offline_pruning_touches_only_the_smallest_fc_weights(ptq_tflite, tmp_pa
     assert diff.any() and not (diff & ~weight_bytes).any()     # nothing outside weight data changed
     path = tmp_path / "offline.tflite"
     path.write_bytes(pruned)
-    validate_int8_model(path)
+    validate_quantized_model(path)
     stats = tflite_sparsity(pruned)
     assert stats["zeros"] > tflite_sparsity(ptq_tflite)["zeros"]
     assert set(stats["per_tensor"]) == set(before)
 
 
 @pytest.mark.slow
-def test_offline_variant_has_nothing_to_train(gru):
-    result = gru.run(variant("off", "offline", sparsity=0.5))
+def test_offline_variant_has_nothing_to_train_and_prunes_the_dense_int8_model(gru, ptq_tflite):
+    off = variant("off", "offline", sparsity=0.5)
+    result = gru.run(off)
     assert result.streaming_weights is None and result.model_cfg == gru.cfg.model
+    compressor = compressor_of(off)
+    assert compressor.derives_from_dense_model and not compressor.trains_float_model
+    # the family's output head (mask) is left dense, as offline_prune_tflite's default does
+    assert compressor.apply_to_quantized(ptq_tflite, gru.cfg.model) == offline_prune_tflite(ptq_tflite, 0.5)
+
+
+# ------------------------------------------------------------------------------------ the compressor interface
+@pytest.mark.parametrize("kind, fields, structure, trains", [
+    ("ptq", {}, "dense", False),
+    ("ptq", {"qat": True}, "dense", True),
+    ("weight", {"sparsity": 0.8}, "weight", True),
+    ("block", {"sparsity": 0.8, "block": (4, 4)}, "block 4x4", True),
+    ("block", {"m_by_n": (2, 4)}, "block 2:4", True),
+    ("unit", {"sparsity": 0.5}, "unit", True),
+    ("unit", {"sparsity": 0.5, "weight_sparsity": 0.8}, "unit+weight", True),
+    ("offline", {"sparsity": 0.5}, "offline", False),
+])
+def test_each_kind_says_its_structure_and_whether_it_trains(kind, fields, structure, trains):
+    compressor = compressor_of(variant("v", kind, **fields))
+    assert compressor.structure == structure
+    assert compressor.trains_float_model is trains
+    assert compressor.dense_reference is (kind == "ptq")
+    assert compressor.derives_from_dense_model is (kind == "offline")
+
+
+def test_a_kind_prunes_only_what_it_targets(gru):
+    """Weight/block targets are per layer; unit targets none (it narrows groups); ptq prunes nothing."""
+    model = gru.cfg.model
+    assert compressor_of(variant("p", "ptq")).layer_targets(model) == {}
+    assert compressor_of(variant("u", "unit", sparsity=0.5)).layer_targets(model) == {}
+    assert compressor_of(variant("u", "unit", sparsity=0.5)).prunes({})
+    assert not compressor_of(variant("u", "unit")).prunes({})
+    assert compressor_of(variant("w", "weight", sparsity=0.5)).layer_targets(model) == dict.fromkeys(PRUNED, 0.5)
+    assert compressor_of(variant("m", "block", m_by_n=(2, 4))).prunes(dict.fromkeys(PRUNED, 0.0))
+    assert not compressor_of(variant("b", "block", block=(1, 8))).prunes(dict.fromkeys(PRUNED, 0.0))
+

@@ -86,6 +86,21 @@ def finalize(model):
     return tfmot.sparsity.keras.strip_pruning(model)
 
 
+def prune_and_finetune(model, specs: dict[str, PruneSpec], steps: int, session, label: str,
+                       one_shot_label: str) -> tuple[object, dict]:
+    """Wrap the named layers, prune over `steps` steps of `session` (one-shot at 0 steps), finalize.
+    Returns the stripped model and the schedule record (`label` / `one_shot_label` name it)."""
+    wrapped = wrap_for_pruning(model, specs, steps)
+    if steps == 0:
+        one_shot(wrapped, session.feature_batches(1, seed=0)[0])
+        schedule = {"kind": one_shot_label}
+    else:
+        session.train(wrapped, steps, phase="prune")
+        end_step, frequency = schedule_steps(steps)
+        schedule = {"kind": label, "begin_step": 0, "end_step": end_step, "frequency": frequency, "steps": steps}
+    return finalize(wrapped), schedule
+
+
 def zero_masks(model, layer_names) -> list[tuple]:
     """(variable, 0/1 mask) for the kernel and recurrent kernel of each named layer: 1 where nonzero.
     Used to keep a sparsity pattern fixed through QAT."""

@@ -10,10 +10,10 @@ gradient to the floats (STE), then multiply the pruned weights by their fixed 0/
 Q(0) = 0 and the masks are re-applied after every step, the sparsity pattern is exactly kept.
 
 Activations are not fake-quantised: the int8 converter calibrates them on real audio with the states
-the float model carries (sepipe.convert), as for every variant.
+the float model carries (sepipe.quantize.calibration), as for every variant.
 
 Conversion of a QAT variant: the QAT-trained float weights (which sit close to the int8 grid the
-converter uses) are saved into the plain streaming model and converted by `sepipe.convert.convert_int8`
+converter uses) are saved into the plain streaming model and converted by `sepipe.quantize.convert.convert_quantized`
 with the usual calibration; no TFMOT quantize layers exist to carry over.
 """
 

@@ -7,9 +7,12 @@ bias (GRU reset_after bias is (2, 3*units)), row j of the recurrent kernel (its 
 gate) and row j of the next layer's kernel. A Dense neuron owns its kernel column and bias entry and
 the next layer's kernel row.
 
-ModelConfig has one width per group, so units are removed group-wise, the same number from every
-layer of a group: 'input' (input_dense), 'rnn' (every recurrent layer), 'dense' (dense_1, dense_2).
-The output `mask` layer is never narrowed (its units are the frequency bins).
+Layers and widths come from the model family (`family_of(cfg)`): its `layer_groups`, in order, form a
+chain (each layer feeds the next); a model config has one width per group (`group_width`,
+`with_group_widths`), so units are removed group-wise, the same number from every layer of a group
+(mask_rnn: 'input', 'rnn' (every recurrent layer), 'dense'). The output heads (`output_layers`, the
+`mask`) are never narrowed: their units are the frequency bins. A layer with three weight arrays
+(kernel, recurrent kernel, bias) is recurrent, its kernel columns in `gates(cfg, layer)` blocks.
 
 Criterion ('activation', default): score_j = mean |a_j| x ||w_out_j||_2, where a_j is the unit's output
 (hidden state h for RNNs) over batches of training features and w_out_j is every weight that carries it
@@ -24,33 +27,25 @@ rebuilds the narrower model (weight surgery) and fine-tuning continues on it wit
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 
 from sepipe.models.keras_backend import keras
-from sepipe.models.mask_rnn import MASK_OUTPUT, build_sequence_model, rnn_layer_names
+from sepipe.models import family_of
 from sepipe.config import ModelConfig
-
-GROUP_WIDTH = {"input": "input_units", "rnn": "rnn_units", "dense": "dense_units"}
 
 
 def layer_order(cfg: ModelConfig) -> list[str]:
-    names = ["input_dense"] if cfg.input_units else []
-    names += rnn_layer_names(cfg)
-    names += ["dense_1", "dense_2"] if cfg.dense_units else []
-    return names + [MASK_OUTPUT]
+    """Every layer of the family's layer groups, in order: each feeds the next (a chain)."""
+    return [name for names in family_of(cfg).layer_groups(cfg).values() for name in names]
 
 
 def groups(cfg: ModelConfig) -> dict[str, list[str]]:
-    out = {}
-    if cfg.input_units:
-        out["input"] = ["input_dense"]
-    out["rnn"] = rnn_layer_names(cfg)
-    if cfg.dense_units:
-        out["dense"] = ["dense_1", "dense_2"]
-    return out
+    """The groups unit pruning can narrow: every layer group but the output heads'."""
+    family = family_of(cfg)
+    heads = set(family.output_layers(cfg))
+    return {group: list(names) for group, names in family.layer_groups(cfg).items() if not heads & set(names)}
 
 
 def group_of(cfg: ModelConfig, layer: str) -> str | None:
@@ -60,16 +55,19 @@ def group_of(cfg: ModelConfig, layer: str) -> str | None:
     return None
 
 
-def gates(cfg: ModelConfig, layer: str) -> int:
-    """Gate blocks of a layer's kernel columns: 3 (GRU), 4 (LSTM), 1 (Dense)."""
-    if layer.startswith("rnn_"):
-        return 4 if cfg.family == "lstm" else 3
-    return 1
-
-
 def width(cfg: ModelConfig, layer: str) -> int:
+    """Units of a narrowable layer (its group's width); 0 for an output head."""
     group = group_of(cfg, layer)
-    return getattr(cfg, GROUP_WIDTH[group]) if group else 0
+    return family_of(cfg).group_width(cfg, group) if group else 0
+
+
+def widths(cfg: ModelConfig) -> dict[str, int]:
+    """{group: width} of every narrowable group."""
+    return {group: family_of(cfg).group_width(cfg, group) for group in groups(cfg)}
+
+
+def _recurrent(arrays) -> bool:
+    return len(arrays) == 3     # kernel, recurrent kernel, bias (a Dense layer: kernel, bias)
 
 
 # ------------------------------------------------------------------------------------ surgery
@@ -80,31 +78,33 @@ def narrow(cfg: ModelConfig, weights: dict[str, list[np.ndarray]], keep: dict[st
     weights: {layer: layer.get_weights()} of the sequence (or streaming) model of `cfg`.
     Returns the narrower ModelConfig and its weights, same layout.
     """
-    widths = {}
+    family = family_of(cfg)
+    new_widths = {}
     for group, names in groups(cfg).items():
         counts = {len(keep[n]) if n in keep else width(cfg, n) for n in names}
         if len(counts) != 1:
             raise ValueError(f"unit pruning must leave every layer of group '{group}' ({names}) equally wide "
-                             f"(ModelConfig has one width per group), got {sorted(counts)}")
-        widths[GROUP_WIDTH[group]] = counts.pop()
-    new_cfg = dataclasses.replace(cfg, **widths)
+                             f"(the model config has one width per group), got {sorted(counts)}")
+        new_widths[group] = counts.pop()
+    new_cfg = family.with_group_widths(cfg, new_widths)
     out: dict[str, list[np.ndarray]] = {}
     prev_keep = None   # kept input features of the current layer (None: all)
     for name in layer_order(cfg):
         arrays = [np.asarray(a) for a in weights[name]]
-        n_gates = gates(cfg, name)
-        units = width(cfg, name) if name != MASK_OUTPUT else arrays[0].shape[-1] // n_gates
+        n_gates = family.gates(cfg, name)
+        narrowable = group_of(cfg, name) is not None
+        units = width(cfg, name) if narrowable else arrays[0].shape[-1] // n_gates
         kept = np.asarray(keep.get(name, np.arange(units)), np.int64)
         cols = np.concatenate([g * units + kept for g in range(n_gates)])
         kernel = arrays[0] if prev_keep is None else arrays[0][prev_keep]
         new = [kernel[:, cols]]
-        if n_gates > 1:   # recurrent kernel (units, gates*units), then bias
+        if _recurrent(arrays):   # recurrent kernel (units, gates*units), then bias
             new.append(arrays[1][kept][:, cols])
             new.append(arrays[2][..., cols])
         else:
             new.append(arrays[1][cols])
         out[name] = [np.ascontiguousarray(a) for a in new]
-        prev_keep = kept if name != MASK_OUTPUT else None
+        prev_keep = kept if narrowable else None
     return new_cfg, out
 
 
@@ -113,7 +113,7 @@ def model_weights(model, cfg: ModelConfig) -> dict[str, list[np.ndarray]]:
 
 
 def build_with_weights(cfg: ModelConfig, bins: int, weights: dict[str, list[np.ndarray]]):
-    model = build_sequence_model(cfg, bins)
+    model = family_of(cfg).build_sequence(cfg, bins)
     for name, arrays in weights.items():
         model.get_layer(name).set_weights(arrays)
     return model
@@ -124,16 +124,16 @@ def _outgoing_norms(cfg: ModelConfig, weights: dict[str, list[np.ndarray]], name
     order = layer_order(cfg)
     nxt = order[order.index(name) + 1]
     parts = [weights[nxt][0]]                       # next layer's kernel: rows are this layer's units
-    if gates(cfg, name) > 1:
+    if _recurrent(weights[name]):
         parts.append(weights[name][1])              # own recurrent kernel rows
     return np.sqrt(sum(np.sum(p.astype(np.float64) ** 2, axis=1) for p in parts))
 
 
 def _all_weight_norms(cfg: ModelConfig, weights: dict[str, list[np.ndarray]], name: str) -> np.ndarray:
-    units, n_gates = width(cfg, name), gates(cfg, name)
+    units, n_gates = width(cfg, name), family_of(cfg).gates(cfg, name)
     arrays = weights[name]
     incoming = sum(np.sum(a.reshape(-1, n_gates, units).astype(np.float64) ** 2, axis=(0, 1))
-                   for a in arrays[:2 if n_gates > 1 else 1])
+                   for a in arrays[:2 if _recurrent(arrays) else 1])
     return np.sqrt(incoming + _outgoing_norms(cfg, weights, name) ** 2)
 
 
@@ -196,7 +196,8 @@ def selected_groups(cfg: ModelConfig, layers: tuple[str, ...]) -> list[str]:
     unknown = [n for n in layers if group_of(cfg, n) is None]
     if unknown:
         raise ValueError(f"unit pruning cannot narrow {unknown}: layers that can be narrowed are "
-                         f"{[n for ns in all_groups.values() for n in ns]} (the '{MASK_OUTPUT}' output never)")
+                         f"{[n for ns in all_groups.values() for n in ns]} (the output "
+                         f"{family_of(cfg).output_layers(cfg)} never)")
     return chosen
 
 
@@ -204,11 +205,11 @@ def prune_units(model, cfg: ModelConfig, bins: int, session, sparsity: float, st
                 layers: tuple[str, ...] = (), criterion: str = "activation", ranking_batches: int = 2):
     """Gradual unit pruning with fine-tuning (`steps` steps of `session`); returns (model, cfg, record)."""
     chosen = selected_groups(cfg, layers)
-    plans = {group: stages(steps, sparsity, getattr(cfg, GROUP_WIDTH[group])) for group in chosen}
+    plans = {group: stages(steps, sparsity, widths(cfg)[group]) for group in chosen}
     stage_steps = sorted({step for plan in plans.values() for step, _ in plan})
     removed = {group: 0 for group in chosen}
     record = {"criterion": criterion, "groups": chosen, "stages": [],
-              "widths_before": {GROUP_WIDTH[g]: getattr(cfg, GROUP_WIDTH[g]) for g in groups(cfg)}}
+              "widths_before": widths(cfg)}
     done = 0
     for i, at in enumerate(stage_steps):
         session.train(model, at - done, phase="unit")
@@ -225,7 +226,7 @@ def prune_units(model, cfg: ModelConfig, bins: int, session, sparsity: float, st
             model = build_with_weights(cfg, bins, new_weights)
             removed.update({g: targets[g] for g in extra})
             record["stages"].append({"step": at, "removed": dict(extra),
-                                     "widths": {GROUP_WIDTH[g]: getattr(cfg, GROUP_WIDTH[g]) for g in groups(cfg)}})
+                                     "widths": widths(cfg)})
     session.train(model, steps - done, phase="unit")
-    record["widths_after"] = {GROUP_WIDTH[g]: getattr(cfg, GROUP_WIDTH[g]) for g in groups(cfg)}
+    record["widths_after"] = widths(cfg)
     return model, cfg, record
