@@ -233,3 +233,11 @@ def test_executors_are_registered_lazily_and_unknown_names_list_them():
         make_executor("dask")
     with pytest.raises(PipelineError, match="--executor ray"):
         make_executor("local", address="10.0.0.1:6379")
+
+
+def test_run_command_rejects_an_unknown_executor_in_one_line(capsys):
+    from sepipe.cli import main
+
+    assert main(["run", "experiments/demo.yaml", "--executor", "dask"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--executor" in err[0] and "'local', 'ray'" in err[0]

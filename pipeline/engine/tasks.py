@@ -12,6 +12,7 @@ stage runs the same way whichever executor ran it; results come back as values.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Protocol
 
 from sepipe.engine.stage import Graph, Runner, Stage, StageRun
 from sepipe.errors import PipelineError
+
+log = logging.getLogger(__name__)
 
 
 class GraphSpec(Protocol):
@@ -83,13 +86,33 @@ def plan(graph: Graph) -> Plan:
     return Plan(before, [Task(g, tuple(sorted(tasks[g], key=order.index))) for g in order], after)
 
 
+class TaskError(PipelineError):
+    """A stage's error as one line, picklable, so it crosses from a worker to the driver intact (the
+    pipeline's errors take several constructor arguments, which exception pickling drops)."""
+
+    def __init__(self, message: str, error_type: str = "", user_error: bool = True):
+        super().__init__(message)
+        self.error_type, self.user_error = error_type, user_error
+
+    def __reduce__(self):
+        return (TaskError, (str(self), self.error_type, self.user_error))
+
+
 def run_task(spec: GraphSpec, task: str, cpus: int | None = None) -> TaskResult:
-    """Run the stages of group `task` in their declared order (each skipped when current)."""
+    """Run the stages of group `task` in their declared order (each skipped when current).
+
+    Raises TaskError (chained to the original) for any exception a stage raises."""
     if spec.cwd and os.getcwd() != spec.cwd:
         os.chdir(spec.cwd)   # a Ray worker starts elsewhere; the spec's relative paths are the driver's
-    graph = spec.build(cpus)
-    runner = Runner(graph, spec.run_dir, spec.progress)
-    return TaskResult(task, tuple(runner.run(stage) for stage in graph.in_group(task)))
+    try:
+        graph = spec.build(cpus)
+        runner = Runner(graph, spec.run_dir, spec.progress)
+        return TaskResult(task, tuple(runner.run(stage) for stage in graph.in_group(task)))
+    except Exception as exc:
+        user_error = isinstance(exc, PipelineError)
+        if not user_error:   # a bug: its traceback goes to the log where it happened (a worker's reaches the driver)
+            log.error("task %s: %s", task, describe_error(exc), exc_info=True)
+        raise TaskError(describe_error(exc), type(exc).__name__, user_error) from exc
 
 
 def describe_error(exc: BaseException) -> str:

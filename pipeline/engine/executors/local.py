@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from sepipe.engine.tasks import GraphSpec, Task, TaskFailure, TaskResult, describe_error, run_task
-from sepipe.errors import ConfigError, PipelineError
+from sepipe.engine.tasks import GraphSpec, Task, TaskError, TaskFailure, TaskResult, run_task
+from sepipe.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,7 @@ class LocalExecutor:
             try:
                 outcomes[task.name] = result = run_task(spec, task.name, self.cpus_per_task)
                 log.info("task %s: %s", task.name, result.describe())
-            except PipelineError as exc:
-                outcomes[task.name] = TaskFailure(task.name, describe_error(exc))
-                log.error("task %s failed: %s", task.name, outcomes[task.name].error)
-            except Exception as exc:   # a bug: keep the traceback in the log, go on with the other tasks
-                outcomes[task.name] = TaskFailure(task.name, describe_error(exc))
-                log.exception("task %s failed: %s", task.name, outcomes[task.name].error)
+            except TaskError as exc:
+                outcomes[task.name] = TaskFailure(task.name, str(exc))
+                log.error("task %s failed: %s", task.name, exc)   # run_task logged a bug's traceback
         return outcomes

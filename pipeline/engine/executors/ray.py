@@ -23,7 +23,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from sepipe.engine.tasks import (GraphSpec, Task, TaskFailure, TaskResult, describe_error, run_task,
+from sepipe.engine.tasks import (GraphSpec, Task, TaskError, TaskFailure, TaskResult, describe_error, run_task,
                                  task_env)
 from sepipe.errors import ToolError
 
@@ -78,10 +78,10 @@ class RayExecutor:
                 ray.shutdown()
 
     def _run(self, ray, spec: GraphSpec, tasks: list[Task]) -> dict[str, TaskResult | TaskFailure]:
-        remote = ray.remote(run_task).options(
-            num_cpus=self.cpus_per_task, max_retries=self.retry.max_retries,
-            retry_exceptions=self.retry.retry_exceptions,
-            runtime_env={"env_vars": task_env(self.cpus_per_task)})
+        remote = ray.remote(run_task)
+        options = {"num_cpus": self.cpus_per_task, "max_retries": self.retry.max_retries,
+                   "retry_exceptions": self.retry.retry_exceptions,
+                   "runtime_env": {"env_vars": task_env(self.cpus_per_task)}}
         outcomes: dict[str, TaskResult | TaskFailure] = {}
         running: dict = {}                 # ObjectRef -> task name
         waiting = list(tasks)
@@ -94,7 +94,8 @@ class RayExecutor:
                     log.error("task %s: %s", task.name, outcomes[task.name].error)
                     waiting.remove(task)
                 elif all(isinstance(outcomes.get(n), TaskResult) for n in task.needs):
-                    ref = remote.options(name=f"sepipe:{task.name}").remote(spec, task.name, self.cpus_per_task)
+                    ref = remote.options(name=f"sepipe:{task.name}", **options).remote(
+                        spec, task.name, self.cpus_per_task)
                     running[ref] = task.name
                     waiting.remove(task)
             if not running:
@@ -105,15 +106,18 @@ class RayExecutor:
                 outcomes[name] = result = ray.get(ref)
                 log.info("task %s: %s", name, result.describe())
             except Exception as exc:   # noqa: BLE001 - every failure is reported, the others go on
-                outcomes[name] = TaskFailure(name, _one_line(ray, exc))
+                outcomes[name] = TaskFailure(name, _one_line(ray, exc, self.retry))
                 log.error("task %s failed: %s", name, outcomes[name].error)
         return outcomes
 
 
-def _one_line(ray, exc: BaseException) -> str:
+def _one_line(ray, exc: BaseException, retry: RetryPolicy) -> str:
     """The stage's own error for a RayTaskError; Ray's for a worker that died (after its retries)."""
-    if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
-        return describe_error(exc.cause)
+    cause = getattr(exc, "cause", None) if isinstance(exc, ray.exceptions.RayTaskError) else None
+    if isinstance(cause, TaskError):
+        return str(cause)
+    if cause is not None:
+        return describe_error(cause)
     if isinstance(exc, ray.exceptions.WorkerCrashedError):
-        return f"the worker died (retried {RETRY.max_retries}x): {describe_error(exc)}"
+        return f"the worker died (retried {retry.max_retries}x): {describe_error(exc)}"
     return describe_error(exc)
