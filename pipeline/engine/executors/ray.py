@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 
 from sepipe.engine.tasks import (GraphSpec, Task, TaskError, TaskFailure, TaskResult, describe_error, run_task,
@@ -49,6 +50,7 @@ class RayExecutor:
         self.cpus_per_task = cpus_per_task or 1
         self.num_cpus = num_cpus         # of a local instance (default: every core of this machine)
         self.retry = retry
+        self.start_seconds: float | None = None   # how long the last start (or join) of Ray took
 
     def _ray(self):
         try:
@@ -61,11 +63,15 @@ class RayExecutor:
         """Start or join Ray unless this process already did; True when this call started it."""
         if ray.is_initialized():
             return False
+        start = time.monotonic()
         if self.address:
             ray.init(address=self.address, log_to_driver=True)
         else:
             ray.init(num_cpus=self.num_cpus or os.cpu_count() or 1, include_dashboard=False,
                      object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=True)
+        self.start_seconds = time.monotonic() - start
+        log.info("ray: %s in %.1f s", f"joined {self.address}" if self.address else "started a local instance",
+                 self.start_seconds)
         return True
 
     def run(self, spec: GraphSpec, tasks: list[Task]) -> dict[str, TaskResult | TaskFailure]:
