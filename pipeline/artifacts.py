@@ -1,10 +1,10 @@
-"""Atomic artifact writing, hashing and run manifests.
+"""Atomic artifact writing, hashing and tool versions.
 
 Every artifact is written to a temporary file in the same folder and renamed
 into place, so an interrupted run never leaves a half-written file under its
-final name. The manifest is written last: a stage is complete only when its
-manifest records it, and a stage whose inputs, config and tool versions are
-unchanged is skipped on a rerun.
+final name. Stage records and the run manifest derived from them live in
+`sepipe.engine.records`; `read_manifest` here is kept for the readers of a run
+(bundle, budget check, tests).
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
-# Tools whose version changes model bytes, figures or scores.
+# Tools whose version changes model bytes, figures or scores (the manifest lists them all; each
+# stage's fingerprint holds only those it uses: sepipe.stages.tools).
 TRACKED_TOOLS = (
-    "tensorflow", "tf-keras", "tensorflow-model-optimization", "ethos-u-vela",
-    "tflite-micro", "numpy", "pesq", "pystoi", "speechmos", "onnxruntime", "pyrnnoise", "g722",
+    "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "ethos-u-vela",
+    "tflite-micro", "numpy", "pesq", "pystoi", "speechmos", "onnxruntime", "pyrnnoise", "soxr", "g722",
 )
 
 
@@ -94,54 +95,22 @@ def sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_json_fallback).encode()).hexdigest()
 
 
-def tool_versions() -> dict[str, str]:
-    versions = {}
-    for name in TRACKED_TOOLS:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+def tool_version(name: str) -> str:
+    """The installed version of distribution `name`, or 'not installed'."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
-def stage_fingerprint(config: Any, inputs: dict[str, str | Path]) -> dict[str, Any]:
-    """What a stage's result depends on: its config, its input files' hashes, tool versions."""
-    return {
-        "config": config,
-        "inputs": {name: sha256_file(path) for name, path in sorted(inputs.items())},
-        "tools": tool_versions(),
-    }
+def tool_versions(names: tuple[str, ...] | list[str] | None = None) -> dict[str, str]:
+    """Versions of `names` (default: every tracked tool), by distribution name."""
+    return {name: tool_version(name) for name in (TRACKED_TOOLS if names is None else names)}
 
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / "manifest.json"
-    if not path.exists():
-        return {"stages": {}}
-    return json.loads(path.read_text())
+    """The run manifest, composed from the per-stage record files (see sepipe.engine.records):
+    {"stages": {name: {"fingerprint", "fingerprint_sha256", "outputs", "summary"}}, "config", "tools"}."""
+    from sepipe.engine.records import read_manifest as compose
 
-
-def stage_is_current(run_dir: str | Path, stage: str, fingerprint: dict[str, Any]) -> bool:
-    """True when the manifest records `stage` with this fingerprint and its outputs still hash the same."""
-    record = read_manifest(run_dir)["stages"].get(stage)
-    if not record or record.get("fingerprint_sha256") != sha256_json(fingerprint):
-        return False
-    for rel, digest in record.get("outputs", {}).items():
-        path = Path(run_dir) / rel
-        if not path.exists() or sha256_file(path) != digest:
-            return False
-    return True
-
-
-def record_stage(run_dir: str | Path, stage: str, fingerprint: dict[str, Any],
-                 outputs: list[str | Path], summary: dict[str, Any] | None = None) -> None:
-    """Record a finished stage in `<run_dir>/manifest.json` (written last, atomically)."""
-    run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir)
-    manifest["stages"][stage] = {
-        "fingerprint": fingerprint,
-        "fingerprint_sha256": sha256_json(fingerprint),
-        "outputs": {str(Path(p).relative_to(run_dir)): sha256_file(p) for p in outputs},
-        "summary": summary or {},
-    }
-    manifest["tools"] = tool_versions()
-    write_json(run_dir / "manifest.json", manifest)
+    return compose(run_dir)

@@ -31,8 +31,16 @@ def tiny_config(small_data_config, runs_dir, name="tiny", **sections):
     return experiment_from_dict(raw)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def vela_cache(tmp_path_factory):
+    """Compiles are cached in a folder of this module, not in the shared data cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEPIPE_VELA_CACHE", str(tmp_path_factory.mktemp("vela_cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
-def finished_run(small_dataset, small_data_config, tmp_path_factory):
+def finished_run(vela_cache, small_dataset, small_data_config, tmp_path_factory):
     cfg = tiny_config(small_data_config, tmp_path_factory.mktemp("runs"))
     summary = exp.run_experiment(cfg, progress=False)
     return cfg, summary
@@ -41,12 +49,27 @@ def finished_run(small_dataset, small_data_config, tmp_path_factory):
 def test_every_stage_is_recorded_with_hashes_and_tool_versions(finished_run):
     cfg, _ = finished_run
     manifest = artifacts.read_manifest(cfg.run_dir)
-    assert set(manifest["stages"]) == {"train", "convert:ptq", "compile:ptq", "evaluate:references", "evaluate:ptq"}
+    stages = {"train", "convert:ptq", "compile:ptq", "evaluate:references", "evaluate:ptq"}
+    assert set(manifest["stages"]) == stages
     assert manifest["config"]["name"] == "tiny"
     assert manifest["tools"]["ethos-u-vela"] == "5.2.0"
     for stage in manifest["stages"].values():
         for rel, digest in stage["outputs"].items():
             assert artifacts.sha256_file(cfg.run_dir / rel) == digest
+    # one record file per stage; manifest.json on disk is derived from them
+    assert sorted(p.name for p in (cfg.run_dir / "records").glob("*.json")) == sorted(
+        s.replace(":", ".") + ".json" for s in stages)
+    assert json.loads((cfg.run_dir / "manifest.json").read_text()) == manifest
+
+
+def test_each_stage_fingerprints_only_the_tools_it_uses(finished_run):
+    cfg, _ = finished_run
+    tools = {name: set(stage["fingerprint"]["tools"])
+             for name, stage in artifacts.read_manifest(cfg.run_dir)["stages"].items()}
+    assert tools["train"] == {"tensorflow", "tf-keras", "numpy"}
+    assert tools["compile:ptq"] == {"ethos-u-vela"}
+    assert "pesq" in tools["evaluate:ptq"] and "pesq" not in tools["train"] | tools["convert:ptq"]
+    assert "ethos-u-vela" not in tools["convert:ptq"] and "tflite-micro" in tools["evaluate:ptq"]
 
 
 def test_quality_table_has_baseline_and_every_interpreter(finished_run):
@@ -156,4 +179,4 @@ def test_a_model_trained_by_another_experiment_with_the_same_training_is_reused(
     assert any("reusing the model trained in" in m for m in caplog.messages)
     assert exp.RunPaths(sweep).streaming_weights.read_bytes() == exp.RunPaths(cfg).streaming_weights.read_bytes()
     changed = dataclasses.replace(sweep, name="tiny_other", seed=4)
-    assert not exp._reuse_identical_training(changed, {"config": "another training"})
+    assert exp.reuse_identical_training(changed, {"config": "another training"}) is None

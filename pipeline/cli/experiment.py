@@ -21,8 +21,20 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         .set_defaults(handler=_evaluate)
     sub.add_parser("report", parents=[common], help="join quality and Vela figures into CSV, Markdown and HTML") \
         .set_defaults(handler=_report)
-    sub.add_parser("run", parents=[common], help="every stage of the experiment, skipping those up to date") \
-        .set_defaults(handler=_run)
+    run = sub.add_parser("run", parents=[common], help="every stage of the experiment, skipping those up to date")
+    run.add_argument("--executor", default="local", metavar="NAME",
+                     help="how the variants' chains run: " + ", ".join(_executor_names()) + " (default: local)")
+    run.add_argument("--address", default=None, metavar="ADDR",
+                     help="join this Ray cluster (host:port or 'auto'); default: start a local Ray instance")
+    run.add_argument("--cpus-per-task", type=int, default=None, metavar="N",
+                     help="CPU cores each variant task declares (ray; default 1) and sizes its threads to")
+    run.set_defaults(handler=_run)
+
+
+def _executor_names() -> list[str]:
+    from sepipe.engine.executors import EXECUTORS
+
+    return EXECUTORS.names()
 
 
 def _config(args: argparse.Namespace):
@@ -75,9 +87,14 @@ def _report(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from sepipe import experiment as exp
+    from sepipe.engine.executors import make_executor
+    from sepipe.errors import ConfigError
     from sepipe.report import DEPLOYMENT_COLUMNS
 
-    summary = exp.run_experiment(_config(args), progress=not args.quiet)
+    if args.cpus_per_task is not None and args.cpus_per_task < 1:
+        raise ConfigError("--cpus-per-task", "cpus-per-task", args.cpus_per_task, "an integer >= 1")
+    executor = make_executor(args.executor, address=args.address, cpus_per_task=args.cpus_per_task)
+    summary = exp.run_experiment(_config(args), progress=not args.quiet, executor=executor)
     print_table(summary["evaluate"])
     print_table(summary["report"], DEPLOYMENT_COLUMNS)
     print("report: " + ", ".join(summary["report"]["outputs"]))

@@ -1,0 +1,74 @@
+"""The report stage: quality (evaluate) joined with deployment (compile) into CSV, Markdown and HTML."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from sepipe.config import ExperimentConfig
+from sepipe.engine.stage import Stage
+from sepipe.stages.paths import RunPaths, VariantModel, load_streaming_model, variant_model, variant_stage
+
+log = logging.getLogger(__name__)
+
+
+def model_size(cfg: ExperimentConfig, model: VariantModel, tflite: Path) -> dict:
+    """Parameters and non-zero weights (biases included) of the variant's float model.
+
+    'offline' has no float model: its parameters are the dense model's, minus the zeros
+    the pruning wrote into the int8 weights.
+    """
+    if model.streaming_weights is not None:
+        weights = load_streaming_model(model, cfg.features.bins).get_weights()
+        return {"params": int(sum(w.size for w in weights)),
+                "nonzero_weights": int(sum(np.count_nonzero(w) for w in weights))}
+    from sepipe.compress import tflite_sparsity
+
+    dense = model_size(cfg, VariantModel(cfg.model, RunPaths(cfg).streaming_weights), tflite)
+    zeros = tflite_sparsity(tflite.read_bytes())["zeros"]
+    return {"params": dense["params"], "nonzero_weights": dense["params"] - int(zeros)}
+
+
+def declare_report(cfg: ExperimentConfig) -> Stage:
+    """Derived from recorded stages only (cheap): always rewritten, no record of its own."""
+    needs = ["evaluate:references"]
+    for v in cfg.variants:
+        needs += [n for n in (variant_stage(v), f"evaluate:{v.name}", f"compile:{v.name}") if n]
+    return Stage(name="report", needs=tuple(needs), record=False, run=lambda ctx: write_report(cfg, ctx.needs),
+                 hint=f"run: sepipe run experiments/{cfg.name}.yaml")
+
+
+def write_report(cfg: ExperimentConfig, needs) -> dict:
+    from sepipe.evaluate import quality_table
+    from sepipe.html_report import write_html_report
+    from sepipe.report import DEPLOYMENT_COLUMNS, deployment_rows, headline_figures, headline_lines, write_tables
+
+    paths = RunPaths(cfg)
+    quality = quality_table(needs["evaluate:references"]["rows"],
+                            [row for v in cfg.variants for row in needs[f"evaluate:{v.name}"]["rows"]])
+    hop_ms = 1000.0 * cfg.features.hop / cfg.data.sample_rate
+    rows = []
+    for variant in cfg.variants:
+        model = variant_model(cfg, variant, needs)
+        tflite = paths.tflite(variant.name)
+        rows += deployment_rows(cfg.name, variant.name, model.label, model_size(cfg, model, tflite),
+                                tflite.stat().st_size, quality, needs[f"compile:{variant.name}"]["records"], hop_ms,
+                                variant.structure)
+    files = quality[0]["files"] if quality else 0
+    notes = [f"Quality columns: the int8 model as TFLite Micro runs it, on {files} test files; 'vs float' is against "
+             f"the dense float model. Latency as a fraction of the {hop_ms:g} ms hop. On U65/U85 (Dedicated_Sram) "
+             "weights live in DRAM, so flash is 0 and the DRAM column holds them."]
+    if len(cfg.variants) > 1:
+        notes += [""] + headline_lines(headline_figures(rows))
+    stem = f"{cfg.name}_report"
+    outputs = write_tables(rows, paths.report_dir, stem, notes, columns=DEPLOYMENT_COLUMNS)
+    first = rows[0]
+    per_layer = paths.compile_dir / f"{cfg.name}_{first['variant']}_vela_{first['target_id']}_per-layer.csv"
+    outputs.append(write_html_report(rows, paths.report_dir / f"{stem}.html", f"{cfg.name}: quality and deployment",
+                                     per_layer_csv=per_layer if per_layer.exists() else None,
+                                     per_layer_label=f"{first['variant']} on {first['target']}",
+                                     notes=notes, quality_rows=quality))
+    log.info("report: %s", ", ".join(str(p) for p in outputs))
+    return {"rows": rows, "outputs": [str(p) for p in outputs], "notes": notes}

@@ -1,0 +1,73 @@
+"""The train stage: the dense float model, reused from another run whose training was identical."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from sepipe import artifacts
+from sepipe.config import ExperimentConfig
+from sepipe.engine import records
+from sepipe.engine.stage import Done, Stage, StageContext
+from sepipe.stages import tools
+from sepipe.stages.paths import DataHandle, RunPaths
+
+log = logging.getLogger(__name__)
+
+
+def declare_train(cfg: ExperimentConfig, data: DataHandle) -> Stage:
+    paths = RunPaths(cfg)
+    return Stage(
+        name="train", tools=tools.TRAIN,
+        config={"seed": cfg.seed, "data": cfg.data, "features": cfg.features, "model": cfg.model,
+                "train": cfg.train},
+        inputs=lambda needs: {"dataset_manifest": data.manifest},
+        outputs=[paths.sequence_weights, paths.streaming_weights, paths.train_dir / "history.json"],
+        run=lambda ctx: _train(cfg, data, ctx),
+        hint=f"train first: sepipe train {cfg.name}.yaml")
+
+
+def _train(cfg: ExperimentConfig, data: DataHandle, ctx: StageContext) -> dict | Done:
+    from sepipe.train import train
+
+    paths = RunPaths(cfg)
+    reused = reuse_identical_training(cfg, ctx.fingerprint)
+    if reused is not None:
+        return reused
+    _discard_stale_checkpoints(paths.train_dir, ctx.fingerprint)
+    result = train(cfg, data.dataset, paths.train_dir, progress=ctx.progress)
+    history = artifacts.write_json(paths.train_dir / "history.json", result.history)
+    best = next(r for r in result.history if r["epoch"] == result.best_epoch)
+    summary = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
+               "best_val_sisdr_db": best["val_sisdr_db"], "train_seconds": sum(r["seconds"] for r in result.history)}
+    return Done(summary, (result.sequence_weights, result.streaming_weights, history))
+
+
+def reuse_identical_training(cfg: ExperimentConfig, fingerprint: dict) -> Done | None:
+    """The trained model of another experiment whose training had the same fingerprint, copied here.
+
+    Same data, features, model, training config, seed and tool versions give the same
+    weights (training is deterministic), so a sweep experiment starts from the model its
+    baseline trained instead of training it again. The outputs are copied and rehashed.
+    """
+    for record_file in sorted(Path(cfg.runs_dir).glob(f"*/{records.record_path('.', 'train')}")):
+        other = record_file.parent.parent
+        if other.resolve() == cfg.run_dir.resolve() or not records.is_current(other, "train", fingerprint):
+            continue
+        record = records.read_record(other, "train")
+        outputs = [artifacts.write_bytes(cfg.run_dir / rel, (other / rel).read_bytes()) for rel in record["outputs"]]
+        log.info("train: reusing the model trained in %s (same data, model, training config, seed and tools)", other)
+        return Done({**record["summary"], "reused_from": str(other)}, tuple(outputs))
+    return None
+
+
+def _discard_stale_checkpoints(train_dir: Path, fingerprint: dict) -> None:
+    """Resume only a run of the same config: checkpoints of another config are removed."""
+    marker = train_dir / "fingerprint.json"
+    wanted = artifacts.sha256_json(fingerprint)
+    if marker.exists() and marker.read_text().strip() != wanted:
+        log.info("train: config or data changed since the checkpoints were written; starting afresh")
+        shutil.rmtree(train_dir)
+    if not marker.exists():
+        artifacts.write_text(marker, wanted + "\n")
