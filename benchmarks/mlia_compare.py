@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: our Vela compile (sepipe.compile) against Arm MLIA's `mlia check --performance`.
+"""Benchmark: our Vela compile (sepipe.deploy.compile) against Arm MLIA's `mlia check --performance`.
 
 Not part of CI. Run with the project venv (it imports `pipeline`):
 

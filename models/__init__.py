@@ -26,9 +26,3 @@ def model_config_from_dict(data: dict, source: str = "<config>"):
     cfg = _build(ModelConfig, dict(data), source, prefix="model.")
     cfg.validate(source)
     return cfg
-
-
-from sepipe.models.mask_rnn import (  # noqa: E402,F401  (the functions of before; see mask_rnn)
-    build_sequence_model, build_streaming_model, copy_weights, state_specs,
-)
-from sepipe.contract import StateSpec  # noqa: E402,F401

@@ -166,29 +166,3 @@ class LstmFamily(MaskRnnFamily):
 
 GRU = GruFamily()
 LSTM = LstmFamily()
-
-
-# ---------------------------------------------------------------------- the functions of before
-# (kept so callers migrate at their pace; new code asks `sepipe.models.family_of(cfg)`)
-
-def rnn_layer_names(cfg: MaskRnnConfig) -> list[str]:
-    return [f"rnn_{i + 1}" for i in range(cfg.rnn_layers)]
-
-
-def build_sequence_model(cfg: ModelConfig, bins: int):
-    from sepipe.models import family_of
-    return family_of(cfg).build_sequence(cfg, bins)
-
-
-def build_streaming_model(cfg: ModelConfig, bins: int):
-    from sepipe.models import family_of
-    return family_of(cfg).build_streaming(cfg, bins)
-
-
-def copy_weights(source, target) -> None:
-    GRU.copy_weights(source, target)
-
-
-def state_specs(cfg: ModelConfig) -> list[StateSpec]:
-    from sepipe.models import family_of
-    return list(family_of(cfg).contract(cfg, 1).states)

@@ -1,7 +1,7 @@
 """Deployment budgets per target: SRAM, flash/DRAM, latency, NPU op share and quality floors.
 
 `vela_configs/budgets.yaml` (shipped as package data: DEFAULT_BUDGETS_FILE) maps target names (from targets.yaml) to limits. `check_budgets`
-compares compile records (sepipe.compile records, or rows of a records CSV) with them and
+compares compile records (sepipe.deploy records, or rows of a records CSV) with them and
 returns one Violation per broken limit; each prints as one line `model, target, metric, value, limit`.
 A limit whose value is missing from a record is a violation too ("missing"): a budget never
 passes because nothing was measured.

@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 # class and the model's I/O type ('int8 TFLite', 'int16 TFLite Micro'); this table holds the int8 ones.
 SYSTEM_OF_RUNNER = {kind: system_label(kind, "int8") for kind in RUNNERS.names()}
 SYSTEM_OF_REFERENCE = {"noisy": "unprocessed", "rnnoise": "RNNoise (pyrnnoise)"}
-DENSE_VARIANT = "ptq"
 
 
 @dataclass(frozen=True)
@@ -173,10 +172,10 @@ def _means(per_file: list[dict]) -> dict[str, dict]:
                 **mean_scores([{m: r[m] for m in METRICS} for r in per_file if r["system"] == s])} for s in systems}
 
 
-def quality_table(reference_rows: list[dict], variant_rows: list[dict]) -> list[dict]:
+def quality_table(reference_rows: list[dict], variant_rows: list[dict], dense_variant: str) -> list[dict]:
     """All quality rows with `si_sdr_gain_db` (over the input) and `si_sdr_vs_float_db` (over the dense float model)."""
     noisy = next((r["si_sdr"] for r in reference_rows if r["system"] == SYSTEM_OF_REFERENCE["noisy"]), math.nan)
-    dense_float = next((r["si_sdr"] for r in variant_rows if r["variant"] == DENSE_VARIANT
+    dense_float = next((r["si_sdr"] for r in variant_rows if r["variant"] == dense_variant
                         and r["system"] == SYSTEM_OF_RUNNER["float"]), math.nan)
     table = []
     for row in [*reference_rows, *variant_rows]:

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from sepipe.models import build_sequence_model, build_streaming_model, copy_weights
+from sepipe.models import family_of
 from sepipe.models.keras_backend import keras, numeric_settings, tf
 from sepipe import features as feat
 from sepipe.artifacts import atomic_path, write_json
@@ -105,7 +105,7 @@ class Trainer:
     def __init__(self, cfg: ExperimentConfig, dataset, out_dir: Path):
         self.cfg, self.dataset, self.out_dir = cfg, dataset, Path(out_dir)
         set_determinism(cfg.seed)
-        self.model = build_sequence_model(cfg.model, cfg.features.bins)
+        self.model = family_of(cfg.model).build_sequence(cfg.model, cfg.features.bins)
         self.optimizer = keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=3.0)
         self.segment_samples = int(round(cfg.data.segment_s * cfg.data.sample_rate))
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
@@ -197,10 +197,11 @@ class Trainer:
 
     def _export_streaming(self) -> Path:
         """Load the best weights into the one-frame model and save them: what conversion reads."""
-        best = build_sequence_model(self.cfg.model, self.cfg.features.bins)
+        family = family_of(self.cfg.model)
+        best = family.build_sequence(self.cfg.model, self.cfg.features.bins)
         best.load_weights(str(self.best_path))
-        streaming = build_streaming_model(self.cfg.model, self.cfg.features.bins)
-        copy_weights(best, streaming)
+        streaming = family.build_streaming(self.cfg.model, self.cfg.features.bins)
+        family.copy_weights(best, streaming)
         path = self.out_dir / "streaming.weights.h5"
         with atomic_path(path) as tmp:
             streaming.save_weights(str(tmp))

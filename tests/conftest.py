@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+# One Vela compile cache per test session (sepipe.engine.compile_cache): shared by the tests of a
+# session, never by two sessions, and never the user's .cache/vela.
+os.environ.setdefault("SEPIPE_VELA_CACHE", tempfile.mkdtemp(prefix="sepipe-test-vela-cache-"))
 
 from pathlib import Path  # noqa: E402
 

@@ -39,13 +39,13 @@ EXPECTED_IDS = {"ethos-u55-64": "H64", "ethos-u55-128": "H128", "ethos-u55-256":
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """int8 (convert_untrained), float32 and dynamic-range .tflite of one tiny streaming GRU."""
     from sepipe.models.keras_backend import tf
-    from sepipe.models.mask_rnn import build_streaming_model
+    from sepipe.models import family_of
     from sepipe.quantize.convert import convert_untrained
 
     folder = tmp_path_factory.mktemp("tiny_models")
     paths = {"int8": convert_untrained(TINY, BINS, folder / "tiny_int8.tflite", seed=0)}
     tf.keras.utils.set_random_seed(0)
-    model = build_streaming_model(TINY, BINS)
+    model = family_of(TINY).build_streaming(TINY, BINS)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     paths["float"] = folder / "tiny_float.tflite"
     paths["float"].write_bytes(converter.convert())
@@ -160,7 +160,7 @@ def test_compile_runs_without_tensorflow_or_the_audio_stack(tiny_models, tmp_pat
                     raise ImportError("blocked for the light-install test: " + name)
         sys.meta_path.insert(0, Block())
         from sepipe.deploy.compile import compile_many
-        import sepipe.budgets, sepipe.deploy.compile, sepipe.report, sepipe.html_report
+        import sepipe.budgets, sepipe.deploy.compile, sepipe.report, sepipe.report.page
         (result,) = compile_many(sys.argv[1], ["ethos-u55-128"], sys.argv[2], "light")
         print(result.figures.cycles_total, result.record["target_id"])
     """)

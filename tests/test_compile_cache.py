@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sepipe.compile import CompileOptions
+from sepipe.deploy.compile import CompileOptions
 from sepipe.config import ModelConfig
 from sepipe.engine.compile_cache import cache_key, cache_root, compile_cached
 from sepipe.targets import DEFAULT_TARGETS_FILE, load_targets
@@ -19,7 +19,7 @@ OPTIONS = CompileOptions()
 
 @pytest.fixture(scope="module")
 def tflite(tmp_path_factory) -> Path:
-    from sepipe.convert import convert_untrained
+    from sepipe.quantize.convert import convert_untrained
 
     return convert_untrained(TINY, 33, tmp_path_factory.mktemp("model") / "tiny_int8.tflite", seed=0)
 

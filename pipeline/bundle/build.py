@@ -25,7 +25,7 @@ from sepipe.config import ExperimentConfig, FeatureConfig
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)   # the earliest time a zip can hold: no clock in the bytes
 
 
-def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str, target: str,
+def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | None, target: str,
                 out_dir: str | Path | None = None, frames: int = DEFAULT_FRAMES) -> Path:
     """Write the hand-off bundle of `variant` compiled for `target`; returns the bundle folder
     (the zip is beside it, `<folder>.zip`). Raises BundleError for a variant or target the run

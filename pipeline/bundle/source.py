@@ -32,7 +32,7 @@ class BundleSource:
     vela_tflite: Path
     vela_summary_csv: Path
     vela_extra: tuple[Path, ...]  # per-layer CSV, placement JSON (those present)
-    record: dict[str, Any]       # the compile record (sepipe.compile)
+    record: dict[str, Any]       # the compile record (sepipe.deploy.figures)
     convert_summary: dict[str, Any]
     model: dict[str, Any]        # the variant's architecture (narrower than the experiment's for unit pruning)
     variant_config: dict[str, Any]
@@ -160,17 +160,19 @@ def _check_compile_outputs(cfg: ExperimentConfig, label: str, variant: str, reco
                               f"sepipe compile experiments/{cfg.name}.yaml --target {record['target']})")
 
 
-def find_source(run: ExperimentConfig | str | Path, variant: str, target: str) -> BundleSource:
-    """The files to bundle, or BundleError naming the run, what was asked for and what exists."""
+def find_source(run: ExperimentConfig | str | Path, variant: str | None, target: str) -> BundleSource:
+    """The files to bundle (variant None: the dense reference, the run's variant of kind 'ptq'), or
+    BundleError naming the run, what was asked for and what exists."""
     from sepipe.experiment import RunPaths
 
     cfg, label = resolve_run(run)
+    variant = variant or cfg.dense_variant.name
     paths = RunPaths(cfg)
     stages = artifacts.read_manifest(cfg.run_dir).get("stages", {})
     _check_converted(cfg, label, variant, stages, paths)
     tflite = paths.tflite(variant)
     record = _current_record(cfg, label, variant, target, tflite)
-    stem = f"{cfg.name}_{variant}_vela_{record['target_id']}"   # sepipe.compile.artifact_stem
+    stem = f"{cfg.name}_{variant}_vela_{record['target_id']}"   # sepipe.deploy.compile.artifact_stem
     compile_dir = paths.compile_dir
     vela, summary = compile_dir / f"{stem}.tflite", compile_dir / f"{stem}_summary.csv"
     _check_compile_outputs(cfg, label, variant, record, stages.get(f"compile:{variant}", {}).get("outputs", {}),

@@ -15,7 +15,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                     "features, measured TFLite Micro arena, Vela figures, hashes, tool versions), golden vectors "
                     "from TFLite Micro on real test audio, a README and SHA256SUMS.")
     bundle.add_argument("run", type=Path, help="run folder (runs/<experiment>) or the experiment YAML")
-    bundle.add_argument("--variant", default="ptq", help="a converted variant of the run (default ptq)")
+    bundle.add_argument("--variant", default=None,
+                        help="a converted variant of the run (default: the dense reference, its variant of kind ptq)")
     bundle.add_argument("--target", required=True, metavar="NAME",
                         help="a target the variant was compiled for, e.g. ethos-u55-128 (or its id, e.g. H128)")
     bundle.add_argument("--out", type=Path, default=None, help="output folder (default runs/<experiment>/bundles)")

@@ -78,7 +78,7 @@ def _ini_sections(target) -> dict[str, dict[str, str]]:
 
 def cache_key(tflite_sha256: str, target, options) -> dict[str, Any]:
     """Everything a Vela result depends on (the ini by content, not by path)."""
-    from sepipe.compile import vela_version
+    from sepipe.deploy.vela import vela_version
 
     args = list(target.vela_args())
     if "--config" in args:
@@ -90,8 +90,8 @@ def cache_key(tflite_sha256: str, target, options) -> dict[str, Any]:
 
 def compile_cached(tflite_path: str | Path, target, out_dir: str | Path, name: str, options,
                    root: Path | None) -> CompileOutcome:
-    """`sepipe.compile.compile_model`, served from the cache at `root` when this compile was done before."""
-    from sepipe.compile import artifact_stem, compile_model
+    """`sepipe.deploy.compile.compile_model`, served from the cache at `root` when this compile was done before."""
+    from sepipe.deploy.compile import artifact_stem, compile_model
 
     tflite_path, out_dir = Path(tflite_path), Path(out_dir)
     if root is None:

@@ -43,7 +43,8 @@ def declare_compile(cfg: ExperimentConfig, variant: VariantConfig) -> Stage:
 
 def compile_variant(cfg: ExperimentConfig, variant: VariantConfig) -> Done:
     """compile_many's work, one target at a time through the compile cache; one record per target."""
-    from sepipe.compile import CompileOptions, write_records_csv
+    from sepipe.deploy.compile import CompileOptions
+    from sepipe.deploy.figures import write_records_csv
     from sepipe.errors import ConfigError
     from sepipe.targets import get_target, load_targets
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 from sepipe import artifacts
+from sepipe.compress import compressor_of
 from sepipe.config import ExperimentConfig, VariantConfig
+from sepipe.models import family_of
 from sepipe.engine.stage import Stage, StageContext
 from sepipe.stages import tools
 from sepipe.stages.paths import DataHandle, RunPaths, load_streaming_model, variant_model, variant_stage
@@ -46,7 +48,8 @@ def declare_evaluate(cfg: ExperimentConfig, data: DataHandle, variant: VariantCo
     """Stream the test set through the variant's float model (if any), TFLite and TFLite Micro."""
     paths = RunPaths(cfg)
     tflite = paths.tflite(variant.name)
-    needs = tuple(n for n in (variant_stage(variant) or ("train" if variant.kind != "offline" else None),
+    float_model = None if compressor_of(variant).derives_from_dense_model else "train"
+    needs = tuple(n for n in (variant_stage(variant) or float_model,
                               f"convert:{variant.name}" if _uses_tflite(cfg) else None) if n)
 
     def inputs(needs):
@@ -77,7 +80,8 @@ def _evaluate(cfg: ExperimentConfig, data: DataHandle, variant: VariantConfig, c
     streaming = load_streaming_model(model, cfg.features.bins) if model.streaming_weights is not None else None
     result = evaluate_models(cfg, data.dataset, variant.name, model.label, streaming,
                              tflite.read_bytes() if _uses_tflite(cfg) else None, paths.evaluate_dir,
-                             progress=ctx.progress)
+                             progress=ctx.progress,
+                             contract=family_of(model.model).contract(model.model, cfg.features.bins))
     artifacts.write_json(paths.evaluate_dir / f"{variant.name}_per_file.json", result.per_file)
     return {"rows": result.rows, "interpreter_gap": result.interpreter_gap, "speed": result.speed}
 
@@ -93,7 +97,8 @@ def quality_tables(cfg: ExperimentConfig, needs) -> dict:
     from sepipe.report import write_tables
 
     summaries = {v.name: needs[f"evaluate:{v.name}"] for v in cfg.variants}
-    rows = quality_table(needs["evaluate:references"]["rows"], [row for s in summaries.values() for row in s["rows"]])
+    rows = quality_table(needs["evaluate:references"]["rows"], [row for s in summaries.values() for row in s["rows"]],
+                         cfg.dense_variant.name)
     notes = evaluation_notes(summaries)
     write_tables(rows, RunPaths(cfg).evaluate_dir, f"{cfg.name}_quality", notes)
     return {"rows": rows, "notes": notes}

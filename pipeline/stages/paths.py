@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sepipe.compress import compressor_of
 from sepipe.config import ExperimentConfig, ModelConfig, VariantConfig
 from sepipe.errors import MissingArtifactError
-from sepipe.evaluate import DENSE_VARIANT
+from sepipe.models import family_of, model_config_from_dict
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,14 @@ class RunPaths:
     def variant_dir(self, variant: str) -> Path:
         return self.run_dir / "variants" / variant
 
-    def calibration(self, variant: str = DENSE_VARIANT) -> Path:
-        return self.run_dir / "convert" / f"{variant}_calibration.npz"
+    def calibration(self, variant: str | None = None) -> Path:
+        """The calibration set of `variant` (default: the dense reference, the variant of kind 'ptq')."""
+        return self.run_dir / "convert" / f"{variant or self.cfg.dense_variant.name}_calibration.npz"
 
-    def tflite(self, variant: str = DENSE_VARIANT) -> Path:
-        return self.run_dir / f"{self.cfg.name}_{variant}_int8.tflite"
+    def tflite(self, variant: str | None = None) -> Path:
+        """The quantized model of `variant` (default: the dense reference); its scheme and I/O dtype are
+        in the convert record, not the name, so the name stays true for int8, 16x8 and what comes next."""
+        return self.run_dir / f"{self.cfg.name}_{variant or self.cfg.dense_variant.name}.tflite"
 
     @property
     def evaluate_dir(self) -> Path:
@@ -89,12 +93,12 @@ class VariantModel:
 
     @property
     def label(self) -> str:
-        return f"{self.model.family}-{self.model.rnn_layers}x{self.model.rnn_units}"
+        return family_of(self.model).label(self.model)
 
 
 def variant_stage(variant: VariantConfig) -> str | None:
     """The fine-tuning stage of `variant`, None when it has none (plain 'ptq', 'offline')."""
-    return f"variant:{variant.name}" if variant.is_finetuned else None
+    return f"variant:{variant.name}" if compressor_of(variant).trains_float_model else None
 
 
 def variant_model(cfg: ExperimentConfig, variant: VariantConfig, needs) -> VariantModel:
@@ -102,9 +106,10 @@ def variant_model(cfg: ExperimentConfig, variant: VariantConfig, needs) -> Varia
     stage = variant_stage(variant)
     if stage is None:
         # plain 'ptq' converts the trained weights; 'offline' has no float model (it prunes the int8 one)
-        return VariantModel(cfg.model, None if variant.kind == "offline" else RunPaths(cfg).streaming_weights)
+        derived = compressor_of(variant).derives_from_dense_model
+        return VariantModel(cfg.model, None if derived else RunPaths(cfg).streaming_weights)
     summary = needs[stage]
-    return VariantModel(ModelConfig(**summary["model"]), cfg.run_dir / summary["streaming_weights"], summary["qat"])
+    return VariantModel(model_config_from_dict(summary["model"]), cfg.run_dir / summary["streaming_weights"], summary["qat"])
 
 
 def find_variant(cfg: ExperimentConfig, name: str) -> VariantConfig:
@@ -116,10 +121,8 @@ def find_variant(cfg: ExperimentConfig, name: str) -> VariantConfig:
 
 def load_streaming_model(model: VariantModel, bins: int):
     """The variant's one-frame float model with its weights."""
-    from sepipe.models import build_streaming_model
-
     if model.streaming_weights is None or not model.streaming_weights.exists():
         raise MissingArtifactError(model.streaming_weights, "train (and fine-tune the variant) first")
-    streaming = build_streaming_model(model.model, bins)
+    streaming = family_of(model.model).build_streaming(model.model, bins)
     streaming.load_weights(str(model.streaming_weights))
     return streaming

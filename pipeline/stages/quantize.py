@@ -11,8 +11,9 @@ import numpy as np
 from sepipe import artifacts
 from sepipe.config import ExperimentConfig, VariantConfig
 from sepipe.engine.stage import Stage, StageContext
+from sepipe.compress import compressor_of
 from sepipe.errors import MissingArtifactError
-from sepipe.evaluate import DENSE_VARIANT
+from sepipe.models import family_of
 from sepipe.stages import tools
 from sepipe.stages.paths import DataHandle, RunPaths, load_streaming_model, variant_model, variant_stage
 
@@ -46,20 +47,18 @@ def _finetune(cfg: ExperimentConfig, data: DataHandle, variant: VariantConfig, c
 
 
 def declare_convert(cfg: ExperimentConfig, data: DataHandle, variant: VariantConfig) -> Stage:
-    """Full-integer .tflite of the variant, int8 weights and `convert.activations` activations
-    (or, for 'offline', the dense int8 model pruned in place)."""
+    """Full-integer .tflite of the variant by the experiment's quantization scheme (`convert.scheme`),
+    or, for a compressor that derives from the dense model ('offline'), the dense model's .tflite
+    compressed in place."""
     paths = RunPaths(cfg)
     name, tflite = f"convert:{variant.name}", paths.tflite(variant.name)
     hint = f"convert first: sepipe convert {cfg.name}.yaml"
-    if variant.kind == "offline":
-        if DENSE_VARIANT not in [v.name for v in cfg.variants]:
-            raise MissingArtifactError(paths.tflite(DENSE_VARIANT), f"the 'offline' variant prunes the "
-                                                                    f"'{DENSE_VARIANT}' model: declare it first")
-        dense = paths.tflite(DENSE_VARIANT)
+    if compressor_of(variant).derives_from_dense_model:
+        dense = paths.tflite(cfg.dense_variant.name)
         return Stage(
-            name=name, needs=(f"convert:{DENSE_VARIANT}",), group=variant.name, tools=tools.CONVERT_OFFLINE,
-            config={"variant": variant}, inputs={"dense_tflite": dense}, outputs=[tflite],
-            run=lambda ctx: _convert_offline(variant, dense, tflite), hint=hint)
+            name=name, needs=(f"convert:{cfg.dense_variant.name}",), group=variant.name,
+            tools=tools.CONVERT_OFFLINE, config={"variant": variant}, inputs={"dense_tflite": dense}, outputs=[tflite],
+            run=lambda ctx: _convert_offline(cfg, variant, dense, tflite), hint=hint)
     stage = variant_stage(variant)
 
     def config(needs):
@@ -77,44 +76,48 @@ def declare_convert(cfg: ExperimentConfig, data: DataHandle, variant: VariantCon
 
 def _convert(cfg: ExperimentConfig, data: DataHandle, variant: VariantConfig, ctx: StageContext) -> dict:
     from sepipe import features as feat
-    from sepipe.convert import collect_calibration, convert_int8, save_calibration, validate_int8_model
+    from sepipe.quantize.calibration import collect_calibration, save_calibration
+    from sepipe.quantize.convert import convert_quantized
+    from sepipe.quantize.model_io import validate_quantized_model
 
     paths = RunPaths(cfg)
     model = variant_model(cfg, variant, ctx.needs)
     tflite = paths.tflite(variant.name)
     streaming = load_streaming_model(model, cfg.features.bins)
+    contract = family_of(model.model).contract(model.model, cfg.features.bins)
     files = data.dataset.training_files(cfg.convert.calibration_files, seed=cfg.seed)
     frames = [feat.features(pair.noisy, cfg.features)[0] for pair in files]
-    calibration = collect_calibration(streaming, frames, cfg.convert.calibration_frames, seed=cfg.seed)
+    calibration = collect_calibration(streaming, frames, cfg.convert.calibration_frames, seed=cfg.seed,
+                                      contract=contract)
     save_calibration(calibration, paths.calibration(variant.name))
     log.info("%s: calibrating on %d frames from %d training mixtures", ctx.name, calibration.frames, len(files))
-    convert_int8(model.model, cfg.features.bins, model.streaming_weights, paths.calibration(variant.name), tflite,
-                 activations=cfg.convert.activations)
-    model_io = validate_int8_model(tflite)
-    check = _check_against_float(streaming, tflite.read_bytes(), frames[:2])
+    convert_quantized(model.model, cfg.features.bins, model.streaming_weights, paths.calibration(variant.name),
+                      tflite, scheme=cfg.convert.scheme_name)
+    model_io = validate_quantized_model(tflite, contract, cfg.convert.scheme_name)
+    check = _check_against_float(streaming, tflite.read_bytes(), frames[:2], contract)
     summary = {"tflite_bytes": tflite.stat().st_size, "calibration": {"files": [p.name for p in files],
                **calibration.selection}, "float_check": check, "io": model_io.to_dict()}
-    log.info("%s: %s (%d bytes); int8 vs float mask on 2 calibration files: mean |diff| %.4f",
+    log.info("%s: %s (%d bytes); quantized vs float mask on 2 calibration files: mean |diff| %.4f",
              ctx.name, tflite.name, summary["tflite_bytes"], check["mask_mean_abs_diff"])
     return summary
 
 
-def _convert_offline(variant: VariantConfig, dense: Path, tflite: Path) -> dict:
-    """Magnitude-prune the dense int8 model's weights without retraining (the reference's baseline)."""
-    from sepipe.compress import offline_prune_tflite
-
+def _convert_offline(cfg: ExperimentConfig, variant: VariantConfig, dense: Path, tflite: Path) -> dict:
+    """Compress the dense reference's quantized model without retraining (offline magnitude pruning:
+    the sparsity reference's baseline)."""
     if not dense.exists():
-        raise MissingArtifactError(dense, f"the 'offline' variant prunes the '{DENSE_VARIANT}' model: convert it first")
-    artifacts.write_bytes(tflite, offline_prune_tflite(dense.read_bytes(), variant.sparsity))
+        raise MissingArtifactError(dense, f"variant '{variant.name}' (kind '{variant.kind}') compresses the dense "
+                                          f"reference '{cfg.dense_variant.name}': convert it first")
+    artifacts.write_bytes(tflite, compressor_of(variant).apply_to_quantized(dense.read_bytes(), cfg.model))
     return {"tflite_bytes": tflite.stat().st_size, "pruned_from": dense.name}
 
 
-def _check_against_float(streaming, tflite_bytes: bytes, frames: list[np.ndarray]) -> dict:
-    """Mask difference between the int8 TFLite model and the float model on real frames."""
-    from sepipe.interpreters import make_runner
+def _check_against_float(streaming, tflite_bytes: bytes, frames: list[np.ndarray], contract) -> dict:
+    """Mask difference between the quantized TFLite model and the float model on real frames."""
+    from sepipe.runtime import make_runner
 
-    float_runner = make_runner("float", streaming_model=streaming)
-    int8_runner = make_runner("tflite", tflite_bytes=tflite_bytes)
+    float_runner = make_runner("float", streaming_model=streaming, contract=contract)
+    int8_runner = make_runner("tflite", tflite_bytes=tflite_bytes, contract=contract)
     diffs = []
     for features in frames:
         float_runner.reset(), int8_runner.reset()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sepipe.compress import compressor_of
 from sepipe.config import ExperimentConfig
 from sepipe.engine.stage import Stage
 from sepipe.stages.paths import RunPaths, VariantModel, load_streaming_model, variant_model, variant_stage
@@ -42,12 +43,13 @@ def declare_report(cfg: ExperimentConfig) -> Stage:
 
 def write_report(cfg: ExperimentConfig, needs) -> dict:
     from sepipe.evaluate import quality_table
-    from sepipe.html_report import write_html_report
     from sepipe.report import DEPLOYMENT_COLUMNS, deployment_rows, headline_figures, headline_lines, write_tables
+    from sepipe.report.page import write_html_report
 
     paths = RunPaths(cfg)
     quality = quality_table(needs["evaluate:references"]["rows"],
-                            [row for v in cfg.variants for row in needs[f"evaluate:{v.name}"]["rows"]])
+                            [row for v in cfg.variants for row in needs[f"evaluate:{v.name}"]["rows"]],
+                            cfg.dense_variant.name)
     hop_ms = 1000.0 * cfg.features.hop / cfg.data.sample_rate
     rows = []
     for variant in cfg.variants:
@@ -55,7 +57,7 @@ def write_report(cfg: ExperimentConfig, needs) -> dict:
         tflite = paths.tflite(variant.name)
         rows += deployment_rows(cfg.name, variant.name, model.label, model_size(cfg, model, tflite),
                                 tflite.stat().st_size, quality, needs[f"compile:{variant.name}"]["records"], hop_ms,
-                                variant.structure)
+                                compressor_of(variant).structure)
     files = quality[0]["files"] if quality else 0
     notes = [f"Quality columns: the int8 model as TFLite Micro runs it, on {files} test files; 'vs float' is against "
              f"the dense float model. Latency as a fraction of the {hop_ms:g} ms hop. On U65/U85 (Dedicated_Sram) "
