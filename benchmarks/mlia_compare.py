@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark: our Vela compile (sepipe.deploy.compile) against Arm MLIA's `mlia check --performance`.
 
-Not part of CI. Run with the project venv (it imports `pipeline`):
+Not part of CI. Run with the project venv (it imports `sepipe`):
 
-    TF_USE_LEGACY_KERAS=1 .venv/bin/python benchmarks/mlia_compare.py            # runs/*/*_int8.tflite
-    .venv/bin/python benchmarks/mlia_compare.py --tiny runs/demo/demo_ptq_int8.tflite
+    TF_USE_LEGACY_KERAS=1 .venv/bin/python benchmarks/mlia_compare.py            # runs/*/*.tflite
+    .venv/bin/python benchmarks/mlia_compare.py --tiny runs/demo/demo_ptq.tflite
     .venv/bin/python benchmarks/mlia_compare.py --setup                           # only (re)build MLIA's venv
 
 MLIA lives in its own virtual environment, `.cache/mlia-venv` (git-ignored), created on first use
@@ -67,7 +67,7 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "mlia_compare.md"
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("models", nargs="*", type=Path, help="int8 .tflite files (default: runs/*/*_int8.tflite)")
+    ap.add_argument("models", nargs="*", type=Path, help="int8 .tflite files (default: runs/*/*.tflite)")
     ap.add_argument("--tiny", action="store_true", help="add the tiny streaming GRU of the tests (built once)")
     ap.add_argument("--targets", nargs="+", default=DEFAULT_TARGETS, help="targets.yaml names = MLIA profiles")
     ap.add_argument("--repeat", type=int, default=3, help="runs per model x target per tool (median time)")
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     resources = mlia_resources(bin_dir)
     mlia_ini = resources / "vela" / "vela.ini"
 
-    models = [m.resolve() for m in args.models] or sorted(ROOT.glob("runs/*/*_int8.tflite"))
+    models = [m.resolve() for m in args.models] or sorted(ROOT.glob("runs/*/*.tflite"))
     if args.tiny or not models:
         models.insert(0, build_tiny())
     for m in models:

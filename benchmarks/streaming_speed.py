@@ -1,6 +1,6 @@
 """Real-time factor of the streaming int8 loop (TFLite and TFLite Micro), on 1 and on N processes.
 
-    .venv/bin/python benchmarks/streaming_speed.py runs/demo/demo_ptq_int8.tflite [--workers 2] [--seconds 60]
+    .venv/bin/python benchmarks/streaming_speed.py runs/demo/demo_ptq.tflite [--workers 2] [--seconds 60]
 
 The loop is what evaluation runs per file: features of a 16 kHz signal, one Invoke per
 hop with the states fed back, mask applied, overlap-add. The audio is real test speech

@@ -23,29 +23,9 @@ import logging
 import os
 import sys
 
-PORTABLE_SWITCH = "SEPIPE_PORTABLE_KERNELS"          # "0": TensorFlow's CPU-dependent defaults
-THREADS_VARIABLE = "SEPIPE_INTRA_OP_THREADS"         # intra-op threads when portable (same value, same bytes)
-DEFAULT_INTRA_OP_THREADS = 2
-PORTABLE_ISA = "AVX2"
-# Every variable that decides which float kernels run and how they split the work.
-NUMERIC_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "TF_NUM_INTRAOP_THREADS")
-
-
-def portable_settings() -> dict[str, str] | None:
-    """The environment the portable kernels need, or None when SEPIPE_PORTABLE_KERNELS=0."""
-    if os.environ.get(PORTABLE_SWITCH, "1").strip() == "0":
-        return None
-    threads = os.environ.get(THREADS_VARIABLE, str(DEFAULT_INTRA_OP_THREADS)).strip()
-    if not threads.isdigit() or int(threads) < 1:
-        raise ValueError(f"{THREADS_VARIABLE}={threads!r}: expected an integer >= 1 (intra-op threads)")
-    return {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": PORTABLE_ISA, "TF_NUM_INTRAOP_THREADS": threads}
-
-
-def numeric_settings() -> dict[str, str]:
-    """What this process's float kernels run with (for run records): the portable switch and the variables."""
-    return {PORTABLE_SWITCH: "0" if portable_settings() is None else "1",
-            **{key: os.environ.get(key, "(TensorFlow default)") for key in NUMERIC_VARIABLES}}
-
+from sepipe.models.kernels import (  # noqa: F401
+    NUMERIC_VARIABLES, PORTABLE_SWITCH, numeric_settings, portable_settings,
+)
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -23,7 +23,7 @@ RNNOISE_SAMPLE_RATE = 48000
 RNNOISE_FRAME = 480              # samples per rnnoise_process_frame call at 48 kHz (10 ms)
 
 # Algorithmic delay of RNNoise: 960 samples at 48 kHz (20 ms, two frames; 320
-# samples at 16 kHz, the figure in DESIGN.md). Measured, not assumed: real
+# samples at 16 kHz, the figure in docs/toolchain.md). Measured, not assumed: real
 # speech (fr_CA_f_June prompts decoded from G.722, 6-8 s excerpts) plus white
 # noise at 0, 5 and 20 dB SNR and with no noise, upsampled 16 -> 48 kHz with
 # soxr, run through rnnoise_process_frame frame by frame from a fresh state;

@@ -179,8 +179,11 @@ class EvaluateConfig:
     def validate(self, src: str) -> None:
         _check(src, "evaluate.test_files", self.test_files, self.test_files >= 0, ">= 0 (0 = all)")
         _check(src, "evaluate.workers", self.workers, 0 <= self.workers <= 64, "0 (one per core) to 64")
-        bad = set(self.interpreters) - {"float", "tflite", "tflm"}
-        _check(src, "evaluate.interpreters", list(self.interpreters), not bad, "a subset of [float, tflite, tflm]")
+        from sepipe.runtime import RUNNERS   # the registered runners (light: no interpreter is imported)
+
+        bad = set(self.interpreters) - set(RUNNERS.names())
+        _check(src, "evaluate.interpreters", list(self.interpreters), not bad,
+               f"a subset of [{', '.join(RUNNERS.names())}]")
         bad = set(self.baselines) - {"noisy", "rnnoise"}
         _check(src, "evaluate.baselines", list(self.baselines), not bad, "a subset of [noisy, rnnoise]")
 

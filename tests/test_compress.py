@@ -150,7 +150,7 @@ def test_weight_pruning_reaches_target_and_survives_conversion(gru):
                 continue
             in_tflite = zero_masks[(layer, weight)]
             assert in_tflite.shape == array.shape
-            # every Keras zero is an int8 zero, and the counts match (DESIGN: zero count survives conversion)
+            # every Keras zero is an int8 zero, and the counts match (docs/toolchain.md: zero count survives conversion)
             assert np.all(in_tflite[array == 0]), (layer, weight)
             assert int(in_tflite.sum()) == int(np.sum(array == 0)), (layer, weight)
     assert counted["zeros"] >= keras_sparsity(streaming)["zeros"]

@@ -49,7 +49,7 @@ def test_dequantize_and_requantize_round_trip():
     back = requantize(finer, 0.0020, 0, 0.0040, 0)
     inside = np.abs(q.astype(int)) <= 63
     np.testing.assert_array_equal(back[inside], q[inside])
-    # LSTM-like nearby scales (0.494 vs 0.502, DESIGN): at most one step off the float value
+    # LSTM-like nearby scales (0.494 vs 0.502, docs/toolchain.md): at most one step off the float value
     moved = requantize(q, 0.494, 2, 0.502, 1)
     error = np.abs(dequantize(moved, 0.502, 1) - dequantize(q, 0.494, 2))
     assert error[np.abs(q.astype(int)) < 120].max() <= 0.502 / 2 + 1e-6
@@ -104,7 +104,7 @@ def test_tflm_is_close_to_tflite(cases, family):
     steps = np.concatenate(diffs)
     print(f"\n{family} ({tflm_runner.dtype.__name__} I/O): TFLM vs TFLite mask: max {steps.max():.2f}, "
           f"mean {steps.mean():.3f} int8 steps, {(steps > 0).mean():.1%} of values differ")
-    # not bit-exact (DESIGN: a few LSB on GRU, more on LSTM); the states drift apart over frames
+    # not bit-exact (docs/toolchain.md: a few LSB on GRU, more on LSTM); the states drift apart over frames
     assert steps.mean() < 1.0
     assert np.quantile(steps, 0.99) <= 8
 

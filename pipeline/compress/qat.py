@@ -2,7 +2,7 @@
 
 Route: weight fake-quantisation with a straight-through estimator inside the fine-tuning step
 (`FineTuneSession.train(quantize=...)`), not TFMOT's `quantize_model` (it refuses GRU/LSTM layers and
-cells; see DESIGN.md). Every weight the converter turns into int8 is fake-quantised exactly as the
+cells; see docs/toolchain.md, Keras and TFMOT). Every weight the converter turns into int8 is fake-quantised exactly as the
 converter will quantise it: Dense kernels and the GRU/LSTM kernels and recurrent kernels (the mask
 layer included), symmetric, per output channel, narrow range [-127, 127]. Each step: swap the float
 weights for their quantised values, forward + gradient there, swap the floats back, apply the

@@ -1,7 +1,7 @@
 """Full-integer conversion of the streaming model by a registered scheme, in a subprocess.
 
 The exported model is the family's one-frame streaming model: its inputs, heads and state pairs
-are the family's contract (sepipe.contract). Traps handled here (see docs, "Facts checked here"):
+are the family's contract (sepipe.contract). Traps handled here (see docs/toolchain.md, Conversion):
 - the representative dataset yields DICTS keyed by input name: a list is silently
   mis-ordered (TFLite input order is not Keras order);
 - outputs are mapped by the signature def's names, never by tensor order;

@@ -14,6 +14,7 @@ class KerasStreamingRunner:
     kind = "float"
     needs = "streaming_model"
     system = "float32 Keras"
+    tools = ("tensorflow", "tf-keras")     # distributions its results depend on (stage fingerprints)
 
     @classmethod
     def system_label(cls, io_dtype: str | None = None) -> str:

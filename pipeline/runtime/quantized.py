@@ -44,6 +44,7 @@ class QuantizedRunner:
     kind = ""
     needs = "tflite_bytes"
     system = ""              # 'TFLite', 'TFLite Micro'; the row label adds the I/O type
+    tools: tuple[str, ...] = ()   # distributions its results depend on (stage fingerprints)
 
     @classmethod
     def system_label(cls, io_dtype: str | None = None) -> str:
@@ -132,6 +133,7 @@ class TFLiteStreamingRunner(QuantizedRunner):
 
     kind = "tflite"
     system = "TFLite"
+    tools = ("ai-edge-litert",)
 
     def __init__(self, tflite_bytes: bytes, num_threads: int = 1, contract: ModelContract | None = None):
         from ai_edge_litert.interpreter import Interpreter
@@ -158,6 +160,7 @@ class TFLMStreamingRunner(QuantizedRunner):
 
     kind = "tflm"
     system = "TFLite Micro"
+    tools = ("tflite-micro",)
 
     def __init__(self, tflite_bytes: bytes, arena_size: int | None = None, contract: ModelContract | None = None):
         from tflite_micro.python.tflite_micro import runtime

@@ -14,6 +14,7 @@ from sepipe.engine.stage import Stage, StageContext
 from sepipe.compress import compressor_of
 from sepipe.errors import MissingArtifactError
 from sepipe.models import family_of
+from sepipe.models.kernels import fingerprint_settings
 from sepipe.stages import tools
 from sepipe.stages.paths import DataHandle, RunPaths, load_streaming_model, variant_model, variant_stage
 
@@ -29,7 +30,7 @@ def declare_variant(cfg: ExperimentConfig, data: DataHandle, variant: VariantCon
     return Stage(
         name=name, needs=("train",), group=variant.name, tools=tools.FINETUNE,
         config={"seed": cfg.seed, "data": cfg.data, "features": cfg.features, "model": cfg.model,
-                "train": cfg.train, "variant": variant},
+                "train": cfg.train, "variant": variant, "kernels": fingerprint_settings()},
         inputs=lambda needs: {"base_sequence_weights": paths.sequence_weights, "dataset_manifest": data.manifest},
         outputs=[paths.variant_dir(variant.name) / "streaming.weights.h5"],
         run=lambda ctx: _finetune(cfg, data, variant, ctx),

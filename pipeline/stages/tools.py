@@ -15,10 +15,12 @@ CONVERT = ("tensorflow", "tf-keras", "ai-edge-litert", "numpy")
 CONVERT_OFFLINE = ("ai-edge-litert", "numpy")      # prunes the int8 flatbuffer in place (no TF)
 COMPILE = ("ethos-u-vela",)
 REFERENCES = METRICS + ("pyrnnoise", "soxr")
-INTERPRETER = {"float": ("tensorflow", "tf-keras"), "tflite": ("ai-edge-litert",), "tflm": ("tflite-micro",)}
 
 
 def evaluate(interpreters: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """The interpreters a variant is streamed through, plus the audio metrics."""
-    tools = [tool for kind in interpreters for tool in INTERPRETER[kind]] + list(METRICS)
+    """The tools of the runners a variant is streamed through (each registered runner declares its
+    own: sepipe.runtime), plus the audio metrics."""
+    from sepipe.runtime import RUNNERS
+
+    tools = [tool for kind in interpreters for tool in RUNNERS.get(kind).tools] + list(METRICS)
     return tuple(dict.fromkeys(tools))

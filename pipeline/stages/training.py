@@ -10,6 +10,7 @@ from sepipe import artifacts
 from sepipe.config import ExperimentConfig
 from sepipe.engine import records
 from sepipe.engine.stage import Done, Stage, StageContext
+from sepipe.models.kernels import fingerprint_settings
 from sepipe.stages import tools
 from sepipe.stages.paths import DataHandle, RunPaths
 
@@ -21,7 +22,7 @@ def declare_train(cfg: ExperimentConfig, data: DataHandle) -> Stage:
     return Stage(
         name="train", tools=tools.TRAIN,
         config={"seed": cfg.seed, "data": cfg.data, "features": cfg.features, "model": cfg.model,
-                "train": cfg.train},
+                "train": cfg.train, "kernels": fingerprint_settings()},
         inputs=lambda needs: {"dataset_manifest": data.manifest},
         outputs=[paths.sequence_weights, paths.streaming_weights, paths.train_dir / "history.json"],
         run=lambda ctx: _train(cfg, data, ctx),
