@@ -160,3 +160,11 @@ def test_sweep_with_structures_gets_the_per_structure_pareto_plot(tmp_path):
     # without a dense row (nothing to measure the gains against) there is no structure plot
     no_dense = [row for row in rows if row["structure"] != "dense"]
     assert "Which sparsity structure pays where" not in render_html(no_dense, "sweep", quality_rows=QUALITY)
+
+
+def test_a_sweep_without_a_float_runner_still_renders_its_structure_plot():
+    # evaluate.interpreters: [tflite] gives no SI-SDR vs float: no point to place on the log axes
+    structure = {"ptq": "dense", "prune50": "weight", "prune75": "unit"}
+    rows = [dict(row, structure=structure[row["variant"]], si_sdr_vs_float_db=float("nan")) for row in sweep_rows()]
+    page = render_html(rows, "sweep", quality_rows=QUALITY)
+    assert "Which sparsity structure pays where" in page and len(images(page)) == 3

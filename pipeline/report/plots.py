@@ -222,12 +222,14 @@ def structure_figure(rows: list[dict]):
         for row_index, (label, cost_of) in enumerate(measures):
             ax = axes[row_index][col]
             base = cost_of(dense) if dense else float("nan")
+            plotted = False
             for name in structures:
                 members = [r for r in group if r.get("structure") == name]
                 pts = [(base / cost_of(r), as_number(r.get("si_sdr_vs_float_db"))) for r in members]
                 pts = [(x, y) for x, y in pts if not (math.isnan(x) or math.isnan(y))]
                 if not pts:
                     continue
+                plotted = True
                 ax.plot([x for x, _ in pts], [y for _, y in pts], "o", color=colours[name], markersize=6,
                         zorder=3, label=name)
                 # the front maximises gain and quality; the dense row (1x) starts every structure's front
@@ -246,9 +248,14 @@ def structure_figure(rows: list[dict]):
                                 xytext=(4, 4), fontsize=7, color="0.3")
             ax.axhline(-0.1, linestyle=":", color="tab:green", linewidth=1.0)
             ax.axhline(-0.59, linestyle=":", color="tab:red", linewidth=1.0)
-            ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
-            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}x" if round(v) == v and v < 10 else ""))
+            if plotted:
+                ax.set_xscale("log")
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+                ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}x" if round(v) == v and v < 10 else ""))
+            else:
+                # no SI-SDR vs float without a float runner (evaluate.interpreters): nothing for a log axis
+                ax.text(0.5, 0.5, "no quality vs float\n(evaluate.interpreters has no 'float')", ha="center",
+                        va="center", transform=ax.transAxes, fontsize=8, color="0.4")
             ax.set_title(f"{target}", fontsize=10)
             ax.set_xlabel(label, fontsize=9)
             ax.grid(True, which="both", alpha=0.3)
