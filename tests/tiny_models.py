@@ -28,7 +28,9 @@ FAMILIES = ("gru", "lstm")
 SCHEME = {"gru": "int8", "lstm": "int16x8"}
 IO_DTYPE = {"gru": "int8", "lstm": "int16"}
 TRAIN_FILES, TEST_FILES = 6, 2
-TRAIN_STEPS, CALIBRATION_FRAMES, SEED = 80, 300, 0
+# 120 steps (about 5 s a model): at 80 the LSTM's mask on the firmware golden file bottoms out at 0.17,
+# too close to test_firmware_stub's "not a constant mask" bound (min < 0.2); at 120 it reaches 0.08.
+TRAIN_STEPS, CALIBRATION_FRAMES, SEED = 120, 300, 0
 
 
 def tiny_cfg(family: str) -> ModelConfig:
