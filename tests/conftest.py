@@ -1,4 +1,7 @@
-"""Shared test fixtures. Kept minimal: other test modules rely on `small_dataset`."""
+"""Shared test fixtures: the small dataset, and the tiny trained GRU (int8) and LSTM (16x8) of
+tests/tiny_models.py, built once per session. `make test-fast` (-m "not slow") must neither train nor
+convert: a test that needs `tiny_models`, directly or through another fixture, is marked slow here
+even where its module forgot; `tiny_speech` is features only."""
 
 from __future__ import annotations
 
@@ -33,3 +36,33 @@ def small_dataset(small_data_config):
 
     build_dataset(small_data_config, progress=False)
     return Dataset.open(small_data_config)
+
+
+@pytest.fixture(scope="session")
+def tiny_speech(small_dataset):
+    """tiny_models.Speech: training mixtures (features, target mask) and test features. No training."""
+    from tiny_models import load_speech
+
+    return load_speech(small_dataset)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_speech, tmp_path_factory):
+    """{'gru': TinyModel (int8), 'lstm': TinyModel (int16x8)}: trained, calibrated, converted once.
+
+    Shared: a test copies an artifact before writing; teardown fails if any file or weight changed.
+    """
+    from tiny_models import build_tiny_models
+
+    models = build_tiny_models(tiny_speech, tmp_path_factory.mktemp("tiny_models"))
+    before = {family: model.fingerprint() for family, model in models.items()}
+    yield models
+    changed = [family for family, model in models.items() if model.fingerprint() != before[family]]
+    assert not changed, f"a test changed the shared tiny models' artifacts or weights: {changed}"
+
+
+@pytest.hookimpl(tryfirst=True)   # before -m deselects
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tiny_models" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)

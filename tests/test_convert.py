@@ -1,19 +1,14 @@
-"""Calibration, int8 conversion (real converter in a subprocess) and int8 model validation.
+"""Calibration, int8 / 16x8 conversion (real converter in a subprocess) and quantized model validation.
 
-Tiny GRU and LSTM models (257 bins) are trained for a few seconds on real speech
-so that the mask spans [0, 1]; calibration states come from the float model on
-real audio. Helpers here are reused by tests/test_interpreters.py.
+The tiny trained GRU (int8) and LSTM (16x8) come from the session's `tiny_models` fixture
+(tests/conftest.py, built by tests/tiny_models.py); calibration states come from the float model on
+real audio.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
-import time
-import warnings
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,151 +16,14 @@ import pytest
 from sepipe.models.keras_backend import keras, tf
 from sepipe.models import family_of
 from sepipe.quantize import convert as convert_mod
-from sepipe.config import FeatureConfig, ModelConfig
+from sepipe.config import ModelConfig
 from sepipe.quantize.calibration import CalibrationSet, collect_calibration, load_calibration, save_calibration
 from sepipe.quantize.convert import convert_quantized
 from sepipe.quantize.model_io import tflite_io, validate_quantized_model
 from sepipe.errors import InputFileError, ToolError
-from sepipe.features import features as compute_features
 
-BINS = FeatureConfig().bins
-FAMILIES = ("gru", "lstm")
-# The LSTM ships in 16x8 (int16 activations, int8 weights): its cell state integrates to hundreds,
-# which int8 cannot resolve (see experiments/sparsity_lstm.yaml); the GRU ships plain int8.
-SCHEME = {"gru": "int8", "lstm": "int16x8"}
-IO_DTYPE = {"gru": "int8", "lstm": "int16"}
-G722_GLOB = ".cache/unpacked/asterisk-core-sounds-fr-g722/usr/share/asterisk/sounds/fr_CA_f_June/*.g722"
+from tiny_models import BINS, FAMILIES, IO_DTYPE, SCHEME, tiny_cfg
 
-
-def tiny_cfg(family: str) -> ModelConfig:
-    return ModelConfig(family=family, input_units=32, rnn_units=24, dense_units=32)
-
-
-# --------------------------------------------------------------------------- real speech
-
-@dataclass
-class Speech:
-    train: list[tuple[np.ndarray, np.ndarray]]   # (noisy features, target mask) per file
-    test: list[np.ndarray]                       # noisy features per file
-    source: str
-
-
-def _pair_features(noisy: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cfg = FeatureConfig()
-    noisy_feats, noisy_spec = compute_features(noisy, cfg)
-    _, clean_spec = compute_features(clean, cfg)
-    target = np.clip(np.abs(clean_spec) / (np.abs(noisy_spec) + 1e-6), 0.0, 1.0).astype(np.float32)
-    return noisy_feats, target
-
-
-def _g722_pairs(count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Real French speech prompts (Debian asterisk sounds) plus coloured noise at 0-10 dB SNR."""
-    import G722
-
-    root = Path(__file__).resolve().parents[1]
-    files = sorted(glob.glob(str(root / G722_GLOB)))
-    if len(files) < count:
-        pytest.skip(f"needs real speech: no small_dataset fixture and fewer than {count} files at {G722_GLOB}")
-    rng = np.random.default_rng(seed)
-    pairs = []
-    for path in files[:count]:
-        clean = np.asarray(G722.G722(16000, 64000).decode(Path(path).read_bytes()), np.float32) / 32768.0
-        noise = np.cumsum(rng.standard_normal(len(clean)).astype(np.float32)) * 0.02
-        noise -= np.convolve(noise, np.ones(64) / 64, mode="same")  # brownish, no DC drift
-        snr_db = rng.uniform(0, 10)
-        gain = np.sqrt(np.mean(clean ** 2) / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr_db / 10))
-        pairs.append(((clean + gain * noise).astype(np.float32), clean))
-    return pairs
-
-
-def load_speech(request) -> Speech:
-    """Real noisy speech: the shared `small_dataset` fixture when conftest provides it, else G.722 prompts."""
-    try:
-        dataset = request.getfixturevalue("small_dataset")
-    except (pytest.FixtureLookupError, ImportError) as exc:  # ImportError: sepipe.data not there yet
-        warnings.warn(f"small_dataset unavailable ({exc.__class__.__name__}); using G.722 prompts + noise")
-        pairs = _g722_pairs(8, seed=0)
-        train, test, source = pairs[:6], pairs[6:], "asterisk-core-sounds-fr-g722 + synthetic noise"
-    else:
-        train = [(p.noisy, p.clean) for p in dataset.training_files(6, seed=0)]
-        test = [(p.noisy, p.clean) for p in dataset.pairs("test", limit=2)]
-        source = "small_dataset fixture"
-    train_feats = [_pair_features(n, c) for n, c in train]
-    test_feats = [_pair_features(n, c)[0] for n, c in test]
-    # Normalise (one global mean and std from the training files). With raw log power (about -16..8)
-    # the first LSTM layer's gates saturate and its cell state integrates +-1 per frame (|c| ~ 350
-    # after 350 frames): int8 then quantises c at ~2.9 per step, the i*g increment rounds away and
-    # the int8 LSTM stops responding (mask error ~0.18). GRU states are bounded and do not care.
-    everything = np.concatenate([x for x, _ in train_feats])
-    mean, std = float(everything.mean()), float(everything.std())
-    train_feats = [(((x - mean) / std).astype(np.float32), y) for x, y in train_feats]
-    test_feats = [((x - mean) / std).astype(np.float32) for x in test_feats]
-    return Speech(train_feats, test_feats, source)
-
-
-def train_tiny(cfg: ModelConfig, speech: Speech, steps: int = 80, seed: int = 0) -> keras.Model:
-    """A few seconds of training so the mask is not a constant 0.5 (random crops of 64 frames)."""
-    keras.utils.set_random_seed(seed)
-    model = family_of(cfg).build_sequence(cfg, BINS)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
-    rng = np.random.default_rng(seed)
-    crop = 64
-    usable = [(x, y) for x, y in speech.train if len(x) >= crop]
-    xs, ys = [], []
-    for _ in range(steps * 8):
-        x, y = usable[rng.integers(len(usable))]
-        start = rng.integers(len(x) - crop + 1)
-        xs.append(x[start:start + crop])
-        ys.append(y[start:start + crop])
-    model.fit(np.stack(xs), np.stack(ys), batch_size=8, epochs=1, verbose=0, shuffle=False)
-    return model
-
-
-# --------------------------------------------------------------------------- converted cases
-
-@dataclass
-class Case:
-    cfg: ModelConfig
-    sequence: keras.Model
-    streaming: keras.Model
-    streaming_weights: Path
-    sequence_weights: Path
-    calibration: Path
-    tflite: Path
-    convert_s: float
-    speech: Speech
-
-    @property
-    def tflite_bytes(self) -> bytes:
-        return self.tflite.read_bytes()
-
-
-def make_case(family: str, folder: Path, speech: Speech) -> Case:
-    cfg = tiny_cfg(family)
-    sequence = train_tiny(cfg, speech)
-    streaming = family_of(cfg).build_streaming(cfg, BINS)
-    family_of(cfg).copy_weights(sequence, streaming)
-    folder.mkdir(parents=True, exist_ok=True)
-    streaming.save_weights(str(folder / "streaming.weights.h5"))
-    sequence.save_weights(str(folder / "sequence.weights.h5"))
-    cal = collect_calibration(streaming, [x for x, _ in speech.train], frames=300, seed=0)
-    save_calibration(cal, folder / "calibration.npz")
-    start = time.monotonic()
-    convert_quantized(cfg, BINS, folder / "streaming.weights.h5", folder / "calibration.npz", folder / "model.tflite",
-                      scheme=SCHEME[family])
-    return Case(cfg, sequence, streaming, folder / "streaming.weights.h5", folder / "sequence.weights.h5",
-                folder / "calibration.npz", folder / "model.tflite", time.monotonic() - start, speech)
-
-
-@pytest.fixture(scope="module")
-def speech(request) -> Speech:
-    return load_speech(request)
-
-
-@pytest.fixture(scope="module")
-def cases(speech, tmp_path_factory) -> dict[str, Case]:
-    folder = tmp_path_factory.mktemp("convert")
-    return {family: make_case(family, folder / family, speech) for family in FAMILIES}
 
 
 # --------------------------------------------------------------------------- calibration
@@ -176,10 +34,10 @@ def random_gru():
     return family_of(tiny_cfg("gru")).build_streaming(tiny_cfg("gru"), BINS)
 
 
-def test_calibration_selection_is_reproducible_from_seed(random_gru, speech):
+def test_calibration_selection_is_reproducible_from_seed(random_gru, tiny_speech):
     from sepipe.runtime.float_runner import KerasStreamingRunner
 
-    feats = [x for x, _ in speech.train[:3]]
+    feats = [x for x, _ in tiny_speech.train[:3]]
     a = collect_calibration(random_gru, feats, frames=50, seed=7)
     b = collect_calibration(random_gru, feats, frames=50, seed=7)
     c = collect_calibration(random_gru, feats, frames=50, seed=8)
@@ -225,8 +83,8 @@ def test_calibration_save_load_round_trip(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
-def test_int8_model_has_int8_io_and_state_pairs_by_name(cases, family):
-    case = cases[family]
+def test_int8_model_has_int8_io_and_state_pairs_by_name(tiny_models, family):
+    case = tiny_models[family]
     io = validate_quantized_model(case.tflite)
     assert io == tflite_io(case.tflite_bytes)
     assert all(t.dtype == IO_DTYPE[family] for t in io.inputs + io.outputs)
@@ -259,8 +117,8 @@ def test_int8_model_has_int8_io_and_state_pairs_by_name(cases, family):
 
 
 @pytest.mark.slow
-def test_conversion_is_deterministic_and_accepts_sequence_weights(cases, tmp_path):
-    case = cases["gru"]
+def test_conversion_is_deterministic_and_accepts_sequence_weights(tiny_models, tmp_path):
+    case = tiny_models["gru"]
     again = convert_quantized(case.cfg, BINS, case.streaming_weights, case.calibration, tmp_path / "again.tflite")
     assert again.read_bytes() == case.tflite_bytes
     from_sequence = convert_quantized(case.cfg, BINS, case.sequence_weights, case.calibration, tmp_path / "seq.tflite")
@@ -269,8 +127,8 @@ def test_conversion_is_deterministic_and_accepts_sequence_weights(cases, tmp_pat
 
 
 @pytest.mark.slow
-def test_converter_failures_become_tool_errors(cases, tmp_path, monkeypatch):
-    case = cases["gru"]
+def test_converter_failures_become_tool_errors(tiny_models, tmp_path, monkeypatch):
+    case = tiny_models["gru"]
     out = tmp_path / "model.tflite"
     # weights of another config: would load silently (structure match) without the worker's check
     other_cfg = ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32, rnn_layers=3)
@@ -304,8 +162,8 @@ def test_converter_failures_become_tool_errors(cases, tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- validation
 
 @pytest.mark.slow
-def test_validate_quantized_model_rejects_what_cannot_ship(cases, tmp_path):
-    case = cases["gru"]
+def test_validate_quantized_model_rejects_what_cannot_ship(tiny_models, tmp_path):
+    case = tiny_models["gru"]
 
     def converted(optimize: bool, int8_output: bool = False) -> bytes:
         converter = tf.lite.TFLiteConverter.from_keras_model(case.streaming)

@@ -1,8 +1,8 @@
 """firmware_stub/ (C) against the Python reference, on real models and real noisy speech.
 
-Two tiny models are trained for a few seconds on raw log-power features of the small
-dataset and converted with calibration on real audio: a GRU in int8 and an LSTM in 16x8
-(int16 activations and I/O). For each, golden vectors (pipeline/golden.py) of 200 frames of
+The session's tiny trained models (`tiny_models` fixture, tests/tiny_models.py: trained for a few
+seconds on raw log-power features of the small dataset, calibrated on real audio): a GRU in int8 and
+an LSTM in 16x8 (int16 activations and I/O). For each, golden vectors (pipeline/golden.py) of 200 frames of
 a real noisy test file and model_io.h (pipeline/c_export.py) are written, and the C host
 test is built with the system compiler and run: features, quantised features, state
 feedback and output audio against Python and TFLite Micro. The Cortex-M55 cross build runs
@@ -23,9 +23,7 @@ import numpy as np
 import pytest
 
 from sepipe.c_export import c_float_decimal, c_float_hex, model_array_source, model_io_header
-from sepipe.config import FeatureConfig, ModelConfig
-from sepipe.quantize.calibration import collect_calibration, save_calibration
-from sepipe.quantize.convert import convert_quantized
+from sepipe.config import FeatureConfig
 from sepipe.quantize.model_io import tflite_io
 from sepipe.features import analysis_window, enhance_with_mask, features as compute_features
 from sepipe.golden import write_golden_vectors
@@ -37,10 +35,6 @@ BINS = FEATURES.bins
 FRAMES = 200
 MODELS = {"gru-int8": ("gru", "int8"), "lstm-int16": ("lstm", "int16x8")}
 FEATURES_INPUT, MASK_OUTPUT = "features", "mask"   # the contract of today's families (models/mask_rnn.py)
-
-
-def tiny_cfg(family: str) -> ModelConfig:
-    return ModelConfig(family=family, input_units=32, rnn_units=24, dense_units=32)
 
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -65,63 +59,27 @@ def compile_and_run(tmp: Path, source: str, includes: list[Path], extra_sources:
 # --------------------------------------------------------------------------- real models, real speech
 
 @pytest.fixture(scope="module")
-def speech(small_dataset):
-    """(calibration/training pairs, one real noisy test file of at least FRAMES hops)."""
-    train = small_dataset.training_files(4, seed=0)
+def noisy_test_file(small_dataset):
+    """One real noisy test file of at least FRAMES hops (the models were trained on training mixtures)."""
     tests = [p for p in small_dataset.pairs("test", limit=8) if len(p.noisy) >= FRAMES * FEATURES.hop]
     assert tests, "the small dataset has no test file of 200 hops"
-    return train, tests[0]
-
-
-def _train_briefly(cfg: ModelConfig, train, steps: int = 40, seed: int = 0):
-    """A few seconds of training on raw log-power features so the mask spans [0, 1]."""
-    from sepipe.models.keras_backend import keras
-    from sepipe.models import family_of
-
-    keras.utils.set_random_seed(seed)
-    feats, targets = [], []
-    for pair in train:
-        noisy_f, noisy_s = compute_features(pair.noisy, FEATURES)
-        _, clean_s = compute_features(pair.clean, FEATURES)
-        feats.append(noisy_f)
-        targets.append(np.clip(np.abs(clean_s) / (np.abs(noisy_s) + 1e-6), 0, 1).astype(np.float32))
-    rng = np.random.default_rng(seed)
-    crop, xs, ys = 64, [], []
-    for _ in range(steps * 8):
-        i = rng.integers(len(feats))
-        start = rng.integers(len(feats[i]) - crop + 1)
-        xs.append(feats[i][start:start + crop])
-        ys.append(targets[i][start:start + crop])
-    sequence = family_of(cfg).build_sequence(cfg, BINS)
-    sequence.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
-    sequence.fit(np.stack(xs), np.stack(ys), batch_size=8, epochs=1, verbose=0, shuffle=False)
-    streaming = family_of(cfg).build_streaming(cfg, BINS)
-    family_of(cfg).copy_weights(sequence, streaming)
-    return streaming, feats
+    return tests[0]
 
 
 @pytest.fixture(scope="module")
-def models(speech, tmp_path_factory) -> dict[str, bytes]:
-    """{'gru-int8': .tflite bytes, 'lstm-int16': ...}: trained briefly, calibrated on real audio."""
-    train, _ = speech
-    root = tmp_path_factory.mktemp("fw_models")
+def models(tiny_models) -> dict[str, bytes]:
+    """{'gru-int8': .tflite bytes, 'lstm-int16': ...} of the session's tiny trained models."""
     out = {}
     for key, (family, scheme) in MODELS.items():
-        folder = root / key
-        folder.mkdir()
-        streaming, feats = _train_briefly(tiny_cfg(family), train)
-        streaming.save_weights(str(folder / "streaming.weights.h5"))
-        save_calibration(collect_calibration(streaming, feats, frames=300, seed=0), folder / "cal.npz")
-        convert_quantized(tiny_cfg(family), BINS, folder / "streaming.weights.h5", folder / "cal.npz",
-                          folder / "model.tflite", scheme=scheme)
-        out[key] = (folder / "model.tflite").read_bytes()
+        assert tiny_models[family].scheme == scheme
+        out[key] = tiny_models[family].tflite_bytes
     return out
 
 
 @pytest.fixture(scope="module")
-def golden(models, speech, tmp_path_factory) -> dict[str, Path]:
+def golden(models, noisy_test_file, tmp_path_factory) -> dict[str, Path]:
     """Golden folder with model_io.h, per model."""
-    _, test_pair = speech
+    test_pair = noisy_test_file
     root = tmp_path_factory.mktemp("fw_golden")
     out = {}
     for key, data in models.items():
@@ -391,8 +349,8 @@ int main(void) {
 # --------------------------------------------------------------------------- golden.py
 
 @pytest.mark.slow
-def test_golden_vectors_files_shapes_and_reference(golden, models, speech, tmp_path):
-    _, test_pair = speech
+def test_golden_vectors_files_shapes_and_reference(golden, models, noisy_test_file, tmp_path):
+    test_pair = noisy_test_file
     folder = golden["lstm-int16"]
     meta = json.loads((folder / "golden.json").read_text())
     hop = FEATURES.hop

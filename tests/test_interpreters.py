@@ -11,18 +11,7 @@ from sepipe.runtime.arith import dequantize, quantize, requantize, requantize_ta
 from sepipe.runtime.float_runner import KerasStreamingRunner
 from sepipe.runtime.quantized import QuantizedRunner, TFLiteStreamingRunner, TFLMStreamingRunner
 
-try:  # helpers shared with the conversion tests (tests/ is on sys.path in pytest's default import mode)
-    from tests.test_convert import FAMILIES, load_speech, make_case
-except ImportError:  # pragma: no cover
-    from test_convert import FAMILIES, load_speech, make_case
-
-
-
-@pytest.fixture(scope="module")
-def cases(request, tmp_path_factory):
-    speech = load_speech(request)
-    folder = tmp_path_factory.mktemp("interpreters")
-    return {family: make_case(family, folder / family, speech) for family in FAMILIES}
+from tiny_models import FAMILIES   # the models themselves: the session's `tiny_models` fixture (conftest.py)
 
 
 # --------------------------------------------------------------------------- int8 helpers
@@ -73,10 +62,10 @@ def test_make_runner_rejects_bad_requests():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
-def test_int8_tflite_is_close_to_float_on_real_speech(cases, family):
+def test_int8_tflite_is_close_to_float_on_real_speech(tiny_models, family):
     """GRU in int8; LSTM in 16x8 (in int8 its cell state, |c| up to ~330, gets a step of ~2 and the mask
     is off by ~0.3: the reason `convert.activations: int16` exists)."""
-    case = cases[family]
+    case = tiny_models[family]
     float_runner = make_runner("float", streaming_model=case.streaming)
     tflite_runner = make_runner("tflite", tflite_bytes=case.tflite_bytes)
     errors = []
@@ -95,8 +84,8 @@ def test_int8_tflite_is_close_to_float_on_real_speech(cases, family):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
-def test_tflm_is_close_to_tflite(cases, family):
-    case = cases[family]
+def test_tflm_is_close_to_tflite(tiny_models, family):
+    case = tiny_models[family]
     tflite_runner = make_runner("tflite", tflite_bytes=case.tflite_bytes)
     tflm_runner = make_runner("tflm", tflite_bytes=case.tflite_bytes)
     # in units of an int8 mask step (1/256), so the int8 GRU and the 16x8 LSTM share one bound
@@ -110,11 +99,11 @@ def test_tflm_is_close_to_tflite(cases, family):
 
 
 @pytest.mark.slow
-def test_int8_runner_feeds_states_back_by_name(cases):
+def test_int8_runner_feeds_states_back_by_name(tiny_models):
     """An independent loop through LiteRT's signature runner (names only, no indices) gives the same mask."""
     from ai_edge_litert.interpreter import Interpreter
 
-    case = cases["lstm"]   # LSTM: c states need requantising, h states may not
+    case = tiny_models["lstm"]   # LSTM: c states need requantising, h states may not
     runner = TFLiteStreamingRunner(case.tflite_bytes)
     io = runner.io
     interpreter = Interpreter(model_content=case.tflite_bytes)
@@ -136,8 +125,8 @@ def test_int8_runner_feeds_states_back_by_name(cases):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["float", "tflite", "tflm"])
-def test_runs_reset_by_default_and_continue_on_request(cases, kind):
-    case = cases["gru"]
+def test_runs_reset_by_default_and_continue_on_request(tiny_models, kind):
+    case = tiny_models["gru"]
     runner = make_runner(kind, streaming_model=case.streaming) if kind == "float" else \
         make_runner(kind, tflite_bytes=case.tflite_bytes)
     feats = case.speech.test[0][:90]
