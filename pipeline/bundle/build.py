@@ -30,7 +30,8 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | No
     """Write the hand-off bundle of `variant` compiled for `target`; returns the bundle folder
     (the zip is beside it, `<folder>.zip`). Raises BundleError for a variant or target the run
     does not have, or a compile older than the current .tflite."""
-    from sepipe.quantize.model_io import read_tflite_bytes, tflite_io
+    from sepipe.deploy.tflite_info import read_tflite_bytes
+    from sepipe.quantize.model_io import tflite_io
 
     if frames < 2:
         raise BundleError(f"--frames must be at least 2 (the enhanced audio lags one hop), got {frames}")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from sepipe.contract import ModelContract, infer_contract
+from sepipe.deploy.tflite_info import read_tflite_bytes
 from sepipe.errors import InputFileError
 
 
@@ -203,17 +204,6 @@ def tflite_io(tflite_bytes: bytes, contract: ModelContract | None = None) -> Mod
     if problem:
         raise ModelFormatError(f"not a streaming model of its contract: {problem}")
     return io
-
-
-def read_tflite_bytes(path: str | Path) -> bytes:
-    """The bytes of a .tflite file; InputFileError naming it when missing or not a TFLite flatbuffer."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "model file not found")
-    data = path.read_bytes()
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise InputFileError(path, "not a TFLite flatbuffer (no 'TFL3' identifier); corrupt or wrong file")
-    return data
 
 
 def validate_quantized_model(path: str | Path, contract: ModelContract | None = None, scheme=None) -> ModelIO:
