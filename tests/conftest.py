@@ -61,8 +61,36 @@ def tiny_models(tiny_speech, tmp_path_factory):
     assert not changed, f"a test changed the shared tiny models' artifacts or weights: {changed}"
 
 
+@pytest.fixture(scope="session")
+def untrained_tflites(tmp_path_factory) -> dict[str, Path]:
+    """{'int8', 'float', 'dynamic'}: .tflite files of one untrained tiny streaming GRU (Vela's inputs;
+    float and dynamic-range are what `sepipe compile` must refuse or report), converted once."""
+    from sepipe.config import ModelConfig
+    from sepipe.models import family_of
+    from sepipe.models.keras_backend import tf
+    from sepipe.quantize.convert import convert_untrained
+
+    cfg, bins = ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32), 257
+    folder = tmp_path_factory.mktemp("untrained_tflites")
+    paths = {"int8": convert_untrained(cfg, bins, folder / "tiny_int8.tflite", seed=0)}
+    tf.keras.utils.set_random_seed(0)
+    model = family_of(cfg).build_streaming(cfg, bins)
+    paths["float"] = folder / "tiny_float.tflite"
+    paths["float"].write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]   # no representative data: dynamic range
+    paths["dynamic"] = folder / "tiny_dynamic.tflite"
+    paths["dynamic"].write_bytes(converter.convert())
+    return paths
+
+
+# Fixtures that train or convert: a test using one (even through another fixture) is in the slow tier.
+SLOW_FIXTURES = ("tiny_models", "untrained_tflites")
+
+
 @pytest.hookimpl(tryfirst=True)   # before -m deselects
 def pytest_collection_modifyitems(items):
     for item in items:
-        if "tiny_models" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None:
+        slow = any(name in getattr(item, "fixturenames", ()) for name in SLOW_FIXTURES)
+        if slow and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.slow)

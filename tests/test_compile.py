@@ -36,36 +36,15 @@ EXPECTED_IDS = {"ethos-u55-64": "H64", "ethos-u55-128": "H128", "ethos-u55-256":
 # --------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    """int8 (convert_untrained), float32 and dynamic-range .tflite of one tiny streaming GRU."""
-    from sepipe.models.keras_backend import tf
-    from sepipe.models import family_of
-    from sepipe.quantize.convert import convert_untrained
-
-    folder = tmp_path_factory.mktemp("tiny_models")
-    paths = {"int8": convert_untrained(TINY, BINS, folder / "tiny_int8.tflite", seed=0)}
-    tf.keras.utils.set_random_seed(0)
-    model = family_of(TINY).build_streaming(TINY, BINS)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    paths["float"] = folder / "tiny_float.tflite"
-    paths["float"].write_bytes(converter.convert())
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]   # no representative data: dynamic range
-    paths["dynamic"] = folder / "tiny_dynamic.tflite"
-    paths["dynamic"].write_bytes(converter.convert())
-    return paths
-
-
-@pytest.fixture(scope="module")
 def targets():
     return load_targets()
 
 
 @pytest.fixture(scope="module")
-def compiled(tiny_models, targets, tmp_path_factory):
+def compiled(untrained_tflites, targets, tmp_path_factory):
     """The int8 model compiled for every target in targets.yaml: (out_dir, {target name: CompileResult})."""
     out = tmp_path_factory.mktemp("compiled")
-    results = compile_many(tiny_models["int8"], list(targets), out, "demo_ptq")
+    results = compile_many(untrained_tflites["int8"], list(targets), out, "demo_ptq")
     return out, {r.target.name: r for r in results}
 
 
@@ -151,7 +130,7 @@ HEAVY = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "matplotlib"
 
 
 @pytest.mark.slow
-def test_compile_runs_without_tensorflow_or_the_audio_stack(tiny_models, tmp_path):
+def test_compile_runs_without_tensorflow_or_the_audio_stack(untrained_tflites, tmp_path):
     script = textwrap.dedent(f"""
         import sys
         class Block:
@@ -164,7 +143,7 @@ def test_compile_runs_without_tensorflow_or_the_audio_stack(tiny_models, tmp_pat
         (result,) = compile_many(sys.argv[1], ["ethos-u55-128"], sys.argv[2], "light")
         print(result.figures.cycles_total, result.record["target_id"])
     """)
-    proc = subprocess.run([sys.executable, "-c", script, str(tiny_models["int8"]), str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-c", script, str(untrained_tflites["int8"]), str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[1] == "H128" and int(proc.stdout.split()[0]) > 0
@@ -172,8 +151,8 @@ def test_compile_runs_without_tensorflow_or_the_audio_stack(tiny_models, tmp_pat
 
 
 @pytest.mark.slow
-def test_compile_accepts_a_target_name(tiny_models, tmp_path):
-    result = compile_model(tiny_models["int8"], "ethos-u55-128", tmp_path, "exp_variant")
+def test_compile_accepts_a_target_name(untrained_tflites, tmp_path):
+    result = compile_model(untrained_tflites["int8"], "ethos-u55-128", tmp_path, "exp_variant")
     assert result.model.name == "exp_variant_vela_H128.tflite"
     assert read_summary_csv(result.summary_csv)["system_config"] == "Ethos_U55_High_End_Embedded"
 
@@ -182,11 +161,11 @@ def test_compile_accepts_a_target_name(tiny_models, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind, hint", [("float", "float32 model"), ("dynamic", "dynamic-range model")])
-def test_non_int8_model_fails_with_require_full_npu_naming_the_ops(tiny_models, tmp_path, kind, hint):
+def test_non_int8_model_fails_with_require_full_npu_naming_the_ops(untrained_tflites, tmp_path, kind, hint):
     with pytest.raises(CpuFallbackError) as info:
-        compile_model(tiny_models[kind], "ethos-u55-128", tmp_path, f"demo_{kind}")
+        compile_model(untrained_tflites[kind], "ethos-u55-128", tmp_path, f"demo_{kind}")
     message = str(info.value)
-    assert str(tiny_models[kind]) in message and hint in message
+    assert str(untrained_tflites[kind]) in message and hint in message
     assert "stay on the CPU for ethos-u55-128 (H128)" in message
     assert "unsupported DataType Float32" in message            # Vela's own reason
     assert "FullyConnected 'gru_streaming/" in message           # ops named
@@ -197,8 +176,8 @@ def test_non_int8_model_fails_with_require_full_npu_naming_the_ops(tiny_models, 
 
 
 @pytest.mark.slow
-def test_float_model_compiles_and_reports_cpu_ops_with_reasons(tiny_models, tmp_path):
-    result = compile_model(tiny_models["float"], "ethos-u85-256", tmp_path, "demo_float",
+def test_float_model_compiles_and_reports_cpu_ops_with_reasons(untrained_tflites, tmp_path):
+    result = compile_model(untrained_tflites["float"], "ethos-u85-256", tmp_path, "demo_float",
                            CompileOptions(require_full_npu=False))
     assert result.record["npu_op_share"] == 0.0 and result.record["cpu_ops"] == len(result.placement)
     assert all(op.placement == "CPU" and "Float32" in op.reason for op in result.placement)
@@ -223,11 +202,11 @@ def test_corrupt_tflite_is_an_input_file_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_vela_failure_is_a_tool_error_with_velas_line(tiny_models, tmp_path, targets):
+def test_vela_failure_is_a_tool_error_with_velas_line(untrained_tflites, tmp_path, targets):
     target = targets["ethos-u55-128"]
     broken = dataclasses.replace(target, hardware=dataclasses.replace(target.hardware, memory_mode="Nope"))
     with pytest.raises(ToolError) as info:
-        compile_model(tiny_models["int8"], broken, tmp_path, "demo")
+        compile_model(untrained_tflites["int8"], broken, tmp_path, "demo")
     assert "exit code 1" in str(info.value) and "Section Memory_Mode.Nope not found" in str(info.value)
     assert "\n" not in str(info.value)
     assert not list(tmp_path.glob(".tmp-*"))

@@ -12,7 +12,6 @@ import pytest
 from sepipe.errors import InputFileError
 from sepipe.report.page import render_html, write_html_report
 from sepipe.report.plots import pareto_front, read_per_layer_csv
-from tests.test_compile import tiny_models  # noqa: F401  (fixture: the tiny int8 GRU, converted once)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TARGETS = (("ethos-u55-128", "H128", 35.4, 0.0), ("ethos-u65-256", "Y256", 0.0, 35.9))
@@ -120,11 +119,11 @@ def test_page_without_any_rows_still_renders():
 # --------------------------------------------------------------------------- per-layer cycles (real Vela)
 
 @pytest.fixture(scope="module")
-def per_layer_csv(tiny_models, tmp_path_factory) -> Path:  # noqa: F811
+def per_layer_csv(untrained_tflites, tmp_path_factory) -> Path:
     """Vela's per-layer CSV of the tiny int8 GRU of test_compile, compiled for ethos-u55-128."""
     from sepipe.deploy.compile import compile_model
 
-    result = compile_model(tiny_models["int8"], "ethos-u55-128", tmp_path_factory.mktemp("vela"), "demo_ptq")
+    result = compile_model(untrained_tflites["int8"], "ethos-u55-128", tmp_path_factory.mktemp("vela"), "demo_ptq")
     return result.per_layer_csv
 
 

@@ -16,7 +16,7 @@ from sepipe.report import (DEPLOYMENT_COLUMNS, DISPLAY_COLUMNS, QualityRow, buil
                            headline_figures, headline_lines, markdown_table, write_tables)
 from sepipe.report.page import render_html
 from sepipe.targets import get_target
-from tests import report_inputs as ri
+import report_inputs as ri
 
 GOLDEN = Path(__file__).parent / "golden" / "report"
 

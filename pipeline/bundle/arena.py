@@ -172,14 +172,14 @@ def _reference_kernels(source: BundleSource, measured: dict[str, Any], io_dtype:
 
 
 def _vela_model(source: BundleSource) -> dict[str, Any]:
-    record = source.record
-    sram_bytes = int(round(float(record["sram_memory_used_kib"]) * 1024))
-    mode = str(record.get("memory_mode", ""))
+    compiled = source.compiled
+    sram_bytes = int(round(compiled.figures.sram_memory_used_kib * 1024))
+    mode = compiled.memory_mode
     dedicated = "Dedicated" in mode
     if dedicated:
-        where = (f"memory mode {mode}: Vela keeps feature maps in {record.get('feature_map_storage_area', 'DRAM')}; "
+        where = (f"memory mode {mode}: Vela keeps feature maps in {compiled.figures.feature_map_storage_area or 'DRAM'}; "
                  f"its {sram_bytes} bytes of SRAM (sram_memory_used) are the NPU's fast scratch (the arena cache, "
-                 f"at most arena_cache_size = {record.get('arena_cache_size')}), which the Ethos-U driver is given "
+                 f"at most arena_cache_size = {compiled.arena_cache_size}), which the Ethos-U driver is given "
                  "apart from the tensor arena; the tensor arena holds the feature maps plus TFLM's bookkeeping")
     else:
         where = (f"memory mode {mode}: Vela's scratch (feature maps and NPU scratch) lives in the tensor arena, so "
@@ -193,8 +193,8 @@ def _vela_model(source: BundleSource) -> dict[str, Any]:
                              "device with MicroInterpreter::arena_used_bytes() after AllocateTensors()"),
         "sram_memory_used_bytes": sram_bytes,
         "memory_mode": mode,
-        "feature_map_storage_area": record.get("feature_map_storage_area"),
-        "arena_cache_size": record.get("arena_cache_size"),
+        "feature_map_storage_area": compiled.figures.feature_map_storage_area,
+        "arena_cache_size": compiled.arena_cache_size,
         "rule": where,
         "lower_bound_bytes": None if dedicated else sram_bytes,
     }

@@ -21,6 +21,7 @@ from sepipe.bundle.readme import readme_text
 from sepipe.bundle.source import (BundleError, BundleSource, bundle_name, find_source, model_contract,
                                     pick_test_audio, tflite_name, vela_name)
 from sepipe.config import ExperimentConfig, FeatureConfig
+from sepipe.deploy.figures import CompileRecord
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)   # the earliest time a zip can hold: no clock in the bytes
 
@@ -129,7 +130,7 @@ def _manifest(source: BundleSource, io, vela_size: int, arena: dict[str, Any], f
         "features": feature_section(cfg.features, cfg.data.sample_rate),
         "tflm_arena": arena_section(source, arena, io_dtype),
         "vela": {"summary_csv": f"vela/{source.vela_copy_name(source.vela_summary_csv)}",
-                 "figures": _vela_figures(source.record)},
+                 "figures": _vela_figures(source.compiled)},
         "golden": {"folder": "golden", "frames": frames, "test_audio": audio_record,
                    "produced_by": "TFLite Micro Python interpreter (reference kernels) on the quantised model",
                    "description": golden_info},
@@ -207,14 +208,9 @@ def _state_pairs(io) -> list[dict[str, Any]]:
     return pairs
 
 
-def _vela_figures(record: dict[str, Any]) -> dict[str, Any]:
-    keys = ("target", "target_id", "accelerator", "system_config", "memory_mode", "clock_hz", "optimise",
-            "arena_cache_size", "cycles_total", "cycles_npu", "inference_time_ms", "inferences_per_second",
-            "sram_memory_used_kib", "dram_memory_used_kib", "on_chip_flash_memory_used_kib",
-            "off_chip_flash_memory_used_kib", "flash_kib", "weights_storage_area", "feature_map_storage_area",
-            "total_original_weights", "total_npu_encoded_weights_bytes", "nn_macs", "mac_utilisation_pct",
-            "npu_ops", "cpu_ops", "npu_op_share", "vela_version")
-    return {key: record.get(key) for key in keys}
+def _vela_figures(compiled: CompileRecord) -> dict[str, Any]:
+    """The target's columns, Vela's figures and the Vela version (no run-specific paths or timings)."""
+    return {**compiled.target_columns, **compiled.figures.to_record(), "vela_version": compiled.vela_version}
 
 
 def _json_default(value: Any) -> Any:

@@ -12,6 +12,7 @@ import numpy as np
 
 from sepipe import artifacts
 from sepipe.config import ExperimentConfig, experiment_from_dict, load_experiment
+from sepipe.deploy.figures import CompileRecord
 from sepipe.errors import InputFileError, MissingArtifactError, PipelineError
 
 
@@ -32,7 +33,7 @@ class BundleSource:
     vela_tflite: Path
     vela_summary_csv: Path
     vela_extra: tuple[Path, ...]  # per-layer CSV, placement JSON (those present)
-    record: dict[str, Any]       # the compile record (sepipe.deploy.figures)
+    compiled: CompileRecord      # the compile record: target columns and Vela's figures
     convert_summary: dict[str, Any]
     model: dict[str, Any]        # the variant's architecture (narrower than the experiment's for unit pruning)
     variant_config: dict[str, Any]
@@ -183,7 +184,8 @@ def find_source(run: ExperimentConfig | str | Path, variant: str | None, target:
     model = stages.get(f"variant:{variant}", {}).get("summary", {}).get("model") or dataclasses.asdict(cfg.model)
     return BundleSource(cfg=cfg, run_label=label, variant=variant, target=str(record["target"]),
                         target_id=str(record["target_id"]), tflite=tflite, vela_tflite=vela,
-                        vela_summary_csv=summary, vela_extra=extra, record=record,
+                        vela_summary_csv=summary, vela_extra=extra,
+                        compiled=CompileRecord.from_record(record, f"compile:{variant} for {target}"),
                         convert_summary=stages[f"convert:{variant}"].get("summary", {}), model=model,
                         variant_config=dataclasses.asdict(variant_cfg) if variant_cfg else {"name": variant})
 

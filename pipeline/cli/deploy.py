@@ -42,6 +42,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 
 def _compile_command(args: argparse.Namespace) -> int:
     from sepipe.deploy.compile import CompileOptions, compile_many
+    from sepipe.deploy.figures import CompileRecord
 
     if args.source.suffix in (".yaml", ".yml"):
         from sepipe import experiment as exp
@@ -60,11 +61,13 @@ def _compile_command(args: argparse.Namespace) -> int:
         for result in results:
             if result.fallback_message:
                 print(f"sepipe: warning: {result.fallback_message}", file=sys.stderr)
-        records = [result.record for result in results]
-    for r in records:
-        print(f"{r['model']} on {r['target']} ({r['target_id']}): {r['cycles_total']:,.0f} cycles, "
-              f"{r['inference_time_ms']:.3f} ms, SRAM {r['sram_memory_used_kib']:.1f} KiB, "
-              f"flash {r['flash_kib']:.1f} KiB, DRAM {r['dram_memory_used_kib']:.1f} KiB, NPU ops {r['npu_op_share']:.0%}")
+        records = [result.compiled for result in results]
+    for record in records:
+        c = record if isinstance(record, CompileRecord) else CompileRecord.from_record(record)
+        f = c.figures
+        print(f"{c.model} on {c.target} ({c.target_id}): {f.cycles_total:,.0f} cycles, {f.inference_time_ms:.3f} ms, "
+              f"SRAM {f.sram_memory_used_kib:.1f} KiB, flash {f.flash_kib:.1f} KiB, "
+              f"DRAM {f.dram_memory_used_kib:.1f} KiB, NPU ops {f.npu_op_share:.0%}")
     return 0
 
 
