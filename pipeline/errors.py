@@ -15,6 +15,19 @@ class PipelineError(Exception):
 
     exit_code = 2
 
+    def __reduce__(self):
+        # Subclasses take several constructor arguments, so Exception's default pickling (cls(*args))
+        # fails; rebuild from the message and the attributes instead, so an error raised in a worker
+        # process (Ray, multiprocessing) reaches the driver with its type and fields.
+        return _rebuild_error, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuild_error(cls: type, args: tuple, state: dict) -> PipelineError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(PipelineError):
     """A configuration key or value is wrong."""

@@ -114,3 +114,14 @@ def test_bad_wav_in_a_corpus_is_named_and_no_dataset_is_left(tmp_path, capsys, s
     assert code == 2 and len(err) == 1, err
     assert "p227_001.wav" in err[0] and fragment in err[0]
     assert not list((tmp_path / "cache").rglob("manifest.json"))
+
+
+def test_pipeline_errors_cross_process_boundaries_with_their_type_and_fields():
+    import pickle
+
+    from sepipe.errors import ConfigError, InputFileError, MissingArtifactError, ToolError
+
+    for error in (ConfigError("x.yaml", "train.epochs", 0, "an integer >= 1"), InputFileError("a.wav", "not 16 kHz"),
+                  MissingArtifactError("runs/x", "train first"), ToolError("vela", "exit code 1")):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and str(back) == str(error) and back.__dict__ == error.__dict__
