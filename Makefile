@@ -30,8 +30,10 @@ install: $(STAMP) ## Create .venv and install the pinned toolchain (every extra,
 demo: $(STAMP) ## Build the small dataset, train, convert, evaluate, print the table (~15 min)
 	$(SEPIPE) run experiments/demo.yaml
 
+# One pytest worker per core (pytest-xdist); a module's tests stay on one worker, so its fixtures are built once.
+TEST_WORKERS ?= auto
 test: $(STAMP) firmware-toolchain ## Run the test suite (tiny models, real tools, C stub on host and Cortex-M55)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP) firmware-toolchain ## The edit loop: tests that neither train nor convert (pytest -m "not slow")
 	$(BIN)/pytest -q -m "not slow"
