@@ -21,6 +21,47 @@ from sepipe.registry import Tagged
 
 
 @dataclass(frozen=True)
+class ReverbConfig:
+    """Simulated room reverberation applied to the speech of a share of the mixtures (`data.reverb`).
+
+    Rooms are shoeboxes (pyroomacoustics image sources; wall absorption from the RT60 by Sabine's
+    formula, corrected until the simulated decay measures the drawn RT60); each split draws its own
+    `rooms` rooms from the data seed (train, valid and test rooms differ). The noisy input always
+    carries the reverberant speech and the SNR is measured against it; the clean target is chosen by
+    `target`, time-aligned with the direct path:
+      - 'reverberant' (default): the whole reverberant speech. The product suppresses noise and does
+        not promise dereverberation; field recordings are scored against reverberant clean speech,
+        and a model trained on a drier target learns to remove speech energy (the late tail), the
+        failure seen on real rooms (issue 10). This keeps the model's task noise suppression only.
+      - 'early': direct path + the first 50 ms of reflections (mild dereverberation; to be measured
+        against 'reverberant').
+      - 'dry': the dry speech, scaled by the direct path's gain (full dereverberation).
+    Off by default: a config without `reverb` builds and serves exactly the dry data of before.
+    """
+
+    enabled: bool = False
+    probability: float = 0.5                          # share of mixtures made reverberant (the rest stay dry)
+    rt60_s: tuple[float, float] = (0.2, 0.8)          # RT60 drawn uniformly per room (s)
+    room_m: tuple[float, float] = (3.0, 10.0)         # room length and width drawn uniformly (m); height 2.5-3.5 m
+    distance_m: tuple[float, float] = (0.5, 2.5)      # source-microphone distance (m)
+    target: Literal["dry", "early", "reverberant"] = "reverberant"
+    rooms: int = 16                                   # rooms simulated per split (train, valid, test)
+
+    def validate(self, src: str) -> None:
+        key = "data.reverb."
+        _check(src, key + "probability", self.probability, 0.0 <= self.probability <= 1.0, "0 to 1")
+        _check(src, key + "rt60_s", self.rt60_s, 0.15 <= self.rt60_s[0] <= self.rt60_s[1] <= 1.5,
+               "[low, high] with 0.15 <= low <= high <= 1.5 (s)")
+        _check(src, key + "room_m", self.room_m, 2.5 <= self.room_m[0] <= self.room_m[1] <= 30.0,
+               "[low, high] with 2.5 <= low <= high <= 30 (m)")
+        _check(src, key + "distance_m", self.distance_m,
+               0.1 <= self.distance_m[0] <= self.distance_m[1] <= self.room_m[0] - 1.0,
+               f"[low, high] with 0.1 <= low <= high <= room_m low - 1 = {self.room_m[0] - 1.0:g} (m; 0.5 m "
+               f"from every wall)")
+        _check(src, key + "rooms", self.rooms, 1 <= self.rooms <= 1000, "1 to 1000")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     source: Literal["debian", "voicebank", "dns"] = "debian"
     size: Literal["small", "full"] = "small"
@@ -31,6 +72,7 @@ class DataConfig:
     level_dbfs: tuple[float, float] = (-35.0, -15.0)
     segment_s: float = 4.0           # training segment length (s)
     seed: int = 0                    # mixing seed: fixes the dataset, independent of training
+    reverb: ReverbConfig = field(default=ReverbConfig(), metadata=ADDED_FIELD)
 
     def validate(self, src: str) -> None:
         _check(src, "data.sample_rate", self.sample_rate, self.sample_rate == 16000, "16000 (Hz)")
@@ -40,6 +82,10 @@ class DataConfig:
         _check(src, "data.segment_s", self.segment_s, 0.5 <= self.segment_s <= 30, "0.5 to 30 (s)")
         _check(src, "data.root", self.root, self.source == "debian" or self.root is not None,
                f"a corpus folder when data.source is '{self.source}'")
+        self.reverb.validate(src)
+        _check(src, "data.reverb.enabled", self.reverb.enabled,
+               not (self.reverb.enabled and self.source == "voicebank"),
+               "false when data.source is 'voicebank' (its pairs come mixed)")
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ __all__ = ["Dataset", "Pair", "build_dataset", "dataset_dir"]
 log = logging.getLogger(__name__)
 
 
-def _tool_versions() -> dict[str, str]:
+def _tool_versions(cfg: DataConfig) -> dict[str, str]:
     out = {}
-    for name in ("numpy", "soxr", "soundfile", "g722"):
+    for name in ("numpy", "soxr", "soundfile", "g722") + (("pyroomacoustics", "scipy") if cfg.reverb.enabled else ()):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -73,7 +73,7 @@ def build_dataset(cfg: DataConfig, progress: bool = True) -> Path:
             corpus_root = resolved_root(cfg)
             source_hashes = {"listing": corpus.listing_fingerprint(corpus_root)
                              if corpus_root and corpus_root.is_dir() else "missing"}
-        fingerprint = {"format": FORMAT_VERSION, "config": config_record(cfg), "tools": _tool_versions(),
+        fingerprint = {"format": FORMAT_VERSION, "config": config_record(cfg), "tools": _tool_versions(cfg),
                        "sources": source_hashes}
         manifest = read_manifest(root)
         if _is_current(manifest, fingerprint):
@@ -100,7 +100,7 @@ def build_dataset(cfg: DataConfig, progress: bool = True) -> Path:
         manifest.update({
             "format_version": FORMAT_VERSION, "fingerprint": fingerprint,
             "fingerprint_sha256": sha256_json(fingerprint), "source": cfg.source, "size": cfg.size,
-            "seed": cfg.seed, "sample_rate": SR, "tools": _tool_versions(),
+            "seed": cfg.seed, "sample_rate": SR, "tools": _tool_versions(cfg),
             "built_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "build_seconds": round(time.monotonic() - start, 1),
         })

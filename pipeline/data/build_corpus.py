@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from sepipe.config import DataConfig
-from sepipe.data import corpus, generator
+from sepipe.data import corpus, generator, reverb
 from sepipe.data.fixed import DEFINITIONS, minutes, tally, write_csv, write_fixed
 from sepipe.data.generator import AudioPool, MixtureMaker
 from sepipe.data.layout import SIZES, SR, resolved_root, spread
@@ -53,6 +53,7 @@ def build_dns(cfg: DataConfig, root: Path, progress: bool, clean: list[corpus.Au
         "noise_minutes": minutes(sum(f.frames for f in train_noise)),
     }}
     log.info("step 2/2: mixing %d valid and %d test pairs", size.eval_mixtures, size.eval_mixtures)
+    banks = reverb.build_banks(cfg.reverb, cfg.seed, root) if cfg.reverb.enabled else None
     rows = []
     for k, split in enumerate(("valid", "test")):
         speech_files, noise_files = splits[split]["clean"], splits[split]["noise"]
@@ -60,7 +61,8 @@ def build_dns(cfg: DataConfig, root: Path, progress: bool, clean: list[corpus.Au
         noise_ids = [f.path.relative_to(corpus_root).as_posix() for f in noise_files]
         maker = MixtureMaker(AudioPool([f.path for f in speech_files], [f.frames for f in speech_files], ids), ids,
                              AudioPool([f.path for f in noise_files], [f.frames for f in noise_files], noise_ids),
-                             noise_ids, ["noise"] * len(noise_files), cfg.snr_db, cfg.level_dbfs, synthetic=False)
+                             noise_ids, ["noise"] * len(noise_files), cfg.snr_db, cfg.level_dbfs, synthetic=False,
+                             reverb=banks[split] if banks else None)
         queue = np.random.default_rng([cfg.seed, 30, k]).permutation(len(speech_files))
         names = [f"{split}_{i + 1:04d}" for i in range(size.eval_mixtures)]
         speakers = [corpus.dns_group(speech_files[int(queue[i % len(queue)])].path) for i in range(len(names))]
@@ -72,7 +74,7 @@ def build_dns(cfg: DataConfig, root: Path, progress: bool, clean: list[corpus.Au
             "noise_files": noise_ids, "noise_categories": tally(r["noise_category"] for r in split_rows),
         }
     write_csv(root / "mixtures.csv", rows)
-    return {
+    return reverb.with_record(cfg.reverb, banks, {
         "split_rules": {
             "speakers": "clean files grouped by reader (reader_<id> / p<id>_ / else per file); groups split "
                         "with the seed: ~10% valid, ~10% test (at least one each), rest train",
@@ -84,7 +86,7 @@ def build_dns(cfg: DataConfig, root: Path, progress: bool, clean: list[corpus.Au
                    "noise_category_weights": {"noise": 1.0}, "utterance_s": list(generator.UTTERANCE_S)},
         "corpus_root": str(corpus_root),
         "splits": splits_info,
-    }
+    })
 
 
 def build_voicebank(cfg: DataConfig, listing: dict[str, list[corpus.VoiceBankPair]]) -> dict:

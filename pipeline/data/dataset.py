@@ -12,6 +12,7 @@ from sepipe.config import DataConfig
 from sepipe.data.generator import AudioPool, MixtureMaker
 from sepipe.data.layout import (BUILD_COMMAND, FORMAT_VERSION, SR, Pair, config_record, dataset_dir,
                                 read_manifest, spread)
+from sepipe.data.reverb import open_bank
 from sepipe.errors import MissingArtifactError
 
 FIXED_TRAIN_MIXTURES = 10000        # the virtual pool training_files() picks from (Debian, DNS)
@@ -114,5 +115,7 @@ class Dataset:
             noise_pool = AudioPool([self._path(e["path"]) for e in noise], [e["frames"] for e in noise], noise_names)
             self._maker = MixtureMaker(speech_pool, speech_pool.ids, noise_pool, noise_names,
                                        [e["category"] for e in noise], self.cfg.snr_db, self.cfg.level_dbfs,
-                                       synthetic=self.source == "debian")
+                                       synthetic=self.source == "debian",
+                                       reverb=open_bank(self.cfg.reverb, self.root, "train")
+                                       if self.cfg.reverb.enabled else None)
         return self._maker

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("split", "name", "speaker", "clean_sources", "clean_offsets_s", "noise_category", "noise_source",
                "noise_offset_s", "snr_db", "target_level_dbfs", "level_dbfs", "duration_s")
+REVERB_COLUMNS = ("rt60_s", "reverb_room", "reverb_target")   # rt60_s: the room's measured RT60; empty: dry
 
 DEFINITIONS = {
     "snr_db": "10 log10(speech-active power of the clean / mean power of the noise); speech-active = "
@@ -78,11 +79,13 @@ def write_fixed(root: Path, split: str, maker: MixtureMaker, names: list[str], s
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
+    """mixtures.csv; the reverb columns only when a row has them (a dry build's file is unchanged)."""
+    columns = CSV_COLUMNS + (REVERB_COLUMNS if any("rt60_s" in row for row in rows) else ())
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: row.get(key, "") for key in CSV_COLUMNS})
+        writer.writerow({key: row.get(key, "") for key in columns})
     write_text(path, buffer.getvalue())
 
 

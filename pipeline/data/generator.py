@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from sepipe.data import mixing
+from sepipe.data.reverb import Reverberator
 
 SR = 16000
 SYNTHETIC_CATEGORIES = ("babble", "coloured", "hum")
@@ -77,8 +78,9 @@ class MixtureMaker:
     def __init__(self, speech: Sequence[np.ndarray] | AudioPool, speech_ids: Sequence[str],
                  noise: Sequence[np.ndarray] | AudioPool, noise_names: Sequence[str],
                  noise_categories: Sequence[str], snr_db: tuple[float, float],
-                 level_dbfs: tuple[float, float], synthetic: bool = True):
+                 level_dbfs: tuple[float, float], synthetic: bool = True, reverb: Reverberator | None = None):
         self.speech = speech
+        self.reverb = reverb          # None: dry mixtures, and no draw for reverb (the rng stream of before)
         self.speech_ids = list(speech_ids)
         self.noise = noise
         self.noise_names = list(noise_names)
@@ -203,9 +205,23 @@ class MixtureMaker:
                                                babble_pool=babble_pool)
         snr = float(rng.uniform(*self.snr_db))
         level = float(rng.uniform(*self.level_dbfs))
-        noisy, clean_scaled, reached = mixing.mix(clean, noise, snr, level)
+        room = self.reverb.draw(rng) if self.reverb is not None else None
+        if room is None:
+            noisy, clean_scaled, reached = mixing.mix(clean, noise, snr, level)
+        else:
+            reverberant, target = self.reverb.apply(clean, room)
+            noisy, clean_scaled, reached = mixing.mix(reverberant, noise, snr, level, target=target)
         row = {"noise_category": category, "noise_source": source, "noise_offset_s": offset,
                "snr_db": round(snr, 4), "target_level_dbfs": round(level, 4), "level_dbfs": round(reached, 4),
                "clean_sources": ";".join(self.speech_ids[i] for i in speech_indices),
                "duration_s": round(len(clean) / SR, 4)}
+        if self.reverb is not None:
+            row.update(reverb_row(self.reverb, room))
         return Mixture(noisy, clean_scaled, row)
+
+
+def reverb_row(reverb: Reverberator, room: int | None) -> dict:
+    """mixtures.csv columns of a reverb-enabled dataset (empty for a dry mixture)."""
+    if room is None:
+        return {"rt60_s": "", "reverb_room": "", "reverb_target": ""}
+    return {"rt60_s": reverb.rooms[room].rt60_measured_s, "reverb_room": room, "reverb_target": reverb.cfg.target}

@@ -55,6 +55,8 @@ def dataset_dir(cfg: DataConfig) -> Path:
     name = f"{cfg.source}-{cfg.size}-seed{cfg.seed}"
     if cfg.source != "debian":
         name += "-" + hashlib.sha256(str(resolved_root(cfg)).encode()).hexdigest()[:8]
+    if cfg.reverb.enabled:        # beside the dry build of the same seed, never over it
+        name += "-reverb" + hashlib.sha256(json.dumps(reverb_record(cfg)).encode()).hexdigest()[:8]
     return Path(cfg.cache_dir) / "datasets" / name
 
 
@@ -63,10 +65,20 @@ def resolved_root(cfg: DataConfig) -> Path | None:
 
 
 def config_record(cfg: DataConfig) -> dict[str, Any]:
-    """The config fields the dataset's bytes depend on (not cache_dir, not segment_s)."""
-    return {"source": cfg.source, "size": cfg.size, "seed": cfg.seed, "sample_rate": cfg.sample_rate,
-            "snr_db": list(cfg.snr_db), "level_dbfs": list(cfg.level_dbfs),
-            "root": str(resolved_root(cfg)) if cfg.source != "debian" else None}
+    """The config fields the dataset's bytes depend on (not cache_dir, not segment_s); `reverb` only when
+    it is on, so a dry dataset's record (and the reuse of datasets built before reverb existed) is unchanged."""
+    record = {"source": cfg.source, "size": cfg.size, "seed": cfg.seed, "sample_rate": cfg.sample_rate,
+              "snr_db": list(cfg.snr_db), "level_dbfs": list(cfg.level_dbfs),
+              "root": str(resolved_root(cfg)) if cfg.source != "debian" else None}
+    if cfg.reverb.enabled:
+        record["reverb"] = reverb_record(cfg)
+    return record
+
+
+def reverb_record(cfg: DataConfig) -> dict[str, Any]:
+    r = cfg.reverb
+    return {"probability": r.probability, "rt60_s": list(r.rt60_s), "room_m": list(r.room_m),
+            "distance_m": list(r.distance_m), "target": r.target, "rooms": r.rooms}
 
 
 def read_manifest(root: Path) -> dict | None:

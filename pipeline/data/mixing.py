@@ -95,10 +95,12 @@ def fit_length(noise: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.
 
 
 def mix(clean: np.ndarray, noise: np.ndarray, snr_db: float, level_dbfs: float,
-        sr: int = SR) -> tuple[np.ndarray, np.ndarray, float]:
+        sr: int = SR, target: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Mix at `snr_db` and scale the mixture to `level_dbfs`: (noisy, clean_scaled, level_reached_dbfs).
 
-    `noise` must have the length of `clean` and not be silent.
+    `noise` must have the length of `clean` and not be silent. `target` (reverberant mixtures: the
+    target policy's speech, while `clean` is the reverberant speech the SNR is measured on) is scaled
+    with the mixture and returned instead of `clean`; None: `clean` itself.
     """
     clean = np.asarray(clean, np.float64)
     noise = np.asarray(noise, np.float64)
@@ -111,10 +113,14 @@ def mix(clean: np.ndarray, noise: np.ndarray, snr_db: float, level_dbfs: float,
     noise = noise * np.sqrt(speech_power / (noise_power * 10.0 ** (snr_db / 10.0)))
     noisy = clean + noise
     gain = 10.0 ** (level_dbfs / 20.0) / np.sqrt(np.mean(np.square(noisy)))
-    top = gain * max(np.max(np.abs(noisy)), np.max(np.abs(clean)), np.max(np.abs(noise)))
+    peaks = [np.max(np.abs(noisy)), np.max(np.abs(clean)), np.max(np.abs(noise))]
+    if target is not None:
+        target = np.asarray(target, np.float64)
+        peaks.append(np.max(np.abs(target)))
+    top = gain * max(peaks)
     if top > PEAK_LIMIT:
         gain *= PEAK_LIMIT / top
-    noisy, clean = noisy * gain, clean * gain
+    noisy, clean = noisy * gain, (clean if target is None else target) * gain
     level = float(10.0 * np.log10(np.mean(np.square(noisy))))
     return noisy.astype(np.float32), clean.astype(np.float32), level
 
