@@ -43,7 +43,7 @@ class ReverbConfig:
     probability: float = 0.5                          # share of mixtures made reverberant (the rest stay dry)
     rt60_s: tuple[float, float] = (0.2, 0.8)          # RT60 drawn uniformly per room (s)
     room_m: tuple[float, float] = (3.0, 10.0)         # room length and width drawn uniformly (m); height 2.5-3.5 m
-    distance_m: tuple[float, float] = (0.5, 2.5)      # source-microphone distance (m)
+    distance_m: tuple[float, float] = (0.5, 2.0)      # source-microphone distance (m); at most room_m low - 1
     target: Literal["dry", "early", "reverberant"] = "reverberant"
     rooms: int = 16                                   # rooms simulated per split (train, valid, test)
 
