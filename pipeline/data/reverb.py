@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from sepipe.artifacts import tool_version, write_bytes
-from sepipe.config import ReverbConfig
+from sepipe.errors import MissingExtraError
+from sepipe.reverb_config import ReverbConfig
 
 SR = 16000
 EARLY_S = 0.05                  # early reflections kept by the 'early' target (s after the direct path)
@@ -59,7 +60,10 @@ class Room:
 def simulate_room(rt60_s: float, dims_m, source_m, mic_m, sr: int = SR) -> np.ndarray:
     """One RIR (float64) of a shoebox whose simulated RT60 is within RT60_TOLERANCE of `rt60_s` where the
     calibration reaches it (else the closest of CALIBRATION_TRIES)."""
-    import pyroomacoustics as pra
+    try:
+        import pyroomacoustics as pra
+    except ImportError:
+        raise MissingExtraError("data.reverb", "data", "pyroomacoustics") from None
 
     asked, best = rt60_s, None
     for _ in range(CALIBRATION_TRIES):
