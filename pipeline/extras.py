@@ -31,6 +31,7 @@ MODULE_EXTRAS: dict[str, tuple[str, str]] = {
     "soxr": ("data", "soxr"),
     "G722": ("data", "g722"),        # the module is upper case
     "tqdm": ("data", "tqdm"),
+    "pyroomacoustics": ("data", "pyroomacoustics"),
     "tensorflow": ("train", "tensorflow"),
     "tf_keras": ("train", "tf-keras"),
     "tensorboard": ("train", "tensorboard"),
