@@ -198,3 +198,39 @@ def _interpreter_gap(masks: dict, per_file: list[dict], variant: str, lsb: float
         "mask_values_differing_fraction": float(np.mean(np.concatenate([(d > 1e-9).ravel() for d in diffs]))),
         "si_sdr_max_abs_diff_db": float(np.max(np.abs(sisdr["tflm"] - sisdr["tflite"]))),
     }
+
+
+def per_file_key(row: dict) -> str:
+    """The `system` a quality-table row's files carry in the per-file scores ('<variant>/<system>' for models)."""
+    return row["system"] if row["variant"] == "-" else f"{row['variant']}/{row['system']}"
+
+
+def quality_by_condition(table: list[dict], per_file: list[dict], conditions: dict[str, dict[str, str]]) -> list[dict]:
+    """Mean scores of each quality-table row per test condition, from the per-file scores already stored.
+
+    `table`: the quality table's rows (they give the order and the configuration columns); `per_file`:
+    the references' and variants' per-file rows; `conditions`: {file: {condition: value}}. One row per
+    (system row, condition, value) with files > 0, carrying `files`, the metric means and
+    `si_sdr_gain_db` over the unprocessed input on the same files (dB).
+    """
+    by_system: dict[str, list[dict]] = {}
+    for row in per_file:
+        by_system.setdefault(row["system"], []).append(row)
+    keys = list(dict.fromkeys(key for c in conditions.values() for key in c))
+    values = {key: sorted({c[key] for c in conditions.values() if key in c}) for key in keys}
+    noisy = by_system.get(SYSTEM_OF_REFERENCE["noisy"], [])
+    out = []
+    for row in table:
+        files = by_system.get(per_file_key(row), [])
+        for key in keys:
+            for value in values[key]:
+                group = [r for r in files if conditions.get(r["file"], {}).get(key) == value]
+                if not group:
+                    continue
+                means = mean_scores([{m: r[m] for m in METRICS} for r in group])
+                names = {r["file"] for r in group}
+                noisy_si_sdr = mean_scores([{"si_sdr": r["si_sdr"]} for r in noisy if r["file"] in names])["si_sdr"]
+                out.append({"experiment": row["experiment"], "variant": row["variant"], "model": row["model"],
+                            "system": row["system"], "condition": key, "condition_value": value,
+                            "files": len(group), **means, "si_sdr_gain_db": means["si_sdr"] - noisy_si_sdr})
+    return out

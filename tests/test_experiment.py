@@ -80,6 +80,15 @@ def test_quality_table_has_baseline_and_every_interpreter(finished_run):
     assert abs(int8["si_sdr_vs_float_db"]) < 1.0
 
 
+def test_quality_is_also_written_per_test_condition(finished_run):
+    cfg, summary = finished_run
+    stem = exp.RunPaths(cfg).evaluate_dir / f"{cfg.name}_quality_by_condition"
+    assert stem.with_suffix(".csv").is_file() and stem.with_suffix(".md").is_file()
+    rows = summary["evaluate"]["by_condition"]
+    room = {r["system"]: r["files"] for r in rows if r["condition"] == "room"}
+    assert room == {r["system"]: r["files"] for r in summary["evaluate"]["rows"]}     # the dry data: all files
+
+
 def test_report_cycles_and_kib_equal_velas_own_summary_csv(finished_run):
     cfg, summary = finished_run
     rows = {row["target"]: row for row in summary["report"]["rows"]}

@@ -36,3 +36,19 @@ def print_table(summary: dict, columns=None) -> None:
     for note in summary.get("notes", []):
         print(note)
     print()
+
+
+def print_conditions(summary: dict) -> None:
+    """The quality table per test condition, when the test set mixes rooms (dry and reverberant).
+
+    Every built test set spans SNR bands, so they alone do not print: the dry demo's output stays
+    as it was, and its per-condition table is in evaluate/<experiment>_quality_by_condition.md.
+    """
+    from sepipe.report import CONDITION_COLUMNS, markdown_table
+
+    rows = summary.get("by_condition", [])
+    values: dict[str, set] = {}
+    for row in rows:
+        values.setdefault(row["condition"], set()).add(row["condition_value"])
+    if any(len(found) > 1 for condition, found in values.items() if condition != "snr"):
+        print(markdown_table(rows, CONDITION_COLUMNS))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sepipe.cli.common import parse_overrides, print_table
+from sepipe.cli.common import parse_overrides, print_conditions, print_table
 from sepipe.config import load_experiment
 
 
@@ -73,7 +73,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from sepipe import experiment as exp
 
     cfg = _config(args)
-    print_table(exp.evaluate_all(cfg, exp.stage_data(cfg, build=False), progress=not args.quiet))
+    summary = exp.evaluate_all(cfg, exp.stage_data(cfg, build=False), progress=not args.quiet)
+    print_table(summary)
+    print_conditions(summary)
     return 0
 
 
@@ -97,5 +99,6 @@ def _run(args: argparse.Namespace) -> int:
     summary = exp.run_experiment(_config(args), progress=not args.quiet, executor=executor)
     print_table(summary["evaluate"])
     print_table(summary["report"], DEPLOYMENT_COLUMNS)
+    print_conditions(summary["evaluate"])
     print("report: " + ", ".join(summary["report"]["outputs"]))
     return 0

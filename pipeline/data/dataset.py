@@ -9,6 +9,7 @@ import numpy as np
 
 from sepipe.audio import read_wav
 from sepipe.config import DataConfig
+from sepipe.data.conditions import read_conditions
 from sepipe.data.generator import AudioPool, MixtureMaker
 from sepipe.data.layout import (BUILD_COMMAND, FORMAT_VERSION, SR, Pair, config_record, dataset_dir,
                                 read_manifest, spread)
@@ -26,6 +27,7 @@ class Dataset:
         self.root = root
         self.manifest = manifest
         self._maker: MixtureMaker | None = None
+        self._conditions: dict[str, dict[str, dict[str, str]]] = {}
 
     @classmethod
     def open(cls, cfg: DataConfig) -> "Dataset":
@@ -52,21 +54,30 @@ class Dataset:
             raise ValueError(f"unknown split {split!r}; expected one of {sorted(self.manifest['splits'])}")
         return sorted(self.manifest["splits"][split]["pairs"], key=lambda e: e["name"])
 
-    def _load(self, entry: dict) -> Pair:
-        return Pair(entry["name"], read_wav(self._path(entry["noisy"]), SR), read_wav(self._path(entry["clean"]), SR))
+    def _load(self, entry: dict, conditions: dict[str, str]) -> Pair:
+        return Pair(entry["name"], read_wav(self._path(entry["noisy"]), SR), read_wav(self._path(entry["clean"]), SR),
+                    dict(conditions))
 
     def pairs(self, split: str, limit: int = 0) -> list[Pair]:
         """Fixed pairs of 'valid' or 'test', sorted by name; `limit` > 0: that many, evenly spread over the names."""
         if split not in ("valid", "test"):
             raise ValueError(f"pairs() serves 'valid' and 'test', not {split!r}")
-        return [self._load(e) for e in spread(self._entries(split), limit)]
+        conditions = self.conditions(split)
+        return [self._load(e, conditions.get(e["name"], {})) for e in spread(self._entries(split), limit)]
+
+    def conditions(self, split: str) -> dict[str, dict[str, str]]:
+        """{pair name: its conditions} of a fixed split (all its pairs), read from mixtures.csv without
+        loading audio; {} for a dataset without mixtures.csv."""
+        if split not in self._conditions:
+            self._conditions[split] = read_conditions(self.root / "mixtures.csv", split)
+        return self._conditions[split]
 
     def training_files(self, count: int, seed: int) -> list[Pair]:
         """`count` whole training mixtures, picked with `seed` from a fixed set (same seed: same pairs)."""
         if self.source == "voicebank":
             entries = self._entries("train")
             picks = np.random.default_rng([seed, 81]).choice(len(entries), min(count, len(entries)), replace=False)
-            return [self._load(entries[i]) for i in sorted(picks)]
+            return [self._load(entries[i], {}) for i in sorted(picks)]
         maker = self._training_maker()
         picks = sorted(int(i) for i in np.random.default_rng([seed, 22]).choice(FIXED_TRAIN_MIXTURES, count, replace=False))
         out = []

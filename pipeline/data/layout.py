@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,9 @@ class Pair:
     name: str
     noisy: np.ndarray    # float32, 16 kHz
     clean: np.ndarray    # float32, 16 kHz, same length
+    # Test conditions from mixtures.csv, e.g. {"room": "dry", "snr": "0-10 dB"} (sepipe.data.conditions);
+    # {} where the dataset records none (pre-mixed corpora, training mixtures).
+    conditions: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 def dataset_dir(cfg: DataConfig) -> Path:

@@ -31,6 +31,17 @@ DISPLAY_COLUMNS = (
     ("loop_rtf", "x real time", "{:.0f}"),
 )
 
+# The quality table per test condition (sepipe.evaluate.quality_by_condition).
+CONDITION_COLUMNS = (
+    ("system", "system", "{}"),
+    ("variant", "variant", "{}"),
+    ("condition", "condition", "{}"),
+    ("condition_value", "value", "{}"),
+    ("files", "files", "{}"),
+    *(c for c in DISPLAY_COLUMNS if c[0] in ("si_sdr", "si_sdr_gain_db", "pesq", "stoi", "dnsmos_sig",
+                                             "dnsmos_bak", "dnsmos_ovrl")),
+)
+
 # Deployment rows keep Vela's record column names (so `sepipe budget check` reads the CSV as is)
 # and add the model's size and the quality of the int8 model as TFLite Micro runs it (what ships).
 DEPLOYMENT_COLUMNS = (

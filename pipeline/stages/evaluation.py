@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from sepipe import artifacts
 from sepipe.compress import compressor_of
@@ -86,22 +87,28 @@ def _evaluate(cfg: ExperimentConfig, data: DataHandle, variant: VariantConfig, c
     return {"rows": result.rows, "interpreter_gap": result.interpreter_gap, "speed": result.speed}
 
 
-def declare_quality(cfg: ExperimentConfig) -> Stage:
-    """The quality table of the references and every variant (cheap: always rewritten, no record)."""
+def declare_quality(cfg: ExperimentConfig, data: DataHandle) -> Stage:
+    """The quality tables of the references and every variant, on average and per test condition
+    (cheap: always rewritten from the stored per-file scores, no record)."""
     return Stage(name="quality", needs=("evaluate:references", *(f"evaluate:{v.name}" for v in cfg.variants)),
-                 record=False, run=lambda ctx: quality_tables(cfg, ctx.needs))
+                 record=False, run=lambda ctx: quality_tables(cfg, ctx.needs, data))
 
 
-def quality_tables(cfg: ExperimentConfig, needs) -> dict:
-    from sepipe.evaluate import quality_table
-    from sepipe.report import write_tables
+def quality_tables(cfg: ExperimentConfig, needs, data: DataHandle) -> dict:
+    from sepipe.evaluate import quality_by_condition, quality_table
+    from sepipe.report import CONDITION_COLUMNS, write_tables
 
+    paths = RunPaths(cfg)
     summaries = {v.name: needs[f"evaluate:{v.name}"] for v in cfg.variants}
     rows = quality_table(needs["evaluate:references"]["rows"], [row for s in summaries.values() for row in s["rows"]],
                          cfg.dense_variant.name)
     notes = evaluation_notes(summaries)
-    write_tables(rows, RunPaths(cfg).evaluate_dir, f"{cfg.name}_quality", notes)
-    return {"rows": rows, "notes": notes}
+    write_tables(rows, paths.evaluate_dir, f"{cfg.name}_quality", notes)
+    per_file = [row for stem in ("references", *(v.name for v in cfg.variants))
+                for row in json.loads((paths.evaluate_dir / f"{stem}_per_file.json").read_text())]
+    by_condition = quality_by_condition(rows, per_file, data.dataset.conditions("test"))
+    write_tables(by_condition, paths.evaluate_dir, f"{cfg.name}_quality_by_condition", columns=CONDITION_COLUMNS)
+    return {"rows": rows, "notes": notes, "by_condition": by_condition}
 
 
 def evaluation_notes(summaries: dict) -> list[str]:

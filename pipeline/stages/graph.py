@@ -28,7 +28,7 @@ def experiment_graph(cfg: ExperimentConfig, dataset=None) -> Graph:
     for variant in cfg.variants:
         stages += [declare_variant(cfg, data, variant), declare_convert(cfg, data, variant),
                    declare_compile(cfg, variant), declare_evaluate(cfg, data, variant)]
-    stages += [declare_quality(cfg), declare_report(cfg)]
+    stages += [declare_quality(cfg, data), declare_report(cfg)]
     return Graph([s for s in stages if s is not None])
 
 
