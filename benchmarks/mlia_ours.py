@@ -105,10 +105,10 @@ def build_tiny(path: Path = TINY_PATH) -> Path:
     """The tiny streaming GRU of tests/test_compile.py (random weights, random calibration), int8."""
     if path.is_file():
         return path
-    from sepipe.config import ModelConfig
+    from sepipe.models.mask_rnn import MaskRnnConfig
     from sepipe.quantize.convert import convert_untrained
 
-    return convert_untrained(ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32), 257, path)
+    return convert_untrained(MaskRnnConfig(family="gru", input_units=32, rnn_units=24, dense_units=32), 257, path)
 
 
 def targets_file_of(target: Target, folder: Path) -> Path:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from sepipe.config import ModelConfig, _check
+from sepipe.config import ModelConfig
 from sepipe.contract import FeatureInput, ModelContract, OutputHead, StateSpec
+from sepipe.errors import check
 from sepipe.models.base import ModelFamily
 
 FEATURES_INPUT = "features"
@@ -37,9 +38,9 @@ class MaskRnnConfig(ModelConfig):
         super().validate(src)
         for key in ("input_units", "dense_units"):
             value = getattr(self, key)
-            _check(src, f"model.{key}", value, 0 <= value <= 2048, "0 to 2048")
-        _check(src, "model.rnn_units", self.rnn_units, 1 <= self.rnn_units <= 1024, "1 to 1024")
-        _check(src, "model.rnn_layers", self.rnn_layers, 1 <= self.rnn_layers <= 4, "1 to 4")
+            check(src, f"model.{key}", value, 0 <= value <= 2048, "0 to 2048")
+        check(src, "model.rnn_units", self.rnn_units, 1 <= self.rnn_units <= 1024, "1 to 1024")
+        check(src, "model.rnn_layers", self.rnn_layers, 1 <= self.rnn_layers <= 4, "1 to 4")
 
 
 class MaskRnnFamily(ModelFamily):

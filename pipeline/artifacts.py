@@ -3,8 +3,7 @@
 Every artifact is written to a temporary file in the same folder and renamed
 into place, so an interrupted run never leaves a half-written file under its
 final name. Stage records and the run manifest derived from them live in
-`sepipe.engine.records`; `read_manifest` here is kept for the readers of a run
-(bundle, budget check, tests).
+`sepipe.engine.records`.
 """
 
 from __future__ import annotations
@@ -107,10 +106,3 @@ def tool_versions(names: tuple[str, ...] | list[str] | None = None) -> dict[str,
     """Versions of `names` (default: every tracked tool), by distribution name."""
     return {name: tool_version(name) for name in (TRACKED_TOOLS if names is None else names)}
 
-
-def read_manifest(run_dir: str | Path) -> dict[str, Any]:
-    """The run manifest, composed from the per-stage record files (see sepipe.engine.records):
-    {"stages": {name: {"fingerprint", "fingerprint_sha256", "outputs", "summary"}}, "config", "tools"}."""
-    from sepipe.engine.records import read_manifest as compose
-
-    return compose(run_dir)

@@ -16,7 +16,7 @@ import yaml
 
 from sepipe.artifacts import ADDED_FIELD
 from sepipe.compress import COMPRESSORS, VariantConfig, compressor_of  # noqa: F401  (re-exported; no TensorFlow)
-from sepipe.errors import ConfigError, InputFileError
+from sepipe.errors import ConfigError, InputFileError, check
 from sepipe.reverb_config import ReverbConfig
 from sepipe.registry import Tagged
 
@@ -35,15 +35,15 @@ class DataConfig:
     reverb: ReverbConfig = field(default=ReverbConfig(), metadata=ADDED_FIELD)
 
     def validate(self, src: str) -> None:
-        _check(src, "data.sample_rate", self.sample_rate, self.sample_rate == 16000, "16000 (Hz)")
-        _check(src, "data.snr_db", self.snr_db, self.snr_db[0] <= self.snr_db[1], "[low, high] with low <= high (dB)")
-        _check(src, "data.level_dbfs", self.level_dbfs,
+        check(src, "data.sample_rate", self.sample_rate, self.sample_rate == 16000, "16000 (Hz)")
+        check(src, "data.snr_db", self.snr_db, self.snr_db[0] <= self.snr_db[1], "[low, high] with low <= high (dB)")
+        check(src, "data.level_dbfs", self.level_dbfs,
                self.level_dbfs[0] <= self.level_dbfs[1] <= 0, "[low, high] with low <= high <= 0 (dBFS)")
-        _check(src, "data.segment_s", self.segment_s, 0.5 <= self.segment_s <= 30, "0.5 to 30 (s)")
-        _check(src, "data.root", self.root, self.source == "debian" or self.root is not None,
+        check(src, "data.segment_s", self.segment_s, 0.5 <= self.segment_s <= 30, "0.5 to 30 (s)")
+        check(src, "data.root", self.root, self.source == "debian" or self.root is not None,
                f"a corpus folder when data.source is '{self.source}'")
         self.reverb.validate(src)
-        _check(src, "data.reverb.enabled", self.reverb.enabled,
+        check(src, "data.reverb.enabled", self.reverb.enabled,
                not (self.reverb.enabled and self.source == "voicebank"),
                "false when data.source is 'voicebank' (its pairs come mixed)")
 
@@ -61,11 +61,11 @@ class FeatureConfig:
         return self.fft_size // 2 + 1
 
     def validate(self, src: str) -> None:
-        _check(src, "features.fft_size", self.fft_size,
+        check(src, "features.fft_size", self.fft_size,
                self.fft_size in (128, 256, 512, 1024), "one of 128, 256, 512, 1024")
-        _check(src, "features.hop", self.hop, self.hop * 2 == self.fft_size,
+        check(src, "features.hop", self.hop, self.hop * 2 == self.fft_size,
                f"fft_size / 2 = {self.fft_size // 2} (sqrt-Hann reconstructs exactly at 50% overlap)")
-        _check(src, "features.log_floor", self.log_floor, 0 < self.log_floor < 1, "between 0 and 1")
+        check(src, "features.log_floor", self.log_floor, 0 < self.log_floor < 1, "between 0 and 1")
 
 
 @dataclass(frozen=True)
@@ -76,18 +76,6 @@ class ModelConfig(Tagged):
     TAG = "family"
     family: str = "gru"
 
-    def __new__(cls, *args: Any, **kwargs: Any):
-        # `ModelConfig(family="lstm", rnn_units=64)` (and `ModelConfig(**recorded_dict)`) builds the
-        # family's registered config class, as loading the YAML does
-        if cls is ModelConfig:
-            family = kwargs.get("family", args[0] if args else ModelConfig.family)
-            registry = cls.registry()
-            if family in registry:
-                sub = registry.config_class(family)
-                if sub is not None and issubclass(sub, cls):
-                    return object.__new__(sub)
-        return object.__new__(cls)
-
     @classmethod
     def registry(cls):
         from sepipe.models import FAMILIES   # lazy: sepipe.models imports this module (no TensorFlow either way)
@@ -95,9 +83,9 @@ class ModelConfig(Tagged):
 
     def validate(self, src: str) -> None:
         registry = self.registry()
-        _check(src, "model.family", self.family, self.family in registry,
+        check(src, "model.family", self.family, self.family in registry,
                "one of " + ", ".join(map(repr, registry.names())))
-        _check(src, "model.family", self.family, isinstance(self, registry.config_class(self.family)),
+        check(src, "model.family", self.family, isinstance(self, registry.config_class(self.family)),
                f"a family whose config class is {type(self).__name__}")
 
 
@@ -120,9 +108,9 @@ class TrainConfig:
     def validate(self, src: str) -> None:
         for key in ("epochs", "steps_per_epoch", "batch_size", "patience", "valid_files"):
             value = getattr(self, key)
-            _check(src, f"train.{key}", value, value >= 1, "an integer >= 1")
-        _check(src, "train.learning_rate", self.learning_rate, 0 < self.learning_rate < 1, "between 0 and 1")
-        _check(src, "train.sisdr_weight", self.sisdr_weight, self.sisdr_weight >= 0, ">= 0")
+            check(src, f"train.{key}", value, value >= 1, "an integer >= 1")
+        check(src, "train.learning_rate", self.learning_rate, 0 < self.learning_rate < 1, "between 0 and 1")
+        check(src, "train.sisdr_weight", self.sisdr_weight, self.sisdr_weight >= 0, ">= 0")
 
 
 @dataclass(frozen=True)
@@ -148,14 +136,14 @@ class ConvertConfig:
     def validate(self, src: str) -> None:
         from sepipe.quantize.schemes import SCHEMES
 
-        _check(src, "convert.calibration_files", self.calibration_files, self.calibration_files >= 1, ">= 1")
-        _check(src, "convert.calibration_frames", self.calibration_frames,
+        check(src, "convert.calibration_files", self.calibration_files, self.calibration_files >= 1, ">= 1")
+        check(src, "convert.calibration_frames", self.calibration_frames,
                16 <= self.calibration_frames <= 100000, "16 to 100000")
         if self.scheme is not None:
-            _check(src, "convert.scheme", self.scheme, self.scheme in SCHEMES,
+            check(src, "convert.scheme", self.scheme, self.scheme in SCHEMES,
                    "one of " + ", ".join(map(repr, SCHEMES.names())))
             legacy = SCHEMES.get(self.scheme).activations
-            _check(src, "convert.activations", self.activations, self.activations in ("int8", legacy),
+            check(src, "convert.activations", self.activations, self.activations in ("int8", legacy),
                    f"'{legacy}' or left out with convert.scheme '{self.scheme}' (scheme replaces activations)")
 
 
@@ -169,7 +157,7 @@ class CompileConfig:
     require_full_npu: bool = True    # an op left on the CPU is an error, not a footnote
 
     def validate(self, src: str) -> None:
-        _check(src, "compile.targets", list(self.targets), len(self.targets) >= 1,
+        check(src, "compile.targets", list(self.targets), len(self.targets) >= 1,
                "a list of at least one target name from vela_configs/targets.yaml")
 
 
@@ -183,15 +171,15 @@ class EvaluateConfig:
     workers: int = 0                 # processes scoring audio in parallel (0: one per CPU core)
 
     def validate(self, src: str) -> None:
-        _check(src, "evaluate.test_files", self.test_files, self.test_files >= 0, ">= 0 (0 = all)")
-        _check(src, "evaluate.workers", self.workers, 0 <= self.workers <= 64, "0 (one per core) to 64")
+        check(src, "evaluate.test_files", self.test_files, self.test_files >= 0, ">= 0 (0 = all)")
+        check(src, "evaluate.workers", self.workers, 0 <= self.workers <= 64, "0 (one per core) to 64")
         from sepipe.runtime import RUNNERS   # the registered runners (light: no interpreter is imported)
 
         bad = set(self.interpreters) - set(RUNNERS.names())
-        _check(src, "evaluate.interpreters", list(self.interpreters), not bad,
+        check(src, "evaluate.interpreters", list(self.interpreters), not bad,
                f"a subset of [{', '.join(RUNNERS.names())}]")
         bad = set(self.baselines) - {"noisy", "rnnoise"}
-        _check(src, "evaluate.baselines", list(self.baselines), not bad, "a subset of [noisy, rnnoise]")
+        check(src, "evaluate.baselines", list(self.baselines), not bad, "a subset of [noisy, rnnoise]")
 
 
 @dataclass(frozen=True)
@@ -220,17 +208,17 @@ class ExperimentConfig:
         return next(v for v in self.variants if compressor_of(v).dense_reference)
 
     def validate(self, src: str) -> None:
-        _check(src, "name", self.name, self.name.replace("-", "").replace("_", "").isalnum(),
+        check(src, "name", self.name, self.name.replace("-", "").replace("_", "").isalnum(),
                "letters, digits, '-' and '_'")
         for section in (self.data, self.features, self.model, self.train, self.convert, self.compile, self.evaluate,
                         *self.variants):
             section.validate(src)
         names = [v.name for v in self.variants]
-        _check(src, "variants", names, len(set(names)) == len(names) and all(
+        check(src, "variants", names, len(set(names)) == len(names) and all(
             n.replace("-", "").replace("_", "").isalnum() for n in names), "unique names of letters, digits, '-', '_'")
         dense = [v for v in self.variants if compressor_of(v).dense_reference]
         reference_kinds = " or ".join(repr(e.name) for e in COMPRESSORS if COMPRESSORS.get(e.name).dense_reference)
-        _check(src, "variants", [v.kind for v in self.variants], len(dense) == 1,
+        check(src, "variants", [v.kind for v in self.variants], len(dense) == 1,
                f"exactly one variant of kind {reference_kinds} (the dense reference the other variants are "
                f"compared with and 'offline' ones prune); {len(dense)} given")
 
@@ -376,8 +364,3 @@ def _item_key(key: str, index: int, item: Any) -> str:
 
 def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
-
-
-def _check(source: str, key: str, value: Any, ok: bool, valid: str) -> None:
-    if not ok:
-        raise ConfigError(source, key, value, valid)

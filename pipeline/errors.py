@@ -37,6 +37,12 @@ class ConfigError(PipelineError):
         super().__init__(f"{source}: option '{key}' = {value!r} is not valid; expected {valid}")
 
 
+def check(source: str | Path, key: str, value: object, ok: bool, valid: str) -> None:
+    """Raise ConfigError(source, key, value, valid) unless `ok`: every config section validates with this."""
+    if not ok:
+        raise ConfigError(source, key, value, valid)
+
+
 class InputFileError(PipelineError):
     """An input file is missing, unreadable or of the wrong kind."""
 
@@ -68,6 +74,12 @@ class MissingExtraError(PipelineError):
         self.command, self.extra, self.distribution = command, extra, distribution
         super().__init__(f"'{command}' needs the '{extra}' extra ({distribution} is not installed): "
                          f"pip install 'sepipe[{extra}]'")
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of a tool's output (what a one-line error quotes)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output on stderr)"
 
 
 def describe_exit(returncode: int) -> str:

@@ -28,6 +28,7 @@ import numpy as np
 from sepipe import features as feat
 from sepipe.audio import write_wav
 from sepipe.config import ExperimentConfig
+from sepipe.data.conditions import CONDITION_VALUES
 from sepipe.metrics import METRICS, mean_scores, score
 from sepipe.progress import bar
 from sepipe.runtime import RUNNERS, system_label
@@ -217,7 +218,8 @@ def quality_by_condition(table: list[dict], per_file: list[dict], conditions: di
     for row in per_file:
         by_system.setdefault(row["system"], []).append(row)
     keys = list(dict.fromkeys(key for c in conditions.values() for key in c))
-    values = {key: sorted({c[key] for c in conditions.values() if key in c}) for key in keys}
+    present = {key: {c[key] for c in conditions.values() if key in c} for key in keys}
+    values = {key: [v for v in CONDITION_VALUES.get(key, sorted(present[key])) if v in present[key]] for key in keys}
     noisy = by_system.get(SYSTEM_OF_REFERENCE["noisy"], [])
     out = []
     for row in table:

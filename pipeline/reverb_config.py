@@ -4,14 +4,9 @@ kept in its own module so config.py stays small; built and validated like every 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from sepipe.errors import ConfigError
-
-
-def _check(source: str, key: str, value: Any, ok: bool, valid: str) -> None:
-    if not ok:
-        raise ConfigError(source, key, value, valid)
+from sepipe.errors import check
 
 
 @dataclass(frozen=True)
@@ -43,13 +38,13 @@ class ReverbConfig:
 
     def validate(self, src: str) -> None:
         key = "data.reverb."
-        _check(src, key + "probability", self.probability, 0.0 <= self.probability <= 1.0, "0 to 1")
-        _check(src, key + "rt60_s", self.rt60_s, 0.15 <= self.rt60_s[0] <= self.rt60_s[1] <= 1.5,
+        check(src, key + "probability", self.probability, 0.0 <= self.probability <= 1.0, "0 to 1")
+        check(src, key + "rt60_s", self.rt60_s, 0.15 <= self.rt60_s[0] <= self.rt60_s[1] <= 1.5,
                "[low, high] with 0.15 <= low <= high <= 1.5 (s)")
-        _check(src, key + "room_m", self.room_m, 2.5 <= self.room_m[0] <= self.room_m[1] <= 30.0,
+        check(src, key + "room_m", self.room_m, 2.5 <= self.room_m[0] <= self.room_m[1] <= 30.0,
                "[low, high] with 2.5 <= low <= high <= 30 (m)")
-        _check(src, key + "distance_m", self.distance_m,
+        check(src, key + "distance_m", self.distance_m,
                0.1 <= self.distance_m[0] <= self.distance_m[1] <= self.room_m[0] - 1.0,
                f"[low, high] with 0.1 <= low <= high <= room_m low - 1 = {self.room_m[0] - 1.0:g} (m; 0.5 m "
                f"from every wall)")
-        _check(src, key + "rooms", self.rooms, 1 <= self.rooms <= 1000, "1 to 1000")
+        check(src, key + "rooms", self.rooms, 1 <= self.rooms <= 1000, "1 to 1000")

@@ -10,7 +10,7 @@ import tempfile
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-# One Vela compile cache per test session (sepipe.engine.compile_cache): shared by the tests of a
+# One Vela compile cache per test session (sepipe.deploy.cache): shared by the tests of a
 # session, never by two sessions, and never the user's .cache/vela.
 os.environ.setdefault("SEPIPE_VELA_CACHE", tempfile.mkdtemp(prefix="sepipe-test-vela-cache-"))
 
@@ -65,12 +65,12 @@ def tiny_models(tiny_speech, tmp_path_factory):
 def untrained_tflites(tmp_path_factory) -> dict[str, Path]:
     """{'int8', 'float', 'dynamic'}: .tflite files of one untrained tiny streaming GRU (Vela's inputs;
     float and dynamic-range are what `sepipe compile` must refuse or report), converted once."""
-    from sepipe.config import ModelConfig
+    from sepipe.models.mask_rnn import MaskRnnConfig
     from sepipe.models import family_of
     from sepipe.models.keras_backend import tf
     from sepipe.quantize.convert import convert_untrained
 
-    cfg, bins = ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32), 257
+    cfg, bins = MaskRnnConfig(family="gru", input_units=32, rnn_units=24, dense_units=32), 257
     folder = tmp_path_factory.mktemp("untrained_tflites")
     paths = {"int8": convert_untrained(cfg, bins, folder / "tiny_int8.tflite", seed=0)}
     tf.keras.utils.set_random_seed(0)

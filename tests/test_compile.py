@@ -23,12 +23,12 @@ from sepipe.deploy.compile import CompileOptions, CpuFallbackError, compile_many
 from sepipe.deploy.figures import CompileRecord
 from sepipe.deploy.tflite_info import inspect_tflite
 from sepipe.deploy.vela import read_summary_csv
-from sepipe.config import ModelConfig
+from sepipe.models.mask_rnn import MaskRnnConfig
 from sepipe.errors import ConfigError, InputFileError, ToolError
 from sepipe.targets import DEFAULT_TARGETS_FILE, get_target, load_targets
 
 BINS = 257
-TINY = ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32)
+TINY = MaskRnnConfig(family="gru", input_units=32, rnn_units=24, dense_units=32)
 EXPECTED_IDS = {"ethos-u55-64": "H64", "ethos-u55-128": "H128", "ethos-u55-256": "H256",
                 "ethos-u65-256": "Y256", "ethos-u65-512": "Y512", "ethos-u85-256": "Z256", "ethos-u85-512": "Z512"}
 

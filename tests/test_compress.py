@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sepipe.models.keras_backend import keras, tf
+from sepipe.models.keras_backend import tf
 from sepipe.models import family_of
 from sepipe.compress import compressor_of, finetune_variant, offline_prune_tflite, tflite_sparsity
 from sepipe.compress import units as units_mod

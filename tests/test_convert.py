@@ -16,7 +16,7 @@ import pytest
 from sepipe.models.keras_backend import keras, tf
 from sepipe.models import family_of
 from sepipe.quantize import convert as convert_mod
-from sepipe.config import ModelConfig
+from sepipe.models.mask_rnn import MaskRnnConfig
 from sepipe.quantize.calibration import CalibrationSet, collect_calibration, load_calibration, save_calibration
 from sepipe.quantize.convert import convert_quantized
 from sepipe.quantize.model_io import tflite_io, validate_quantized_model
@@ -131,7 +131,7 @@ def test_converter_failures_become_tool_errors(tiny_models, tmp_path, monkeypatc
     case = tiny_models["gru"]
     out = tmp_path / "model.tflite"
     # weights of another config: would load silently (structure match) without the worker's check
-    other_cfg = ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32, rnn_layers=3)
+    other_cfg = MaskRnnConfig(family="gru", input_units=32, rnn_units=24, dense_units=32, rnn_layers=3)
     other = family_of(other_cfg).build_streaming(other_cfg, BINS)
     other.save_weights(str(tmp_path / "other.weights.h5"))
     with pytest.raises(ToolError, match=r"exit code 1.*another model config"):

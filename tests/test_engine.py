@@ -169,7 +169,7 @@ def test_each_stage_has_its_own_record_and_the_manifest_is_derived(toy):
     assert make["outputs"] == {"made.txt": artifacts.sha256_file(toy.run_dir / "made.txt")}
     records.write_manifest(toy.run_dir, {"name": "toy"})
     manifest = json.loads((toy.run_dir / "manifest.json").read_text())
-    assert manifest == artifacts.read_manifest(toy.run_dir)
+    assert manifest == records.read_manifest(toy.run_dir)
     assert manifest["config"] == {"name": "toy"} and "numpy" in manifest["tools"]
     assert set(manifest["stages"]["make"]) == {"fingerprint", "fingerprint_sha256", "outputs", "summary"}
     assert manifest["stages"]["double"]["summary"] == {"value": 10, "made": 5}
@@ -189,7 +189,7 @@ def test_concurrent_record_writes_lose_nothing(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    stages = artifacts.read_manifest(tmp_path)["stages"]
+    stages = records.read_manifest(tmp_path)["stages"]
     assert sorted(stages) == sorted(names)
     assert all(stages[n]["summary"] == {"name": n} for n in names)
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from sepipe import artifacts
+from sepipe.engine import records
 from sepipe import experiment as exp
 from sepipe.cli import main
 from sepipe.config import experiment_from_dict
@@ -48,7 +49,7 @@ def finished_run(vela_cache, small_dataset, small_data_config, tmp_path_factory)
 
 def test_every_stage_is_recorded_with_hashes_and_tool_versions(finished_run):
     cfg, _ = finished_run
-    manifest = artifacts.read_manifest(cfg.run_dir)
+    manifest = records.read_manifest(cfg.run_dir)
     stages = {"train", "convert:ptq", "compile:ptq", "evaluate:references", "evaluate:ptq"}
     assert set(manifest["stages"]) == stages
     assert manifest["config"]["name"] == "tiny"
@@ -65,7 +66,7 @@ def test_every_stage_is_recorded_with_hashes_and_tool_versions(finished_run):
 def test_each_stage_fingerprints_only_the_tools_it_uses(finished_run):
     cfg, _ = finished_run
     tools = {name: set(stage["fingerprint"]["tools"])
-             for name, stage in artifacts.read_manifest(cfg.run_dir)["stages"].items()}
+             for name, stage in records.read_manifest(cfg.run_dir)["stages"].items()}
     assert tools["train"] == {"tensorflow", "tf-keras", "numpy"}
     assert tools["compile:ptq"] == {"ethos-u-vela"}
     assert "pesq" in tools["evaluate:ptq"] and "pesq" not in tools["train"] | tools["convert:ptq"]
@@ -106,7 +107,7 @@ def test_report_cycles_and_kib_equal_velas_own_summary_csv(finished_run):
 
 def test_rerun_skips_up_to_date_stages_and_redoes_a_changed_one(finished_run, caplog):
     cfg, _ = finished_run
-    before = artifacts.read_manifest(cfg.run_dir)["stages"]
+    before = records.read_manifest(cfg.run_dir)["stages"]
     with caplog.at_level("INFO"):
         exp.run_experiment(cfg, progress=False)
     stages = ("train", "convert", "compile", "evaluate")
@@ -116,7 +117,7 @@ def test_rerun_skips_up_to_date_stages_and_redoes_a_changed_one(finished_run, ca
     with caplog.at_level("INFO"):
         exp.run_experiment(changed, progress=False)
     assert not any(m.startswith("evaluate:ptq: up to date") for m in caplog.messages)
-    after = artifacts.read_manifest(cfg.run_dir)["stages"]
+    after = records.read_manifest(cfg.run_dir)["stages"]
     assert after["convert:ptq"] == before["convert:ptq"]
     assert after["evaluate:ptq"]["summary"]["rows"][0]["files"] == 1
 

@@ -5,15 +5,15 @@ import sys
 import numpy as np
 import pytest
 
-from sepipe.config import ModelConfig, experiment_from_dict
+from sepipe.config import experiment_from_dict
 from sepipe.contract import ExportGraph, ModelContract, infer_contract
 from sepipe.models import FAMILIES, family_of
 from sepipe.models.mask_rnn import MaskRnnConfig
 
-TINY = {"gru": ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32),
-        "lstm": ModelConfig(family="lstm", input_units=0, rnn_units=24, dense_units=0)}
-CONVERT_TINY = {"gru": ("int8", ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32)),
-                "lstm": ("int16x8", ModelConfig(family="lstm", input_units=32, rnn_units=24, dense_units=32))}
+TINY = {"gru": MaskRnnConfig(family="gru", input_units=32, rnn_units=24, dense_units=32),
+        "lstm": MaskRnnConfig(family="lstm", input_units=0, rnn_units=24, dense_units=0)}
+CONVERT_TINY = {"gru": ("int8", MaskRnnConfig(family="gru", input_units=32, rnn_units=24, dense_units=32)),
+                "lstm": ("int16x8", MaskRnnConfig(family="lstm", input_units=32, rnn_units=24, dense_units=32))}
 # SHA-256 of convert_untrained(CONVERT_TINY[...], 257, seed=0) made by the code BEFORE families, contracts
 # and schemes were registered (TF 2.21, this machine); same config and seed must give the same bytes.
 BEFORE_REGISTRIES = {"gru": "14598a7afd739cc82ecf366d25544e07d00a1849f2c00f7d2e9b07ce1de160e3",
@@ -55,7 +55,7 @@ def test_the_streaming_model_has_exactly_the_tensors_its_contract_declares(famil
 
 
 def test_tinylstm_configuration_is_about_a_million_parameters():
-    cfg = ModelConfig(family="lstm", input_units=0, rnn_units=256, rnn_layers=2, dense_units=0)
+    cfg = MaskRnnConfig(family="lstm", input_units=0, rnn_units=256, rnn_layers=2, dense_units=0)
     params = family_of(cfg).build_sequence(cfg, 257).count_params()
     assert 0.9e6 < params < 1.2e6
 
@@ -63,7 +63,7 @@ def test_tinylstm_configuration_is_about_a_million_parameters():
 def test_families_are_registered_with_their_config_class_and_answer_the_interface():
     assert FAMILIES.names() == ["gru", "lstm"]
     cfg = experiment_from_dict({"name": "x", "model": {"family": "lstm", "rnn_units": 16}}).model
-    assert type(cfg) is MaskRnnConfig and ModelConfig(family="lstm", rnn_units=16) == cfg
+    assert type(cfg) is MaskRnnConfig and MaskRnnConfig(family="lstm", rnn_units=16) == cfg
     lstm, gru = FAMILIES.get("lstm"), FAMILIES.get("gru")
     assert lstm.layer_groups(cfg) == {"input": ("input_dense",), "rnn": ("rnn_1", "rnn_2"),
                                       "dense": ("dense_1", "dense_2"), "output": ("mask",)}

@@ -155,7 +155,7 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in heavy))
 @pytest.mark.slow
 def test_wheel_installs_without_tensorflow_and_compiles_and_checks_budgets(tmp_path):
     """pip wheel, a fresh venv with the base install only, then compile and budget check elsewhere."""
-    from sepipe.config import ModelConfig
+    from sepipe.models.mask_rnn import MaskRnnConfig
     from sepipe.quantize.convert import convert_untrained
 
     started = time.monotonic()
@@ -182,7 +182,7 @@ def test_wheel_installs_without_tensorflow_and_compiles_and_checks_budgets(tmp_p
     assert where.returncode == 0 and where.stdout.strip().startswith(str(venv)), where.stdout + where.stderr
 
     # the model comes from this (full) venv's converter; the light venv only compiles it
-    model = convert_untrained(ModelConfig(family="gru", input_units=32, rnn_units=24, dense_units=32), 257,
+    model = convert_untrained(MaskRnnConfig(family="gru", input_units=32, rnn_units=24, dense_units=32), 257,
                               tmp_path / "models" / "tiny_int8.tflite", seed=0)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

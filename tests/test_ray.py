@@ -18,7 +18,6 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from sepipe import artifacts  # noqa: E402
 from sepipe import experiment as exp  # noqa: E402
 from sepipe.config import experiment_from_dict  # noqa: E402
 from sepipe.engine import records  # noqa: E402
@@ -103,7 +102,7 @@ def test_ray_sweep_gives_the_report_of_the_sequential_executor(small_dataset, sm
     assert same_table(report_rows(ray_cfg), report_rows(local_cfg))
     md = [(cfg.run_dir / "report" / "sweep_report.md").read_text() for cfg in (local_cfg, ray_cfg)]
     assert md[0] == md[1]
-    stages = [set(artifacts.read_manifest(cfg.run_dir)["stages"]) for cfg in (local_cfg, ray_cfg)]
+    stages = [set(records.read_manifest(cfg.run_dir)["stages"]) for cfg in (local_cfg, ray_cfg)]
     assert stages[0] == stages[1] == {"train", "evaluate:references", "variant:w50", "convert:ptq", "convert:w50",
                                       "compile:ptq", "compile:w50", "evaluate:ptq", "evaluate:w50"}
     for name in ("ptq", "w50"):    # the same model bytes, compiled by Vela in both runs (separate caches)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sepipe.config import FeatureConfig, ModelConfig
+from sepipe.models.mask_rnn import MaskRnnConfig
 
 BINS = FeatureConfig().bins
 FAMILIES = ("gru", "lstm")
@@ -35,7 +36,7 @@ TRAIN_STEPS, CALIBRATION_FRAMES, SEED = 120, 300, 0
 
 def tiny_cfg(family: str) -> ModelConfig:
     """Input 32, two recurrent layers of 24 units, dense 32 (about 60 k parameters at 257 bins)."""
-    return ModelConfig(family=family, input_units=32, rnn_units=24, dense_units=32)
+    return MaskRnnConfig(family=family, input_units=32, rnn_units=24, dense_units=32)
 
 
 # --------------------------------------------------------------------------- real speech

@@ -13,6 +13,7 @@ import numpy as np
 from sepipe import artifacts
 from sepipe.config import ExperimentConfig, experiment_from_dict, load_experiment
 from sepipe.deploy.figures import CompileRecord
+from sepipe.engine import records
 from sepipe.errors import InputFileError, MissingArtifactError, PipelineError
 
 
@@ -106,18 +107,18 @@ def _compile_records(cfg: ExperimentConfig, variant: str) -> list[dict[str, Any]
     """Every compile record of `variant`: the run manifest's, plus complete ones on disk it does not list."""
     from sepipe.experiment import RunPaths
 
-    stage = artifacts.read_manifest(cfg.run_dir)["stages"].get(f"compile:{variant}", {})
-    records = list(stage.get("summary", {}).get("records", []))
-    seen = {r.get("target") for r in records}
+    stage = records.read_manifest(cfg.run_dir)["stages"].get(f"compile:{variant}", {})
+    found = list(stage.get("summary", {}).get("records", []))
+    seen = {r.get("target") for r in found}
     for path in sorted(RunPaths(cfg).compile_dir.glob(f"{cfg.name}_{variant}_vela_*_record.json")):
         try:
             record = json.loads(path.read_text())
         except ValueError:
             continue
         if record.get("model") == f"{cfg.name}_{variant}" and record.get("target") not in seen:
-            records.append(record)
+            found.append(record)
             seen.add(record.get("target"))
-    return records
+    return found
 
 
 def _check_converted(cfg: ExperimentConfig, label: str, variant: str, stages: dict[str, Any], paths) -> None:
@@ -169,7 +170,7 @@ def find_source(run: ExperimentConfig | str | Path, variant: str | None, target:
     cfg, label = resolve_run(run)
     variant = variant or cfg.dense_variant.name
     paths = RunPaths(cfg)
-    stages = artifacts.read_manifest(cfg.run_dir).get("stages", {})
+    stages = records.read_manifest(cfg.run_dir).get("stages", {})
     _check_converted(cfg, label, variant, stages, paths)
     tflite = paths.tflite(variant)
     record = _current_record(cfg, label, variant, target, tflite)

@@ -29,18 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sepipe.errors import ConfigError
+from sepipe.errors import ConfigError, check
 from sepipe.registry import Registry, Tagged
 
 if TYPE_CHECKING:
     from sepipe.config import ModelConfig
 
 COMPRESSORS: Registry = Registry("compressor", key="variants[].kind")
-
-
-def check(source: str, key: str, value: Any, ok: bool, valid: str) -> None:
-    if not ok:
-        raise ConfigError(source, key, value, valid)
 
 
 @dataclass(frozen=True)

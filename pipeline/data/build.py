@@ -13,11 +13,10 @@ import logging
 import shutil
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Iterator
 
-from sepipe.artifacts import sha256_json, write_json
+from sepipe.artifacts import sha256_json, tool_versions, write_json
 from sepipe.config import DataConfig
 from sepipe.data import corpus, debian
 from sepipe.data.build_corpus import build_dns, build_voicebank
@@ -31,13 +30,9 @@ log = logging.getLogger(__name__)
 
 
 def _tool_versions(cfg: DataConfig) -> dict[str, str]:
-    out = {}
-    for name in ("numpy", "soxr", "soundfile", "g722") + (("pyroomacoustics", "scipy") if cfg.reverb.enabled else ()):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    """The packages the dataset's bytes depend on (reverberation adds the room simulator)."""
+    return tool_versions(("numpy", "soxr", "soundfile", "g722")
+                         + (("pyroomacoustics", "scipy") if cfg.reverb.enabled else ()))
 
 
 def _is_current(manifest: dict | None, fingerprint: dict) -> bool:

@@ -196,18 +196,25 @@ def compile_model(tflite_path: str | Path, target: Target | str, out_dir: str | 
                          **{key: path for key, path in final.items()})
 
 
-def compile_many(tflite_path: str | Path, targets: Iterable[Target | str], out_dir: str | Path, name: str,
-                 options: CompileOptions | None = None, targets_file: str | Path | None = None,
-                 records_csv: str | Path | None = None) -> list[CompileResult]:
-    """compile_model for each target (names resolved in `targets_file`, default vela_configs/targets.yaml),
-    stopping at the first error; writes every record to `records_csv` (default
-    `<out_dir>/<name>_vela_records.csv`), one row per target, atomically."""
+def resolve_targets(targets: Iterable[Target | str], targets_file: str | Path | None = None) -> list[Target]:
+    """Targets by name (resolved in `targets_file`, default vela_configs/targets.yaml) or as given;
+    ConfigError for an unknown name or an empty list."""
     targets = list(targets)
     if any(isinstance(t, str) for t in targets):
         known = load_targets(targets_file)
         targets = [get_target(t, known, targets_file) if isinstance(t, str) else t for t in targets]
     if not targets:
         raise ConfigError("compile", "target", [], "at least one target")
-    results = [compile_model(tflite_path, target, out_dir, name, options) for target in targets]
+    return targets
+
+
+def compile_many(tflite_path: str | Path, targets: Iterable[Target | str], out_dir: str | Path, name: str,
+                 options: CompileOptions | None = None, targets_file: str | Path | None = None,
+                 records_csv: str | Path | None = None) -> list[CompileResult]:
+    """compile_model for each target (names resolved in `targets_file`, default vela_configs/targets.yaml),
+    stopping at the first error; writes every record to `records_csv` (default
+    `<out_dir>/<name>_vela_records.csv`), one row per target, atomically."""
+    results = [compile_model(tflite_path, target, out_dir, name, options)
+               for target in resolve_targets(targets, targets_file)]
     write_records_csv([r.compiled for r in results], records_csv or Path(out_dir) / f"{name}_vela_records.csv")
     return results

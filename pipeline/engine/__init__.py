@@ -6,7 +6,6 @@
     tasks          the graph split into driver stages and one task per group; run_task, the one
                    task function every executor calls
     executors/     EXECUTORS registry: local (sequential, default), ray (Ray tasks)
-    compile_cache  Vela results cached per (model bytes, target, Vela version, options)
 
 Nothing here knows about speech enhancement: `sepipe.stages` declares that experiment's stages.
 """

@@ -87,15 +87,20 @@ def plan(graph: Graph) -> Plan:
 
 
 class TaskError(PipelineError):
-    """A stage's error as one line, picklable, so it crosses from a worker to the driver intact (the
-    pipeline's errors take several constructor arguments, which exception pickling drops)."""
+    """A stage's error as one line, whatever raised it (a bug's exception need not pickle), so it crosses
+    from a worker to the driver intact."""
 
     def __init__(self, message: str, error_type: str = "", user_error: bool = True):
         super().__init__(message)
         self.error_type, self.user_error = error_type, user_error
 
-    def __reduce__(self):
-        return (TaskError, (str(self), self.error_type, self.user_error))
+
+def blocked(task: Task, outcomes: dict[str, "TaskResult | TaskFailure"]) -> "TaskFailure | None":
+    """A 'not run' failure when a task that `task` needs failed (every executor asks this first)."""
+    failed = [n for n in task.needs if isinstance(outcomes.get(n), TaskFailure)]
+    if not failed:
+        return None
+    return TaskFailure(task.name, f"not run: needs task '{failed[0]}', which failed", ran=False)
 
 
 def run_task(spec: GraphSpec, task: str, cpus: int | None = None) -> TaskResult:
@@ -130,9 +135,12 @@ def task_env(cpus: int) -> dict[str, str]:
     env = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
            "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}
-    for passed in ("SEPIPE_VELA_CACHE", "TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS"):
-        if passed in os.environ:
-            env[passed] = os.environ[passed]
+    # (where the portable-kernel pin is on, sepipe.models.kernels sets TensorFlow's intra-op count
+    # itself when TensorFlow loads: the same bytes on every machine come before a pool fitted to the task)
+    # The driver's own settings go along: every SEPIPE_* (the compile cache, and the kernel settings
+    # training results depend on: a worker must train as the driver would) and TensorFlow's switches.
+    env.update({name: value for name, value in os.environ.items()
+                if name.startswith("SEPIPE_") or name in ("TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS")})
     return env
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from sepipe.artifacts import atomic_path
 from sepipe.config import ModelConfig
-from sepipe.errors import InputFileError, ToolError, describe_exit
+from sepipe.errors import InputFileError, ToolError, describe_exit, last_line
 from sepipe.quantize.calibration import CalibrationSet, save_calibration
 from sepipe.quantize.model_io import ModelIO, validate_quantized_model
 from sepipe.quantize.schemes import QuantScheme, get_scheme
@@ -51,11 +51,6 @@ def _worker_command(model_cfg: ModelConfig, bins: int, weights_path: Path, calib
             "--calibration", str(calibration_path),
             "--out", str(out_path),
             "--scheme", scheme]
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output on stderr)"
 
 
 def convert_quantized(model_cfg: ModelConfig, bins: int, weights_path: Path, calibration_path: Path, out_path: Path,
@@ -88,10 +83,10 @@ def convert_quantized(model_cfg: ModelConfig, bins: int, weights_path: Path, cal
         except subprocess.TimeoutExpired as exc:
             stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
             raise ToolError(TOOL, f"timed out after {timeout_s:g} s converting {weights_path} "
-                                  f"(last stderr line: {_last_line(stderr)})") from None
+                                  f"(last stderr line: {last_line(stderr)})") from None
         if proc.returncode != 0:
             how = describe_exit(proc.returncode)
-            raise ToolError(TOOL, f"conversion of {weights_path} failed ({how}): {_last_line(proc.stderr)}")
+            raise ToolError(TOOL, f"conversion of {weights_path} failed ({how}): {last_line(proc.stderr)}")
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise ToolError(TOOL, f"conversion of {weights_path} exited 0 but wrote no model")
         try:

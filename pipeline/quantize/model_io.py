@@ -17,7 +17,7 @@ import numpy as np
 
 from sepipe.contract import ModelContract, infer_contract
 from sepipe.deploy.tflite_info import read_tflite_bytes
-from sepipe.errors import InputFileError
+from sepipe.errors import InputFileError, last_line
 
 
 @dataclass(frozen=True)
@@ -116,18 +116,13 @@ class ModelFormatError(ValueError):
     """The bytes are not a usable TFLite model (no path known here; validate_quantized_model adds it)."""
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output on stderr)"
-
-
 def _interpreter(tflite_bytes: bytes):
     from ai_edge_litert.interpreter import Interpreter
     try:
         interp = Interpreter(model_content=bytes(tflite_bytes), num_threads=1)
         interp.allocate_tensors()
     except Exception as exc:  # the wrapper raises ValueError / RuntimeError for corrupt flatbuffers
-        raise ModelFormatError(f"not a readable TFLite flatbuffer ({_last_line(str(exc))})") from None
+        raise ModelFormatError(f"not a readable TFLite flatbuffer ({last_line(str(exc))})") from None
     return interp
 
 

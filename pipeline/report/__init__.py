@@ -7,12 +7,12 @@ imported when a plot is drawn), `page` (the HTML page). Importing this package i
 
 from sepipe.report.headline import MEMORY_LOSS_LIMIT_DB, SPEED_LOSS_LIMIT_DB, headline_figures, headline_lines
 from sepipe.report.rows import (DENSE_STRUCTURE, QUALITY_COLUMNS, SHIPPED_RUNNER, SYSTEM_LABELS, DeploymentRow,
-                                QualityRow, as_dicts, build_deployment_rows, deployment_rows, quality_rows,
+                                QualityRow, as_dicts, build_deployment_rows, quality_rows,
                                 shipped_quality)
 from sepipe.report.tables import (CONDITION_COLUMNS, DEPLOYMENT_COLUMNS, DISPLAY_COLUMNS, csv_text, markdown_table,
                                   write_tables)
 
 __all__ = ["MEMORY_LOSS_LIMIT_DB", "SPEED_LOSS_LIMIT_DB", "headline_figures", "headline_lines", "DENSE_STRUCTURE",
            "QUALITY_COLUMNS", "SHIPPED_RUNNER", "SYSTEM_LABELS", "DeploymentRow", "QualityRow", "as_dicts",
-           "build_deployment_rows", "deployment_rows", "quality_rows", "shipped_quality", "CONDITION_COLUMNS",
+           "build_deployment_rows", "quality_rows", "shipped_quality", "CONDITION_COLUMNS",
            "DEPLOYMENT_COLUMNS", "DISPLAY_COLUMNS", "csv_text", "markdown_table", "write_tables"]

@@ -171,10 +171,3 @@ def build_deployment_rows(experiment: str, variant: str, structure: str, model_l
                           params=int(params), nonzero_weights=int(nonzero_weights), tflite_bytes=int(tflite_bytes),
                           compiled=record, hop_ms=hop_ms, quality=shipped) for record in compiled]
 
-
-def deployment_rows(experiment: str, variant: str, model_label: str, model_stats: Mapping[str, int],
-                    tflite_bytes: int, quality_rows: list[dict], records: list[dict], hop_ms: float,
-                    structure: str = "") -> list[dict]:
-    """build_deployment_rows rendered as dicts, under the signature the experiment stage calls today."""
-    return as_dicts(build_deployment_rows(experiment, variant, structure, model_label, model_stats["params"],
-                                          model_stats["nonzero_weights"], tflite_bytes, quality_rows, records, hop_ms))

@@ -81,7 +81,6 @@ class QuantizedRunner:
         """(T, bins) float features -> (T, bins) integer mask (int8, or int16 for a 16x8 model), as returned."""
         return self._run(features, reset, record=None)
 
-    run_int8 = run_quantized   # the name of before (it returned int16 for 16x8 models too)
 
     def run_recorded(self, features: np.ndarray, reset: bool = True) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Run and keep every tensor: ({input name: (T, *shape)}, {output name: (T, *shape)}), integers

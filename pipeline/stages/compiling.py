@@ -1,5 +1,5 @@
 """The compile stage: Vela for every target of the experiment, each compile served by the cache
-when the same model bytes were compiled for the same target before (sepipe.engine.compile_cache)."""
+when the same model bytes were compiled for the same target before (sepipe.deploy.cache)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from sepipe.config import ExperimentConfig, VariantConfig
-from sepipe.engine.compile_cache import cache_root, compile_cached
+from sepipe.deploy.cache import cache_root, compile_cached
 from sepipe.engine.stage import Done, Stage
 from sepipe.stages import tools
 from sepipe.stages.paths import RunPaths
@@ -43,22 +43,16 @@ def declare_compile(cfg: ExperimentConfig, variant: VariantConfig) -> Stage:
 
 def compile_variant(cfg: ExperimentConfig, variant: VariantConfig) -> Done:
     """compile_many's work, one target at a time through the compile cache; one record per target."""
-    from sepipe.deploy.compile import CompileOptions
+    from sepipe.deploy.compile import CompileOptions, resolve_targets
     from sepipe.deploy.figures import write_records_csv
-    from sepipe.errors import ConfigError
-    from sepipe.targets import get_target, load_targets
 
     paths = RunPaths(cfg)
     tflite = paths.tflite(variant.name)
     name = f"{cfg.name}_{variant.name}"
-    targets_file = _targets_file(cfg)
-    known = load_targets(targets_file)
-    if not cfg.compile.targets:
-        raise ConfigError("compile", "target", [], "at least one target")
     options = CompileOptions(require_full_npu=cfg.compile.require_full_npu)
     root = cache_root(cfg.data.cache_dir)
-    outcomes = [compile_cached(tflite, get_target(t, known, targets_file), paths.compile_dir, name, options, root)
-                for t in cfg.compile.targets]
+    outcomes = [compile_cached(tflite, target, paths.compile_dir, name, options, root)
+                for target in resolve_targets(cfg.compile.targets, _targets_file(cfg))]
     for outcome in outcomes:
         r = outcome.record
         log.info("compile:%s: %s on %s: %d cycles, %.3f ms, SRAM %.1f KiB, NPU ops %.0f%%%s", variant.name, name,

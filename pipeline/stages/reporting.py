@@ -43,7 +43,8 @@ def declare_report(cfg: ExperimentConfig) -> Stage:
 
 def write_report(cfg: ExperimentConfig, needs) -> dict:
     from sepipe.evaluate import quality_table
-    from sepipe.report import DEPLOYMENT_COLUMNS, deployment_rows, headline_figures, headline_lines, write_tables
+    from sepipe.report import (DEPLOYMENT_COLUMNS, as_dicts, build_deployment_rows, headline_figures, headline_lines,
+                               write_tables)
     from sepipe.report.page import write_html_report
 
     paths = RunPaths(cfg)
@@ -55,9 +56,10 @@ def write_report(cfg: ExperimentConfig, needs) -> dict:
     for variant in cfg.variants:
         model = variant_model(cfg, variant, needs)
         tflite = paths.tflite(variant.name)
-        rows += deployment_rows(cfg.name, variant.name, model.label, model_size(cfg, model, tflite),
-                                tflite.stat().st_size, quality, needs[f"compile:{variant.name}"]["records"], hop_ms,
-                                compressor_of(variant).structure)
+        size = model_size(cfg, model, tflite)
+        rows += build_deployment_rows(cfg.name, variant.name, compressor_of(variant).structure, model.label,
+                                      size["params"], size["nonzero_weights"], tflite.stat().st_size, quality,
+                                      needs[f"compile:{variant.name}"]["records"], hop_ms)
     files = quality[0]["files"] if quality else 0
     notes = [f"Quality columns: the int8 model as TFLite Micro runs it, on {files} test files; 'vs float' is against "
              f"the dense float model. Latency as a fraction of the {hop_ms:g} ms hop. On U65/U85 (Dedicated_Sram) "
@@ -67,10 +69,10 @@ def write_report(cfg: ExperimentConfig, needs) -> dict:
     stem = f"{cfg.name}_report"
     outputs = write_tables(rows, paths.report_dir, stem, notes, columns=DEPLOYMENT_COLUMNS)
     first = rows[0]
-    per_layer = paths.compile_dir / f"{cfg.name}_{first['variant']}_vela_{first['target_id']}_per-layer.csv"
+    per_layer = paths.compile_dir / f"{cfg.name}_{first.variant}_vela_{first.compiled.target_id}_per-layer.csv"
     outputs.append(write_html_report(rows, paths.report_dir / f"{stem}.html", f"{cfg.name}: quality and deployment",
                                      per_layer_csv=per_layer if per_layer.exists() else None,
-                                     per_layer_label=f"{first['variant']} on {first['target']}",
+                                     per_layer_label=f"{first.variant} on {first.target}",
                                      notes=notes, quality_rows=quality))
     log.info("report: %s", ", ".join(str(p) for p in outputs))
-    return {"rows": rows, "outputs": [str(p) for p in outputs], "notes": notes}
+    return {"rows": as_dicts(rows), "outputs": [str(p) for p in outputs], "notes": notes}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sepipe.compress.base import COMPRESSORS, check
+from sepipe.compress.base import COMPRESSORS
+from sepipe.errors import check
 from sepipe.compress.kinds.weight import WeightCompressor, WeightConfig
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sepipe.compress.base import COMPRESSORS, Compressor, VariantConfig, check
+from sepipe.compress.base import COMPRESSORS, Compressor, VariantConfig
+from sepipe.errors import check
 
 
 @dataclass(frozen=True)

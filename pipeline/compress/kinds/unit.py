@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sepipe.artifacts import ADDED_FIELD
-from sepipe.compress.base import COMPRESSORS, Compressed, Compressor, VariantConfig, check, parse_layers
-from sepipe.errors import ConfigError
+from sepipe.compress.base import COMPRESSORS, Compressed, Compressor, VariantConfig, parse_layers
+from sepipe.errors import ConfigError, check
 
 
 @dataclass(frozen=True)

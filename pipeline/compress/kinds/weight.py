@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sepipe.compress.base import COMPRESSORS, Compressed, Compressor, VariantConfig, check, parse_layers
+from sepipe.compress.base import COMPRESSORS, Compressed, Compressor, VariantConfig, parse_layers
+from sepipe.errors import check
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sepipe.engine.tasks import GraphSpec, Task, TaskError, TaskFailure, TaskResult, run_task
+from sepipe.engine.tasks import GraphSpec, Task, TaskError, TaskFailure, TaskResult, blocked, run_task
 from sepipe.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -25,11 +25,10 @@ class LocalExecutor:
     def run(self, spec: GraphSpec, tasks: list[Task]) -> dict[str, TaskResult | TaskFailure]:
         outcomes: dict[str, TaskResult | TaskFailure] = {}
         for task in tasks:
-            failed = [n for n in task.needs if isinstance(outcomes.get(n), TaskFailure)]
-            if failed:
-                outcomes[task.name] = TaskFailure(task.name, f"not run: needs task '{failed[0]}', which failed",
-                                                  ran=False)
-                log.error("task %s: %s", task.name, outcomes[task.name].error)
+            failure = blocked(task, outcomes)
+            if failure is not None:
+                outcomes[task.name] = failure
+                log.error("task %s: %s", task.name, failure.error)
                 continue
             try:
                 outcomes[task.name] = result = run_task(spec, task.name, self.cpus_per_task)

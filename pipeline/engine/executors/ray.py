@@ -24,8 +24,8 @@ import os
 import time
 from dataclasses import dataclass
 
-from sepipe.engine.tasks import (GraphSpec, Task, TaskError, TaskFailure, TaskResult, describe_error, run_task,
-                                 task_env)
+from sepipe.engine.tasks import (GraphSpec, Task, TaskError, TaskFailure, TaskResult, blocked, describe_error,
+                                 run_task, task_env)
 from sepipe.errors import ToolError
 
 log = logging.getLogger(__name__)
@@ -93,11 +93,10 @@ class RayExecutor:
         waiting = list(tasks)
         while waiting or running:
             for task in list(waiting):
-                failed = [n for n in task.needs if isinstance(outcomes.get(n), TaskFailure)]
-                if failed:
-                    outcomes[task.name] = TaskFailure(task.name, f"not run: needs task '{failed[0]}', which failed",
-                                                      ran=False)
-                    log.error("task %s: %s", task.name, outcomes[task.name].error)
+                failure = blocked(task, outcomes)
+                if failure is not None:
+                    outcomes[task.name] = failure
+                    log.error("task %s: %s", task.name, failure.error)
                     waiting.remove(task)
                 elif all(isinstance(outcomes.get(n), TaskResult) for n in task.needs):
                     ref = remote.options(name=f"sepipe:{task.name}", **options).remote(

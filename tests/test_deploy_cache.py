@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from sepipe.deploy.compile import CompileOptions
-from sepipe.config import ModelConfig
-from sepipe.engine.compile_cache import cache_key, cache_root, compile_cached
+from sepipe.models.mask_rnn import MaskRnnConfig
+from sepipe.deploy.cache import cache_key, cache_root, compile_cached
 from sepipe.targets import DEFAULT_TARGETS_FILE, load_targets
 
-TINY = ModelConfig(family="gru", input_units=16, rnn_units=8, dense_units=16)
+TINY = MaskRnnConfig(family="gru", input_units=16, rnn_units=8, dense_units=16)
 OPTIONS = CompileOptions()
 
 
