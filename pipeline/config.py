@@ -17,6 +17,7 @@ import yaml
 from sepipe.artifacts import ADDED_FIELD
 from sepipe.compress import COMPRESSORS, VariantConfig, compressor_of  # noqa: F401  (re-exported; no TensorFlow)
 from sepipe.errors import ConfigError, InputFileError, check
+from sepipe.loss import LossTermConfig, legacy_terms
 from sepipe.reverb_config import ReverbConfig
 from sepipe.registry import Tagged
 
@@ -102,8 +103,14 @@ class TrainConfig:
     batch_size: int = 16
     learning_rate: float = 1e-3
     patience: int = 3                # early stopping on validation loss (epochs)
-    sisdr_weight: float = 0.05       # weight of the negative SI-SDR term (per dB)
+    sisdr_weight: float = 0.05       # weight of the negative SI-SDR term (per dB), when `loss` is not given
     valid_files: int = 20            # validation mixtures scored each epoch
+    # The objective: weighted registered terms (sepipe.loss). None: compressed magnitude - sisdr_weight x SI-SDR.
+    loss: tuple[LossTermConfig, ...] | None = field(default=None, metadata=ADDED_FIELD)
+
+    @property
+    def loss_terms(self) -> tuple[LossTermConfig, ...]:
+        return self.loss if self.loss is not None else legacy_terms(self.sisdr_weight)
 
     def validate(self, src: str) -> None:
         for key in ("epochs", "steps_per_epoch", "batch_size", "patience", "valid_files"):
@@ -111,6 +118,13 @@ class TrainConfig:
             check(src, f"train.{key}", value, value >= 1, "an integer >= 1")
         check(src, "train.learning_rate", self.learning_rate, 0 < self.learning_rate < 1, "between 0 and 1")
         check(src, "train.sisdr_weight", self.sisdr_weight, self.sisdr_weight >= 0, ">= 0")
+        if self.loss is not None:
+            check(src, "train.sisdr_weight", self.sisdr_weight, self.sisdr_weight == TrainConfig.sisdr_weight,
+                  "left out when train.loss is given (give the SI-SDR weight as a 'sisdr' term there)")
+            for term in self.loss:
+                term.validate(src)
+            check(src, "train.loss", [t.weight for t in self.loss], any(t.weight > 0 for t in self.loss),
+                  "a list of terms with at least one positive weight")
 
 
 @dataclass(frozen=True)

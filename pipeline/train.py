@@ -1,10 +1,9 @@
 """Training stage: the sequence model on noisy/clean mixtures, float32, on CPU or GPU.
 
 Features come from `sepipe.features` (numpy, the reference the firmware follows).
-The loss needs audio, so the one piece mirrored in TensorFlow is the resynthesis
-(`tf_istft`), tested equal to `features.istft`. The loss is
-    compressed-magnitude MSE (|S|^0.3, the usual perceptual compression)
-  - sisdr_weight * SI-SDR(resynthesised enhanced, clean)   [dB]
+Some loss terms need audio, so the one piece mirrored in TensorFlow is the resynthesis
+(`tf_istft`), tested equal to `features.istft`. The loss is the weighted sum of the terms
+`train.loss` names (`sepipe.loss`; without it compressed-magnitude MSE - sisdr_weight x SI-SDR).
 Each epoch draws fresh mixtures from a seed derived from (seed, epoch), so a
 resumed run sees the same data as an uninterrupted one. Checkpoints hold the
 model and the optimizer; the best weights (by validation loss) are kept.
@@ -26,11 +25,11 @@ from sepipe.models.keras_backend import keras, numeric_settings, tf
 from sepipe import features as feat
 from sepipe.artifacts import atomic_path, write_json
 from sepipe.config import ExperimentConfig, FeatureConfig
+from sepipe.loss import LOSS_TERMS
+from sepipe.loss import terms
 from sepipe.progress import bar
 
 log = logging.getLogger(__name__)
-
-COMPRESSION_EXPONENT = 0.3
 
 
 @dataclass(frozen=True)
@@ -61,26 +60,24 @@ def tf_istft(real: tf.Tensor, imag: tf.Tensor, cfg: FeatureConfig, length: int) 
     return audio[:, cfg.hop:cfg.hop + length]
 
 
-def tf_si_sdr(reference: tf.Tensor, estimate: tf.Tensor) -> tf.Tensor:
-    """Per-example SI-SDR in dB (batch, samples) -> (batch,)."""
-    reference = reference - tf.reduce_mean(reference, axis=-1, keepdims=True)
-    estimate = estimate - tf.reduce_mean(estimate, axis=-1, keepdims=True)
-    scale = tf.reduce_sum(reference * estimate, -1, keepdims=True) / (tf.reduce_sum(reference**2, -1, keepdims=True) + 1e-8)
-    target = scale * reference
-    ratio = tf.reduce_sum(target**2, -1) / (tf.reduce_sum((estimate - target) ** 2, -1) + 1e-8)
-    return 10.0 * tf.math.log(ratio + 1e-8) / tf.math.log(10.0)
+tf_si_sdr = terms.si_sdr
+
+
+@tf.autograph.experimental.do_not_convert   # plain Python: a registry lookup may import a module
+def _weighted_terms(loss_terms) -> list:
+    return [(term, LOSS_TERMS.get(term.term)) for term in loss_terms if term.weight]
 
 
 def enhancement_loss(mask, noisy_re, noisy_im, clean_re, clean_im, cfg: ExperimentConfig, length: int):
-    """(total loss, mean SI-SDR dB) for a batch; see the module docstring."""
-    enhanced_re, enhanced_im = mask * noisy_re, mask * noisy_im
-    enhanced_mag = tf.sqrt(enhanced_re**2 + enhanced_im**2 + 1e-10) ** COMPRESSION_EXPONENT
-    clean_mag = tf.sqrt(clean_re**2 + clean_im**2 + 1e-10) ** COMPRESSION_EXPONENT
-    magnitude_loss = tf.reduce_mean(tf.square(enhanced_mag - clean_mag))
-    enhanced = tf_istft(enhanced_re, enhanced_im, cfg.features, length)
-    clean = tf_istft(clean_re, clean_im, cfg.features, length)
-    sisdr = tf.reduce_mean(tf_si_sdr(clean, enhanced))
-    return magnitude_loss - cfg.train.sisdr_weight * sisdr, sisdr
+    """(total loss, mean SI-SDR dB) for a batch: the weighted terms of `cfg.train.loss_terms`;
+    the SI-SDR is returned for the logs whatever the objective."""
+    inputs = terms.LossInputs(mask * noisy_re, mask * noisy_im, clean_re, clean_im,
+                              resynthesise=lambda re, im: tf_istft(re, im, cfg.features, length))
+    total = 0.0
+    for term, function in _weighted_terms(cfg.train.loss_terms):
+        total += term.weight * function(term, inputs)
+    enhanced, clean = inputs.audio()
+    return total, tf.reduce_mean(tf_si_sdr(clean, enhanced))
 
 
 # ---------------------------------------------------------------- numpy side: examples
