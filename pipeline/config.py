@@ -18,6 +18,7 @@ from sepipe.artifacts import ADDED_FIELD
 from sepipe.compress import COMPRESSORS, VariantConfig, compressor_of  # noqa: F401  (re-exported; no TensorFlow)
 from sepipe.errors import ConfigError, InputFileError, check
 from sepipe.loss import LossTermConfig, legacy_terms
+from sepipe.mic_config import MicConfig
 from sepipe.reverb_config import ReverbConfig
 from sepipe.registry import Tagged
 
@@ -34,6 +35,7 @@ class DataConfig:
     segment_s: float = 4.0           # training segment length (s)
     seed: int = 0                    # mixing seed: fixes the dataset, independent of training
     reverb: ReverbConfig = field(default=ReverbConfig(), metadata=ADDED_FIELD)
+    mic: MicConfig = field(default=MicConfig(), metadata=ADDED_FIELD)
 
     def validate(self, src: str) -> None:
         check(src, "data.sample_rate", self.sample_rate, self.sample_rate == 16000, "16000 (Hz)")
@@ -43,10 +45,10 @@ class DataConfig:
         check(src, "data.segment_s", self.segment_s, 0.5 <= self.segment_s <= 30, "0.5 to 30 (s)")
         check(src, "data.root", self.root, self.source == "debian" or self.root is not None,
                f"a corpus folder when data.source is '{self.source}'")
-        self.reverb.validate(src)
-        check(src, "data.reverb.enabled", self.reverb.enabled,
-               not (self.reverb.enabled and self.source == "voicebank"),
-               "false when data.source is 'voicebank' (its pairs come mixed)")
+        for name, section in (("reverb", self.reverb), ("mic", self.mic)):
+            section.validate(src)
+            check(src, f"data.{name}.enabled", section.enabled, not (section.enabled and self.source == "voicebank"),
+                   "false when data.source is 'voicebank' (its pairs come mixed)")
 
 
 @dataclass(frozen=True)

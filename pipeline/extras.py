@@ -4,7 +4,7 @@
 and `sepipe budget check`: Vela, numpy and PyYAML, no TensorFlow and no audio stack. The extras
 are named for what they let you run and build on each other, so one extra makes its commands work:
 
-    data    audio I/O, resampling, G.722 decoding                sepipe data build
+    data    audio I/O, resampling, G.722, room/mic simulation    sepipe data build
     train   data + TensorFlow, tf_keras, TFMOT, LiteRT           sepipe train, convert
     eval    train + PESQ, STOI, DNSMOS, the RNNoise baseline     sepipe evaluate
     tflm    TensorFlow Lite Micro's Python interpreter           bundle, verify-bundle, TFLM evaluation
@@ -32,6 +32,7 @@ MODULE_EXTRAS: dict[str, tuple[str, str]] = {
     "G722": ("data", "g722"),        # the module is upper case
     "tqdm": ("data", "tqdm"),
     "pyroomacoustics": ("data", "pyroomacoustics"),
+    "scipy": ("data", "scipy"),         # reverb (fftconvolve), the mic's filters; evaluation too
     "tensorflow": ("train", "tensorflow"),
     "tf_keras": ("train", "tf-keras"),
     "tensorboard": ("train", "tensorboard"),
@@ -42,7 +43,6 @@ MODULE_EXTRAS: dict[str, tuple[str, str]] = {
     "speechmos": ("eval", "speechmos"),
     "onnxruntime": ("eval", "onnxruntime"),
     "pyrnnoise": ("eval", "pyrnnoise"),
-    "scipy": ("eval", "scipy"),
     "tflite_micro": ("tflm", "tflite-micro"),
     "matplotlib": ("report", "matplotlib"),
     "ray": ("ray", "ray"),

@@ -30,9 +30,10 @@ log = logging.getLogger(__name__)
 
 
 def _tool_versions(cfg: DataConfig) -> dict[str, str]:
-    """The packages the dataset's bytes depend on (reverberation adds the room simulator)."""
+    """The packages the dataset's bytes depend on (reverberation adds the room simulator, the mic's filters scipy)."""
     return tool_versions(("numpy", "soxr", "soundfile", "g722")
-                         + (("pyroomacoustics", "scipy") if cfg.reverb.enabled else ()))
+                         + (("pyroomacoustics", "scipy") if cfg.reverb.enabled else ())
+                         + (("scipy",) if cfg.mic.enabled and not cfg.reverb.enabled else ()))
 
 
 def _is_current(manifest: dict | None, fingerprint: dict) -> bool:

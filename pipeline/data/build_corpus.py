@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from sepipe.config import DataConfig
-from sepipe.data import corpus, generator, reverb
+from sepipe.data import corpus, generator, mic, reverb
 from sepipe.data.fixed import DEFINITIONS, minutes, tally, write_csv, write_fixed
 from sepipe.data.generator import AudioPool, MixtureMaker
 from sepipe.data.layout import SIZES, SR, resolved_root, spread
@@ -62,7 +62,7 @@ def build_dns(cfg: DataConfig, root: Path, progress: bool, clean: list[corpus.Au
         maker = MixtureMaker(AudioPool([f.path for f in speech_files], [f.frames for f in speech_files], ids), ids,
                              AudioPool([f.path for f in noise_files], [f.frames for f in noise_files], noise_ids),
                              noise_ids, ["noise"] * len(noise_files), cfg.snr_db, cfg.level_dbfs, synthetic=False,
-                             reverb=banks[split] if banks else None)
+                             reverb=banks[split] if banks else None, mic=cfg.mic if cfg.mic.enabled else None)
         queue = np.random.default_rng([cfg.seed, 30, k]).permutation(len(speech_files))
         names = [f"{split}_{i + 1:04d}" for i in range(size.eval_mixtures)]
         speakers = [corpus.dns_group(speech_files[int(queue[i % len(queue)])].path) for i in range(len(names))]
@@ -74,7 +74,7 @@ def build_dns(cfg: DataConfig, root: Path, progress: bool, clean: list[corpus.Au
             "noise_files": noise_ids, "noise_categories": tally(r["noise_category"] for r in split_rows),
         }
     write_csv(root / "mixtures.csv", rows)
-    return reverb.with_record(cfg.reverb, banks, {
+    return mic.with_record(cfg.mic, rows, reverb.with_record(cfg.reverb, banks, {
         "split_rules": {
             "speakers": "clean files grouped by reader (reader_<id> / p<id>_ / else per file); groups split "
                         "with the seed: ~10% valid, ~10% test (at least one each), rest train",
@@ -86,7 +86,7 @@ def build_dns(cfg: DataConfig, root: Path, progress: bool, clean: list[corpus.Au
                    "noise_category_weights": {"noise": 1.0}, "utterance_s": list(generator.UTTERANCE_S)},
         "corpus_root": str(corpus_root),
         "splits": splits_info,
-    })
+    }))
 
 
 def build_voicebank(cfg: DataConfig, listing: dict[str, list[corpus.VoiceBankPair]]) -> dict:

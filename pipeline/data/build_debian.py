@@ -22,7 +22,7 @@ import numpy as np
 
 from sepipe.audio import write_wav
 from sepipe.config import DataConfig
-from sepipe.data import debian, generator, reverb, sources
+from sepipe.data import debian, generator, mic, reverb, sources
 from sepipe.data.fixed import DEFINITIONS, minutes, progress_bar, tally, write_csv, write_fixed
 from sepipe.data.generator import MixtureMaker
 from sepipe.data.layout import SIZES, SR
@@ -108,7 +108,7 @@ def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
         maker = MixtureMaker([a for _, a in pool], [s.id for s, _ in pool], [i.audio for i in items[split]],
                              [";".join(i.parts) for i in items[split]], [i.category for i in items[split]],
                              cfg.snr_db, cfg.level_dbfs,
-                             reverb=banks[split] if banks else None)
+                             reverb=banks[split] if banks else None, mic=cfg.mic if cfg.mic.enabled else None)
         speaker = sources.SPLIT_SPEAKERS[split][0]
         names = [f"{speaker}_{i + 1:04d}" for i in range(size.eval_mixtures)]
         pairs, split_rows = write_fixed(root, split, maker, names, [speaker] * len(names),
@@ -125,7 +125,7 @@ def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
             "noise_categories": tally(r["noise_category"] for r in split_rows),
         }
     write_csv(root / "mixtures.csv", rows)
-    return reverb.with_record(cfg.reverb, banks, {
+    return mic.with_record(cfg.mic, rows, reverb.with_record(cfg.reverb, banks, {
         "split_rules": {
             "speakers": "train = Allison (en_US + es_MX: one voice actor) + Carlo (it_IT); valid = IvrvoiceRU "
                         "(ru_RU); test = June (fr_CA). No speaker is in two splits.",
@@ -150,7 +150,7 @@ def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
                           "duplicates_merged": {f.id: list(f.aliases) for f in noise_files if f.aliases}},
         "packages": {name: pkg.record() for name, pkg in packages.items()},
         "splits": splits_info,
-    })
+    }))
 
 
 def _check_disjoint(prompts: dict[str, list], assignment: dict[str, list]) -> None:

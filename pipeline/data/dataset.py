@@ -128,5 +128,6 @@ class Dataset:
                                        [e["category"] for e in noise], self.cfg.snr_db, self.cfg.level_dbfs,
                                        synthetic=self.source == "debian",
                                        reverb=open_bank(self.cfg.reverb, self.root, "train")
-                                       if self.cfg.reverb.enabled else None)
+                                       if self.cfg.reverb.enabled else None,
+                                       mic=self.cfg.mic if self.cfg.mic.enabled else None)
         return self._maker

@@ -14,12 +14,14 @@ from sepipe.audio import write_wav
 from sepipe.data import generator, sources
 from sepipe.data.generator import MixtureMaker
 from sepipe.data.layout import SR
+from sepipe.data.mic import ROW_COLUMNS as MIC_COLUMNS
 
 log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("split", "name", "speaker", "clean_sources", "clean_offsets_s", "noise_category", "noise_source",
                "noise_offset_s", "snr_db", "target_level_dbfs", "level_dbfs", "duration_s")
 REVERB_COLUMNS = ("rt60_s", "reverb_room", "reverb_target")   # rt60_s: the room's measured RT60; empty: dry
+# MIC_COLUMNS (data.mic): mic_eq (the device's filters; empty: flat), clip_drive_db (empty: not clipped), clip_fraction
 
 DEFINITIONS = {
     "snr_db": "10 log10(speech-active power of the clean / mean power of the noise); speech-active = "
@@ -79,8 +81,9 @@ def write_fixed(root: Path, split: str, maker: MixtureMaker, names: list[str], s
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    """mixtures.csv; the reverb columns only when a row has them (a dry build's file is unchanged)."""
-    columns = CSV_COLUMNS + (REVERB_COLUMNS if any("rt60_s" in row for row in rows) else ())
+    """mixtures.csv; the reverb and mic columns only when a row has them (a plain build's file is unchanged)."""
+    columns = CSV_COLUMNS + (REVERB_COLUMNS if any("rt60_s" in row for row in rows) else ()) \
+        + (MIC_COLUMNS if any("mic_eq" in row for row in rows) else ())
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()

@@ -15,7 +15,9 @@ import numpy as np
 import soundfile as sf
 
 from sepipe.data import mixing
+from sepipe.data.mic import draw_device
 from sepipe.data.reverb import Reverberator
+from sepipe.mic_config import MicConfig
 
 SR = 16000
 SYNTHETIC_CATEGORIES = ("babble", "coloured", "hum")
@@ -78,9 +80,11 @@ class MixtureMaker:
     def __init__(self, speech: Sequence[np.ndarray] | AudioPool, speech_ids: Sequence[str],
                  noise: Sequence[np.ndarray] | AudioPool, noise_names: Sequence[str],
                  noise_categories: Sequence[str], snr_db: tuple[float, float],
-                 level_dbfs: tuple[float, float], synthetic: bool = True, reverb: Reverberator | None = None):
+                 level_dbfs: tuple[float, float], synthetic: bool = True, reverb: Reverberator | None = None,
+                 mic: MicConfig | None = None):
         self.speech = speech
         self.reverb = reverb          # None: dry mixtures, and no draw for reverb (the rng stream of before)
+        self.mic = mic                # None: a flat, unclipped capture chain, and no draw for it (ditto)
         self.speech_ids = list(speech_ids)
         self.noise = noise
         self.noise_names = list(noise_names)
@@ -206,17 +210,24 @@ class MixtureMaker:
         snr = float(rng.uniform(*self.snr_db))
         level = float(rng.uniform(*self.level_dbfs))
         room = self.reverb.draw(rng) if self.reverb is not None else None
-        if room is None:
-            noisy, clean_scaled, reached = mixing.mix(clean, noise, snr, level)
-        else:
-            reverberant, target = self.reverb.apply(clean, room)
-            noisy, clean_scaled, reached = mixing.mix(reverberant, noise, snr, level, target=target)
+        device = draw_device(self.mic, rng) if self.mic is not None else None
+        # reverberant mixtures: the SNR is measured on the reverberant speech, the target is the policy's
+        speech, target = (clean, None) if room is None else self.reverb.apply(clean, room)
+        if device is not None:        # the microphone colours speech and noise before the level is set
+            speech, noise, target = device.colour(speech, noise, target)
+        noisy, clean_scaled, reached = mixing.mix(speech, noise, snr, level, target=target)
+        clip_fraction = 0.0
+        if device is not None and device.drive_db is not None:    # the input clips, the target never does
+            noisy, clip_fraction = device.clip(noisy)
+            reached = float(10.0 * np.log10(np.mean(np.square(noisy, dtype=np.float64))))
         row = {"noise_category": category, "noise_source": source, "noise_offset_s": offset,
                "snr_db": round(snr, 4), "target_level_dbfs": round(level, 4), "level_dbfs": round(reached, 4),
                "clean_sources": ";".join(self.speech_ids[i] for i in speech_indices),
                "duration_s": round(len(clean) / SR, 4)}
         if self.reverb is not None:
             row.update(reverb_row(self.reverb, room))
+        if device is not None:
+            row.update(device.row(clip_fraction))
         return Mixture(noisy, clean_scaled, row)
 
 

@@ -60,6 +60,8 @@ def dataset_dir(cfg: DataConfig) -> Path:
         name += "-" + hashlib.sha256(str(resolved_root(cfg)).encode()).hexdigest()[:8]
     if cfg.reverb.enabled:        # beside the dry build of the same seed, never over it
         name += "-reverb" + hashlib.sha256(json.dumps(reverb_record(cfg)).encode()).hexdigest()[:8]
+    if cfg.mic.enabled:           # likewise beside the flat build
+        name += "-mic" + hashlib.sha256(json.dumps(cfg.mic.settings()).encode()).hexdigest()[:8]
     return Path(cfg.cache_dir) / "datasets" / name
 
 
@@ -68,13 +70,15 @@ def resolved_root(cfg: DataConfig) -> Path | None:
 
 
 def config_record(cfg: DataConfig) -> dict[str, Any]:
-    """The config fields the dataset's bytes depend on (not cache_dir, not segment_s); `reverb` only when
-    it is on, so a dry dataset's record (and the reuse of datasets built before reverb existed) is unchanged."""
+    """The config fields the dataset's bytes depend on (not cache_dir, not segment_s); `reverb` and `mic` only
+    when on, so a plain dataset's record (and the reuse of datasets built before they existed) is unchanged."""
     record = {"source": cfg.source, "size": cfg.size, "seed": cfg.seed, "sample_rate": cfg.sample_rate,
               "snr_db": list(cfg.snr_db), "level_dbfs": list(cfg.level_dbfs),
               "root": str(resolved_root(cfg)) if cfg.source != "debian" else None}
     if cfg.reverb.enabled:
         record["reverb"] = reverb_record(cfg)
+    if cfg.mic.enabled:
+        record["mic"] = cfg.mic.settings()
     return record
 
 
