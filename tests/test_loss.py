@@ -118,3 +118,29 @@ def test_legacy_objective_matches_its_formula():
                                      tf_istft(c(enhanced.real), c(enhanced.imag), cfg.features, SAMPLES))[0])
     assert float(sisdr) == pytest.approx(expected_sisdr, rel=1e-5)
     assert float(total) == pytest.approx(magnitude - 0.05 * expected_sisdr, rel=1e-4, abs=1e-5)
+
+
+# ------------------------------------------------------------------ schedule and batch prefetch
+def test_cosine_schedule_decays_to_a_tenth_by_the_last_step():
+    from sepipe.train import learning_rate
+
+    assert learning_rate(_config(learning_rate=0.002)) == 0.002
+    schedule = learning_rate(_config(learning_rate=0.002, lr_schedule="cosine", epochs=3, steps_per_epoch=10))
+    assert float(schedule(0)) == pytest.approx(0.002)
+    assert float(schedule(15)) == pytest.approx(0.0011, rel=1e-3)
+    assert float(schedule(30)) == pytest.approx(0.0002, rel=1e-3)
+
+
+def test_prefetched_batches_keep_their_order_and_raise_the_producers_error():
+    from sepipe.train import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("mixture 2 is broken")
+
+    out = prefetched(failing())
+    assert next(out) == 1
+    with pytest.raises(ValueError, match="mixture 2"):
+        next(out)
