@@ -72,7 +72,8 @@ def enhancement_loss(mask, noisy_re, noisy_im, clean_re, clean_im, cfg: Experime
     """(total loss, mean SI-SDR dB) for a batch: the weighted terms of `cfg.train.loss_terms`;
     the SI-SDR is returned for the logs whatever the objective."""
     inputs = terms.LossInputs(mask * noisy_re, mask * noisy_im, clean_re, clean_im,
-                              resynthesise=lambda re, im: tf_istft(re, im, cfg.features, length))
+                              resynthesise=lambda re, im: tf_istft(re, im, cfg.features, length),
+                              mask=mask, noisy_re=noisy_re, noisy_im=noisy_im)
     total = 0.0
     for term, function in _weighted_terms(cfg.train.loss_terms):
         total += term.weight * function(term, inputs)

@@ -26,14 +26,19 @@ def _spectra(seed: int = 0):
     return feat.stft(clean + noise, cfg)[None], feat.stft(clean, cfg)[None]
 
 
-def _inputs(enhanced: np.ndarray, clean: np.ndarray):
+def _inputs(enhanced: np.ndarray, clean: np.ndarray, noisy: np.ndarray | None = None):
+    """Loss inputs for an estimate `enhanced` of `clean`; the real mask that makes it from `noisy`
+    (default: the estimate itself, mask 1) is |enhanced| / |noisy|, as a real mask cannot turn phase."""
     from sepipe.loss.terms import LossInputs
     from sepipe.models.keras_backend import tf
     from sepipe.train import tf_istft
 
+    noisy = enhanced if noisy is None else noisy
+    mask = np.abs(enhanced) / np.maximum(np.abs(noisy), 1e-12)
     c = lambda x: tf.constant(x, tf.float32)   # noqa: E731
     return LossInputs(c(enhanced.real), c(enhanced.imag), c(clean.real), c(clean.imag),
-                      resynthesise=lambda re, im: tf_istft(re, im, FeatureConfig(), SAMPLES))
+                      resynthesise=lambda re, im: tf_istft(re, im, FeatureConfig(), SAMPLES),
+                      mask=c(mask), noisy_re=c(noisy.real), noisy_im=c(noisy.imag))
 
 
 # ------------------------------------------------------------------ config
@@ -101,6 +106,19 @@ def test_noisier_estimates_cost_more_under_every_term():
         cfg = entry.config(term=entry.name)
         worse, better = (float(LOSS_TERMS.get(entry.name)(cfg, _inputs(x, clean))) for x in (noisy, half_way))
         assert worse > better, entry.name
+
+
+def test_weighted_distortion_splits_residual_noise_from_speech_distortion():
+    from sepipe.loss import WeightedDistortionTermConfig
+
+    noisy, clean = _spectra()
+    term = LOSS_TERMS.get("weighted_distortion")
+    passthrough = _inputs(noisy, clean, noisy)          # mask 1: no distortion, all the noise
+    muted = _inputs(0 * noisy, clean, noisy)            # mask 0: no noise, all the speech lost
+    noise_heavy, speech_heavy = (WeightedDistortionTermConfig(term="weighted_distortion", noise_weight=w)
+                                 for w in (0.9, 0.1))
+    assert float(term(noise_heavy, passthrough)) > float(term(noise_heavy, muted))
+    assert float(term(speech_heavy, passthrough)) < float(term(speech_heavy, muted))
 
 
 def test_legacy_objective_matches_its_formula():

@@ -69,10 +69,24 @@ class MultiResolutionTermConfig(CompressedTermConfig):
               "a non-empty list of powers of two from 64 to 2048")
 
 
+@dataclass(frozen=True)
+class WeightedDistortionTermConfig(CompressedTermConfig):
+    """Speech distortion and residual noise as two terms; `noise_weight` is the residual noise's share."""
+
+    noise_weight: float = 0.5
+
+    def validate(self, src: str) -> None:
+        super().validate(src)
+        check(src, "train.loss[weighted_distortion].noise_weight", self.noise_weight, 0 < self.noise_weight < 1,
+              "between 0 and 1 (exclusive)")
+
+
 LOSS_TERMS.add("compressed_magnitude", "sepipe.loss.terms:compressed_magnitude", config=CompressedTermConfig,
                help="MSE of compressed magnitudes |E|^c vs |S|^c (per bin and frame)")
 LOSS_TERMS.add("compressed_complex", "sepipe.loss.terms:compressed_complex", config=CompressedTermConfig,
                help="MSE of compressed complex spectra |E|^c e^{j<E} vs |S|^c e^{j<S} (phase-aware)")
+LOSS_TERMS.add("weighted_distortion", "sepipe.loss.terms:weighted_distortion", config=WeightedDistortionTermConfig,
+               help="compressed speech distortion (mask on clean) and residual noise (mask on noise), weighted")
 LOSS_TERMS.add("sisdr", "sepipe.loss.terms:negative_sisdr", config=LossTermConfig,
                help="minus the SI-SDR (dB) of the resynthesised audio; weights are per dB")
 LOSS_TERMS.add("multi_resolution", "sepipe.loss.terms:multi_resolution", config=MultiResolutionTermConfig,
