@@ -65,6 +65,10 @@ def test_defaults_keep_the_folder_record_and_fingerprint():
         {"noise_set": "v2", "test_speaker": "Carlo", "valid_speaker": "June"},
         {"test_speaker": "Allison"}, {"valid_speaker": "Carlo"})}
     assert len(names) == 6 and "debian-small-seed0-noisev2-testCarlo-validJune" in names
+    # a v2 record carries its rules' hash: editing V2_RULES makes a v2 build outdated, never silently reused
+    record = config_record(DataConfig(noise_set="v2"))
+    assert record["noise_set"] == "v2" and record["noise_rules_sha256"] == noise_sets.rules_sha256("v2")
+    assert noise_sets.rules_sha256("v2") != noise_sets.rules_sha256("v1")
 
 
 def test_v1_listing_is_the_built_datasets(small_dataset):
@@ -160,6 +164,25 @@ def test_v2_listing_splits_disjoint_and_clean(v2_roots, small_dataset):
     member = next(f for f in files if f.member)
     audio = sources.load_noise(member)
     assert audio.dtype == np.float32 and audio.ndim == 1 and len(audio) > 0.05 * sources.SR
+
+
+def test_v2_has_no_near_copies(v2_roots):
+    """Files of the new packages: no two of about the same length are the same recording (re-encoded or
+    re-levelled copies have a normalised cross-correlation near 1; distinct footsteps stay below 0.9)."""
+    from scipy.signal import correlate
+
+    files, _ = sources.list_noise(v2_roots, noise_sets.V2_RULES)
+    audio = sorted(((len(a), f.id, a) for f in files for a in [sources.load_noise(f)[:20 * sources.SR]]),
+                   key=lambda item: item[:2])
+    copies = []
+    for i, (n, name, a) in enumerate(audio):
+        for m, other, b in audio[i + 1:]:
+            if m > n * 1.01 + 10:
+                break
+            peak = np.max(np.abs(correlate(a, b, mode="full", method="fft")))
+            if peak / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12) > 0.95:
+                copies.append((name, other))
+    assert not copies, copies
 
 
 # --- zip members, on a tiny archive ------------------------------------------------------------------

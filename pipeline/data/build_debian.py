@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sepipe.audio import write_wav
 from sepipe import debian_options
+from sepipe.audio import write_wav
 from sepipe.config import DataConfig
 from sepipe.data import debian, generator, noise_sets, reverb, sources
 from sepipe.data.fixed import DEFINITIONS, minutes, progress_bar, tally, write_csv, write_fixed

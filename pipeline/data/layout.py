@@ -22,6 +22,7 @@ import numpy as np
 
 from sepipe import debian_options
 from sepipe.config import DataConfig
+from sepipe.data import noise_sets
 
 FORMAT_VERSION = 1
 SR = 16000
@@ -84,6 +85,7 @@ def config_record(cfg: DataConfig) -> dict[str, Any]:
         record["reverb"] = reverb_record(cfg)
     if cfg.noise_set != debian_options.DEFAULT_NOISE_SET:
         record["noise_set"] = cfg.noise_set
+        record["noise_rules_sha256"] = noise_sets.rules_sha256(cfg.noise_set)
     if not debian_options.is_default_rotation(cfg):
         record["speakers"] = {split: list(names) for split, names in debian_options.split_speakers(cfg).items()}
     return record

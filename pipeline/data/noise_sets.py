@@ -16,11 +16,17 @@
     trophy-data, stormbaancoureur-data, micropolis-data, scorched3d-data, simutrans-pak64, ufoai-sound).
   Left out on purpose: speech and vocal files (unit voices, screams, co-driver calls, TV news, radio
   messages), UI blips, weapons, music, alien or science-fiction sounds, and files whose name does not say
-  what they are. The packages considered and rejected, and why, are in docs/architecture.md ("Noise sets").
+  what they are, and near-copies of a file taken (the same recording re-encoded or re-levelled under another
+  name: ufoai's sand1/sand2/tile1/firesoft, micropolis' honkhonk-high, minetest's hard_footstep.2/.3), which
+  identical-bytes merging cannot catch and which could otherwise land in two splits. The packages considered
+  and rejected, and why, are in docs/architecture.md.
 Every package's licence comes from its copyright file into the manifest (`packages.<name>.licence`).
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
 
 from sepipe.data.sources import NoiseRule, NOISE_RULES
 
@@ -40,18 +46,19 @@ def _ufo(category: str, pattern: str, exclude: str | None = None) -> NoiseRule:
 
 V2_RULES = (
     # domestic
-    NoiseRule("domestic", "minetest-data", MT + "default/sounds/default_*_footstep*.ogg"),
+    NoiseRule("domestic", "minetest-data", MT + "default/sounds/default_*_footstep*.ogg",
+              exclude=r"hard_footstep\.[23]"),
     NoiseRule("domestic", "minetest-data", MT + "default/sounds/default_chest_*.ogg"),
     NoiseRule("domestic", "minetest-data", MT + "default/sounds/default_break_glass*.ogg"),
     NoiseRule("domestic", "minetest-data", MT + "doors/sounds/*.ogg"),
     NoiseRule("domestic", "minetest-data", MT + "xpanes/sounds/*.ogg"),
     NoiseRule("domestic", "minetest-data", MT + "env_sounds/sounds/env_sounds_water*.ogg"),
     NoiseRule("domestic", "minetest-data", MT + "fire/sounds/*.ogg", exclude=r"flint|extinguish"),
-    _ufo("domestic", "sound/footsteps/*.ogg", exclude=r"^(crouch|stand|hitground)"),
+    _ufo("domestic", "sound/footsteps/*.ogg", exclude=r"^(crouch|stand|hitground\d|sand[12]|tile1)\."),
     _ufo("domestic", "sound/doors/*.ogg"),
     _ufo("domestic", "sound/misc/break*.ogg", exclude=r"electric"),
     _ufo("domestic", "sound/ambience/water*.ogg"),
-    _ufo("domestic", "sound/ambience/*fire*.ogg"),
+    _ufo("domestic", "sound/ambience/*fire*.ogg", exclude=r"firesoft"),
     NoiseRule("domestic", "lugaru-data", LUGARU + "FootStep*.ogg"),
     NoiseRule("domestic", "lugaru-data", LUGARU + "Fire.ogg"),
     NoiseRule("domestic", "lugaru-data", LUGARU + "Bark*.ogg", exclude=r"Growl"),
@@ -71,7 +78,7 @@ V2_RULES = (
     NoiseRule("machine", "simutrans-pak64", SIMUTRANS + "diesel.wav"),
     # street
     NoiseRule("street", "micropolis-data", MICROPOLIS + "heavytraffic.wav"),
-    NoiseRule("street", "micropolis-data", MICROPOLIS + "honkhonk-*.wav"),
+    NoiseRule("street", "micropolis-data", MICROPOLIS + "honkhonk-*.wav", exclude=r"high"),
     NoiseRule("street", "micropolis-data", MICROPOLIS + "siren.wav"),
     NoiseRule("street", "simutrans-pak64", SIMUTRANS + "bus.wav"),
     NoiseRule("street", "simutrans-pak64", SIMUTRANS + "truck.wav"),
@@ -137,3 +144,9 @@ def categories(noise_set: str) -> tuple[str, ...]:
 def rule_record(rule: NoiseRule) -> dict:
     """A rule as the manifest records it (no `archive` key for a plain-file rule: v1's record is unchanged)."""
     return {key: value for key, value in vars(rule).items() if key != "archive" or value is not None}
+
+
+def rules_sha256(noise_set: str) -> str:
+    """A hash of a set's rules, in the config record of a non-default set (`sepipe.data.layout.config_record`):
+    a v2 dataset built before its rules changed is rebuilt, not reused."""
+    return hashlib.sha256(json.dumps([rule_record(r) for r in rules(noise_set)]).encode()).hexdigest()[:16]
