@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
+from sepipe import debian_options
 from sepipe.artifacts import ADDED_FIELD
 from sepipe.compress import COMPRESSORS, VariantConfig, compressor_of  # noqa: F401  (re-exported; no TensorFlow)
 from sepipe.errors import ConfigError, InputFileError, check
@@ -36,6 +37,11 @@ class DataConfig:
     seed: int = 0                    # mixing seed: fixes the dataset, independent of training
     reverb: ReverbConfig = field(default=ReverbConfig(), metadata=ADDED_FIELD)
     mic: MicConfig = field(default=MicConfig(), metadata=ADDED_FIELD)
+    # Debian only (sepipe.debian_options): the noise rules ('v2' adds domestic, machine, street, crowd) and the
+    # speaker rotation (train = the other speakers). The defaults build the dataset of before, byte for byte.
+    noise_set: Literal["v1", "v2"] = field(default="v1", metadata=ADDED_FIELD)
+    test_speaker: str = field(default="June", metadata=ADDED_FIELD)
+    valid_speaker: str = field(default="IvrvoiceRU", metadata=ADDED_FIELD)
 
     def validate(self, src: str) -> None:
         check(src, "data.sample_rate", self.sample_rate, self.sample_rate == 16000, "16000 (Hz)")
@@ -49,6 +55,7 @@ class DataConfig:
             section.validate(src)
             check(src, f"data.{name}.enabled", section.enabled, not (section.enabled and self.source == "voicebank"),
                    "false when data.source is 'voicebank' (its pairs come mixed)")
+        debian_options.validate(self, src)
 
 
 @dataclass(frozen=True)

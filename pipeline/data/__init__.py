@@ -3,8 +3,8 @@
 `build_dataset(cfg)` builds (or reuses) the dataset named by a DataConfig; `Dataset.open(cfg)`
 serves it. Modules: `layout` (folder, sizes, identity), `build` (fingerprint, lock, manifest),
 one builder per source (`build_debian`, `build_corpus`), `fixed` (the fixed valid/test mixtures),
-`dataset` (the reader); below them `debian`, `sources`, `corpus`, `generator`, `mixing`, `reverb`
-(rooms) and `mic` (device EQ, clipping).
+`dataset` (the reader); below them `debian`, `sources`, `noise_sets` (the rules of each `data.noise_set`),
+`corpus`, `generator`, `mixing`, `reverb` (rooms) and `mic` (device EQ, clipping).
 """
 
 from sepipe.data.build import build_dataset

@@ -20,7 +20,7 @@ from sepipe.artifacts import sha256_json, tool_versions, write_json
 from sepipe.config import DataConfig
 from sepipe.data import corpus, debian
 from sepipe.data.build_corpus import build_dns, build_voicebank
-from sepipe.data.build_debian import DEBIAN_PACKAGES, build_debian
+from sepipe.data.build_debian import build_debian, debian_packages
 from sepipe.data.dataset import Dataset
 from sepipe.data.layout import FORMAT_VERSION, SR, Pair, config_record, dataset_dir, read_manifest, resolved_root
 
@@ -64,7 +64,7 @@ def build_dataset(cfg: DataConfig, progress: bool = True) -> Path:
     root = dataset_dir(cfg)
     with _lock(root):
         if cfg.source == "debian":
-            source_hashes = debian.cached_hashes(DEBIAN_PACKAGES, cfg.cache_dir)
+            source_hashes = debian.cached_hashes(debian_packages(cfg), cfg.cache_dir)
         else:
             corpus_root = resolved_root(cfg)
             source_hashes = {"listing": corpus.listing_fingerprint(corpus_root)

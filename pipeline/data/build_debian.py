@@ -1,12 +1,14 @@
 """The Debian dataset: Asterisk prompts (speech) and game/music/typing sounds (noise) from Debian packages.
 
-Splits of the Debian data (speakers disjoint, noise files disjoint):
+Splits of the Debian data (speakers disjoint, noise files disjoint), by default:
 - train = Allison (en_US + es_MX, the same voice actor) + Carlo (it_IT, the only male voice);
 - valid = IvrvoiceRU (ru_RU, female);
 - test  = June (fr_CA, female).
 Why: the test speaker and language are never heard in training or used for model selection;
 keeping Carlo in train means the model learns from both genders; Allison cannot be split
 across train and test, so both of her languages go to train (the largest pool, ~56 of 80 min).
+`data.test_speaker` / `data.valid_speaker` rotate this (train = the other speakers; sepipe.debian_options),
+and `data.noise_set` picks the noise rules (sepipe.data.noise_sets).
 Noise files are split per category with the dataset seed (~70/15/15, every category with
 at least 3 files present in every split; identical files merged first). Babble is made of
 3-6 prompts from the split's own speech pool: for valid/test that is the same (single)
@@ -20,16 +22,24 @@ from pathlib import Path
 
 import numpy as np
 
+from sepipe import debian_options
 from sepipe.audio import write_wav
 from sepipe.config import DataConfig
-from sepipe.data import debian, generator, mic, reverb, sources
+from sepipe.data import debian, generator, mic, noise_sets, reverb, sources
 from sepipe.data.fixed import DEFINITIONS, minutes, progress_bar, tally, write_csv, write_fixed
 from sepipe.data.generator import MixtureMaker
 from sepipe.data.layout import SIZES, SR
 
 log = logging.getLogger(__name__)
 
-DEBIAN_PACKAGES = sources.SPEECH_PACKAGES + sources.NOISE_PACKAGES
+DEBIAN_PACKAGES = sources.SPEECH_PACKAGES + sources.NOISE_PACKAGES     # noise set v1
+DEFAULT_SPEAKER_RULE = ("train = Allison (en_US + es_MX: one voice actor) + Carlo (it_IT); valid = IvrvoiceRU "
+                        "(ru_RU); test = June (fr_CA). No speaker is in two splits.")
+
+
+def debian_packages(cfg: DataConfig) -> tuple[str, ...]:
+    """The packages a Debian build of `cfg` is made from: the speech packages and its noise set's."""
+    return sources.SPEECH_PACKAGES + noise_sets.packages(cfg.noise_set)
 
 
 def _decode_until(files: list[sources.SpeechFile], budget_s: float | None, progress: bool,
@@ -53,22 +63,25 @@ def _flat(speech_id: str) -> str:
 
 def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
     size = SIZES[cfg.size]
-    log.info("step 1/5: fetching and unpacking %d Debian packages", len(DEBIAN_PACKAGES))
-    packages = debian.fetch_packages(DEBIAN_PACKAGES, cfg.cache_dir)
+    names = debian_packages(cfg)
+    speakers = debian_options.split_speakers(cfg)
+    log.info("step 1/5: fetching and unpacking %d Debian packages", len(names))
+    packages = debian.fetch_packages(names, cfg.cache_dir)
     package_roots = {name: pkg.root for name, pkg in packages.items()}
 
     log.info("step 2/5: decoding speech (G.722), trimming silence")
     all_speech = sources.list_speech(package_roots)
     prompts: dict[str, list[tuple[sources.SpeechFile, np.ndarray]]] = {}
     for k, split in enumerate(sources.SPLITS):
-        files = [f for f in all_speech if f.speaker in sources.SPLIT_SPEAKERS[split]]
+        files = [f for f in all_speech if f.speaker in speakers[split]]
         order = np.random.default_rng([cfg.seed, 1, k]).permutation(len(files))
         budget = size.train_speech_s if split == "train" else size.eval_speech_s
         prompts[split] = _decode_until([files[i] for i in order], budget, progress, f"speech {split}")
     prompts["train"].sort(key=lambda item: item[0].id)
 
     log.info("step 3/5: listing, splitting and decoding noise")
-    noise_files, skipped = sources.list_noise(package_roots)
+    rules = noise_sets.rules(cfg.noise_set)
+    noise_files, skipped = sources.list_noise(package_roots, rules)
     assignment = sources.assign_noise_splits(noise_files, cfg.seed)
     items: dict[str, list[sources.NoiseItem]] = {}
     for k, split in enumerate(sources.SPLITS):
@@ -95,11 +108,12 @@ def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
     banks = reverb.build_banks(cfg.reverb, cfg.seed, root) if cfg.reverb.enabled else None
     rows: list[dict] = []
     splits_info: dict[str, dict] = {"train": {
-        "speakers": list(sources.SPLIT_SPEAKERS["train"]),
+        "speakers": list(speakers["train"]),
         "voice_folders": sorted({s.id.split("/")[0] for s, _ in prompts["train"]}),
         "speech": train_speech, "speech_files": len(train_speech),
         "speech_minutes": minutes(sum(e["frames"] for e in train_speech)),
         "noise_files": [f.id for f in assignment["train"]],
+        "noise_files_by_category": tally(f.category for f in assignment["train"]),
         "noise_pool": train_noise, "noise_minutes": minutes(sum(e["frames"] for e in train_noise)),
         "noise_categories": tally(e["category"] for e in train_noise),
     }}
@@ -109,26 +123,29 @@ def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
                              [";".join(i.parts) for i in items[split]], [i.category for i in items[split]],
                              cfg.snr_db, cfg.level_dbfs,
                              reverb=banks[split] if banks else None, mic=cfg.mic if cfg.mic.enabled else None)
-        speaker = sources.SPLIT_SPEAKERS[split][0]
+        speaker = speakers[split][0]
         names = [f"{speaker}_{i + 1:04d}" for i in range(size.eval_mixtures)]
         pairs, split_rows = write_fixed(root, split, maker, names, [speaker] * len(names),
                                          np.random.default_rng([cfg.seed, 30, k]).permutation(len(pool)),
                                          cfg.seed, progress)
         rows += split_rows
         splits_info[split] = {
-            "speakers": list(sources.SPLIT_SPEAKERS[split]),
+            "speakers": list(speakers[split]),
             "voice_folders": sorted({s.id.split("/")[0] for s, _ in pool}),
             "pairs": pairs, "mixtures": len(pairs), "minutes": minutes(sum(p["frames"] for p in pairs)),
             "speech_prompts_decoded": len(pool),
             "noise_files": [f.id for f in assignment[split]],
+            "noise_files_by_category": tally(f.category for f in assignment[split]),
             "noise_files_used": sorted({part for i in items[split] for part in i.parts}),
             "noise_categories": tally(r["noise_category"] for r in split_rows),
         }
     write_csv(root / "mixtures.csv", rows)
     return mic.with_record(cfg.mic, rows, reverb.with_record(cfg.reverb, banks, {
         "split_rules": {
-            "speakers": "train = Allison (en_US + es_MX: one voice actor) + Carlo (it_IT); valid = IvrvoiceRU "
-                        "(ru_RU); test = June (fr_CA). No speaker is in two splits.",
+            "speakers": DEFAULT_SPEAKER_RULE if debian_options.is_default_rotation(cfg) else
+                        f"rotation: train = {' + '.join(speakers['train'])}; valid = {cfg.valid_speaker}; test = "
+                        f"{cfg.test_speaker} (data.test_speaker, data.valid_speaker). No speaker is in two splits; "
+                        "babble is made of the split's own speakers only.",
             "noise_files": "per category, files (identical files merged) shuffled with the seed: ~15% valid, "
                            "~15% test, rest train; no file is in two splits; synthetic noise (coloured, hum) "
                            "is generated per mixture; babble uses the split's own speech pool, never the "
@@ -141,10 +158,13 @@ def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
         "definitions": DEFINITIONS,
         "mixing": {"snr_db": list(cfg.snr_db), "level_dbfs": list(cfg.level_dbfs),
                    "noise_category_weights": {c: generator.CATEGORY_WEIGHTS[c] for c in
-                                              list(sources.FILE_CATEGORIES) + list(generator.SYNTHETIC_CATEGORIES)},
+                                              list(noise_sets.categories(cfg.noise_set))
+                                              + list(generator.SYNTHETIC_CATEGORIES)},
                    "babble_talkers": list(generator.BABBLE_TALKERS),
                    "utterance_s": list(generator.UTTERANCE_S)},
-        "noise_sources": {"rules": [vars(r) for r in sources.NOISE_RULES],
+        "noise_set": cfg.noise_set,
+        "speakers": {split: list(names) for split, names in speakers.items()},
+        "noise_sources": {"rules": [noise_sets.rule_record(r) for r in rules],
                           "skipped": [{"id": i, "reason": r} for i, r in skipped],
                           "files": len(noise_files),
                           "duplicates_merged": {f.id: list(f.aliases) for f in noise_files if f.aliases}},

@@ -135,24 +135,52 @@ def _package(name: str, deb: Path, root: Path, marker: dict) -> Package:
 
 
 def read_licence(root: Path, name: str) -> str:
-    """Licence names from /usr/share/doc/<pkg>/copyright (DEP-5 `License:` lines, else the first sentence naming one)."""
+    """Licence names from /usr/share/doc/<pkg>/copyright: DEP-5 `License:` lines, else the licences a free-text
+    file names (`free_text_licences`), else its first sentence naming one."""
     path = Path(root) / "usr" / "share" / "doc" / name / "copyright"
     if not path.exists():
         return "unknown (no copyright file)"
     text = path.read_text(errors="replace")
     names = []
-    for match in re.finditer(r"^License:\s*(\S.*)$", text, flags=re.MULTILINE):
+    for match in re.finditer(r"^License:[ \t]*(\S.*)$", text, flags=re.MULTILINE):
         value = match.group(1).strip()
         if value not in names:
             names.append(value)
     if names:
         return ", ".join(names)
+    named = free_text_licences(text)
+    if named:
+        return ", ".join(named)
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if re.search(r"licen[cs]e|Creative Commons|GNU General Public", line, flags=re.IGNORECASE):
             sentence = " ".join(part.strip() for part in lines[max(0, i - 1):i + 2] if part.strip())
             return sentence[:300]
     return "unknown (see copyright file)"
+
+
+_VERSION = r"(?:,? as published by the Free Software Foundation)?[;,]? (?:either )?(?:version|v) ?(\d(?:\.\d)?))?"
+_FREE_TEXT = (   # (regex on the whitespace-normalised text, group 1 the version if any; short name without it)
+    (r"Creative Commons Attribution[- ]ShareAlike[ -]?(?:license )?(\d\.\d)?", "CC-BY-SA"),
+    (r"Creative Commons Attribution (?!ShareAlike)[ -]?(\d\.\d)?", "CC-BY"),
+    (r"GNU (?:Lesser|Library) General Public License(?:" + _VERSION, "LGPL"),
+    (r"GNU General Public License(?:" + _VERSION, "GPL"),
+    (r"\bpublic domain\b()", "public-domain"),
+)
+
+
+def free_text_licences(text: str) -> list[str]:
+    """Short names (SPDX style: GPL-2+, CC-BY-SA-3.0) of the licences a copyright file that is not DEP-5 names,
+    in order of mention; an unversioned name is dropped where the same licence is also named with a version."""
+    flat = " ".join(text.split())
+    found: list[tuple[int, str]] = []
+    for pattern, base in _FREE_TEXT:
+        for match in re.finditer(pattern, flat, flags=re.IGNORECASE):
+            version = match.group(1) or ""
+            later = "+" if version and re.match(r"[^.]{0,60}any later version", flat[match.end():]) else ""
+            found.append((match.start(), f"{base}-{version}{later}" if version else base))
+    names = list(dict.fromkeys(name for _, name in sorted(found)))
+    return [n for n in names if not any(other.startswith(n + "-") for other in names)]
 
 
 def _deb_field(deb: Path, field: str) -> str:

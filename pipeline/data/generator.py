@@ -23,7 +23,9 @@ SR = 16000
 SYNTHETIC_CATEGORIES = ("babble", "coloured", "hum")
 # Relative probability of each noise category when a mixture is drawn at random.
 CATEGORY_WEIGHTS = {"ambient": 1.0, "effects": 1.0, "city": 1.0, "music": 1.0, "vehicle": 1.0,
-                    "typing": 1.0, "babble": 1.0, "coloured": 1.0, "hum": 0.5, "noise": 1.0}
+                    "typing": 1.0, "babble": 1.0, "coloured": 1.0, "hum": 0.5, "noise": 1.0,
+                    # noise set v2 (sepipe.data.noise_sets)
+                    "domestic": 1.0, "machine": 1.0, "street": 1.0, "crowd": 1.0}
 BABBLE_TALKERS = (3, 6)
 UTTERANCE_S = (2.0, 6.0)            # fixed mixtures: length range
 GAP_S = (0.15, 0.5)                 # silence between concatenated prompts

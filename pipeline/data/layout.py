@@ -1,6 +1,7 @@
 """Where a built dataset lives, what identifies it, and the sizes it is built to.
 
-Folder `<cache_dir>/datasets/<source>-<size>-seed<seed>[-<root hash>]/`:
+Folder `<cache_dir>/datasets/<source>-<size>-seed<seed>[-<root hash>][-noise<set>][-test<A>-valid<B>][-reverb<hash>]/`
+(the bracketed parts only away from the defaults: a default config names the folder of before):
   train/clean/*.wav        speech pool (Debian: trimmed prompts)
   train/noise/*.wav        noise pool (files, or ~15 s tracks assembled from short clips)
   valid|test/noisy/NAME.wav, valid|test/clean/NAME.wav    fixed mixtures (VoiceBank-like)
@@ -19,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from sepipe import debian_options
 from sepipe.config import DataConfig
+from sepipe.data import noise_sets
 
 FORMAT_VERSION = 1
 SR = 16000
@@ -58,6 +61,10 @@ def dataset_dir(cfg: DataConfig) -> Path:
     name = f"{cfg.source}-{cfg.size}-seed{cfg.seed}"
     if cfg.source != "debian":
         name += "-" + hashlib.sha256(str(resolved_root(cfg)).encode()).hexdigest()[:8]
+    if cfg.noise_set != debian_options.DEFAULT_NOISE_SET:     # beside the v1 build, never over it
+        name += f"-noise{cfg.noise_set}"
+    if not debian_options.is_default_rotation(cfg):          # e.g. -testCarlo-validJune
+        name += f"-test{cfg.test_speaker}-valid{cfg.valid_speaker}"
     if cfg.reverb.enabled:        # beside the dry build of the same seed, never over it
         name += "-reverb" + hashlib.sha256(json.dumps(reverb_record(cfg)).encode()).hexdigest()[:8]
     if cfg.mic.enabled:           # likewise beside the flat build
@@ -71,7 +78,8 @@ def resolved_root(cfg: DataConfig) -> Path | None:
 
 def config_record(cfg: DataConfig) -> dict[str, Any]:
     """The config fields the dataset's bytes depend on (not cache_dir, not segment_s); `reverb` and `mic` only
-    when on, so a plain dataset's record (and the reuse of datasets built before they existed) is unchanged."""
+    when on, `noise_set` and `speakers` only when not the default, so the record of a dataset built before
+    they existed (and its reuse) is unchanged."""
     record = {"source": cfg.source, "size": cfg.size, "seed": cfg.seed, "sample_rate": cfg.sample_rate,
               "snr_db": list(cfg.snr_db), "level_dbfs": list(cfg.level_dbfs),
               "root": str(resolved_root(cfg)) if cfg.source != "debian" else None}
@@ -79,6 +87,11 @@ def config_record(cfg: DataConfig) -> dict[str, Any]:
         record["reverb"] = reverb_record(cfg)
     if cfg.mic.enabled:
         record["mic"] = cfg.mic.settings()
+    if cfg.noise_set != debian_options.DEFAULT_NOISE_SET:
+        record["noise_set"] = cfg.noise_set
+        record["noise_rules_sha256"] = noise_sets.rules_sha256(cfg.noise_set)
+    if not debian_options.is_default_rotation(cfg):
+        record["speakers"] = {split: list(names) for split, names in debian_options.split_speakers(cfg).items()}
     return record
 
 

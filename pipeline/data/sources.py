@@ -16,6 +16,9 @@ Noise (categories):
   unreadable and skipped with a warning, as any unreadable file is);
 - vehicle: searchandrescue sounds (jet and helicopter engines, gear, thunder, crashes);
 - typing: bucklespring key press/release clips.
+These are the rules of noise set "v1" (`data.noise_set`, the default); "v2" adds recorded domestic, machine,
+street and crowd noise from more packages (`sepipe.data.noise_sets`), some of it read from inside zip
+archives (`NoiseRule.archive`).
 Identical files (Debian ships many as symlinks or copies) are one file, under its first id,
 so a noise cannot be in two splits under two names. Everything is decoded to mono
 float32 at 16 kHz (channels averaged, `soxr` resampling).
@@ -23,12 +26,15 @@ float32 at 16 kHz (channels averaged, `soxr` resampling).
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import io
 import logging
 import re
+import zipfile
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import soundfile as sf
@@ -68,8 +74,9 @@ NON_SPEECH = re.compile(r"tone|beep|silence", re.IGNORECASE)
 class NoiseRule:
     category: str
     package: str
-    pattern: str                      # glob under the unpacked package root
+    pattern: str                      # glob under the unpacked package root (or inside `archive`)
     exclude: str | None = None        # regex on the file name
+    archive: str | None = None        # glob of zip archives (.pk3, .zip) under the root; `pattern` globs their members
 
 
 NOISE_RULES = (
@@ -86,7 +93,8 @@ NOISE_PACKAGES = tuple(sorted({r.package for r in NOISE_RULES}))
 FILE_CATEGORIES = tuple(dict.fromkeys(r.category for r in NOISE_RULES))
 # Short clips of these categories are assembled into tracks; (min gap, max gap) in seconds.
 CLIP_GAPS_S = {"typing": (0.03, 0.25), "effects": (0.2, 1.5), "vehicle": (0.2, 1.0), "city": (0.1, 0.8),
-               "ambient": (0.2, 1.0), "music": (0.2, 1.0)}
+               "ambient": (0.2, 1.0), "music": (0.2, 1.0), "domestic": (0.1, 1.0), "machine": (0.1, 0.5),
+               "street": (0.2, 1.0), "crowd": (0.0, 0.3)}
 SHORT_CLIP_S = 3.0
 TRACK_S = 15.0
 AUDIO_SUFFIXES = {".wav", ".ogg", ".flac", ".g722"}
@@ -103,12 +111,13 @@ class SpeechFile:
 
 @dataclass(frozen=True)
 class NoiseFile:
-    id: str               # "<package>:<path under the package's data folder>"
+    id: str               # "<package>:<path under the package's data folder>[/<member of a zip archive>]"
     path: Path
     category: str
     package: str
     sha256: str
     aliases: tuple[str, ...] = field(default=())   # other ids with identical bytes
+    member: str | None = None                      # the file inside the zip archive `path`, if any
 
 
 @dataclass
@@ -152,43 +161,65 @@ def load_speech(speech: SpeechFile) -> np.ndarray | None:
 
 # --- noise ------------------------------------------------------------------------------------
 
-def list_noise(package_roots: dict[str, Path]) -> tuple[list[NoiseFile], list[tuple[str, str]]]:
-    """Noise files by rule, identical files merged; (files, [(id, reason skipped)]), sorted by id."""
+def list_noise(package_roots: dict[str, Path], rules: tuple[NoiseRule, ...] = NOISE_RULES,
+               ) -> tuple[list[NoiseFile], list[tuple[str, str]]]:
+    """Noise files by rule (default: set v1), identical files merged; (files, [(id, reason skipped)]), sorted by id."""
     by_hash: dict[str, NoiseFile] = {}
     skipped: list[tuple[str, str]] = []
-    for rule in NOISE_RULES:
+    for rule in rules:
         root = Path(package_roots[rule.package])
-        for path in sorted(root.glob(rule.pattern)):
-            if path.suffix.lower() not in AUDIO_SUFFIXES or not path.is_file():
+        for path, member in _rule_files(root, rule):
+            name = PurePosixPath(member).name if member else path.name
+            if Path(name).suffix.lower() not in AUDIO_SUFFIXES:
                 continue
-            if rule.exclude and re.search(rule.exclude, path.name):
+            if rule.exclude and re.search(rule.exclude, name):
                 continue
             rel = path.relative_to(root).as_posix()
             for prefix in ("usr/share/games/", "usr/share/asterisk/", "usr/share/"):
                 if rel.startswith(prefix):
                     rel = rel[len(prefix):]
                     break
-            file_id = f"{rule.package}:{rel}"
-            problem = _unreadable(path)
+            file_id = f"{rule.package}:{rel}" + (f"/{member}" if member else "")
+            data = _read_bytes(path, member)
+            problem = _unreadable(path, data)
             if problem:
-                log.warning("skipping noise file %s (%s)", path, problem)
+                log.warning("skipping noise file %s (%s)", file_id, problem)
                 skipped.append((file_id, problem))
                 continue
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = hashlib.sha256(data).hexdigest()
             if digest in by_hash:
                 first = by_hash[digest]
                 by_hash[digest] = NoiseFile(first.id, first.path, first.category, first.package, digest,
-                                            first.aliases + (file_id,))
+                                            first.aliases + (file_id,), first.member)
                 continue
-            by_hash[digest] = NoiseFile(file_id, path.resolve(), rule.category, rule.package, digest)
+            by_hash[digest] = NoiseFile(file_id, path.resolve(), rule.category, rule.package, digest, member=member)
     return sorted(by_hash.values(), key=lambda f: f.id), skipped
 
 
-def _unreadable(path: Path) -> str | None:
+def _rule_files(root: Path, rule: NoiseRule) -> list[tuple[Path, str | None]]:
+    """(file, None) for each plain file the rule's glob finds; (archive, member) for each archive member."""
+    if rule.archive is None:
+        return [(path, None) for path in sorted(root.glob(rule.pattern)) if path.is_file()]
+    out = []
+    for archive in sorted(root.glob(rule.archive)):
+        with zipfile.ZipFile(archive) as handle:
+            out += [(archive, name) for name in sorted(handle.namelist())
+                    if not name.endswith("/") and fnmatch.fnmatchcase(name, rule.pattern)]
+    return out
+
+
+def _read_bytes(path: Path, member: str | None) -> bytes:
+    if member is None:
+        return path.read_bytes()
+    with zipfile.ZipFile(path) as handle:
+        return handle.read(member)
+
+
+def _unreadable(path: Path, data: bytes) -> str | None:
     if path.suffix.lower() == ".g722":
-        return None if path.stat().st_size >= 800 else "shorter than 0.1 s"
+        return None if len(data) >= 800 else "shorter than 0.1 s"
     try:
-        info = sf.info(str(path))
+        info = sf.info(io.BytesIO(data))
     except Exception as exc:  # soundfile raises several types for corrupt input
         return f"{exc.__class__.__name__}: {str(exc).split(': ')[-1]}"
     if info.frames < 0.05 * info.samplerate:
@@ -200,7 +231,8 @@ def load_noise(noise: NoiseFile) -> np.ndarray:
     """Mono float32 at 16 kHz (channels averaged, resampled with soxr)."""
     if noise.path.suffix.lower() == ".g722":
         return decode_g722(noise.path)
-    audio, rate = sf.read(str(noise.path), dtype="float32", always_2d=True)
+    source = io.BytesIO(_read_bytes(noise.path, noise.member)) if noise.member else str(noise.path)
+    audio, rate = sf.read(source, dtype="float32", always_2d=True)
     mono = audio.mean(axis=1)
     if rate != SR:
         mono = soxr.resample(mono, rate, SR)
