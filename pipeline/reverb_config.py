@@ -3,9 +3,11 @@ kept in its own module so config.py stays small; built and validated like every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+from sepipe.artifacts import ADDED_FIELD
 from sepipe.errors import check
 
 
@@ -25,6 +27,9 @@ class ReverbConfig:
       - 'early': direct path + the first 50 ms of reflections (mild dereverberation; to be measured
         against 'reverberant').
       - 'dry': the dry speech, scaled by the direct path's gain (full dereverberation).
+    `rir_dir`: measured impulse responses instead of simulated rooms: every WAV file in the folder
+    (any rate, first channel) is one room; the files are shared out between the splits with the data
+    seed (about 70 / 15 / 15 %, at least one each, none in two splits) and `rooms`/ranges are not used.
     Off by default: a config without `reverb` builds and serves exactly the dry data of before.
     """
 
@@ -35,6 +40,7 @@ class ReverbConfig:
     distance_m: tuple[float, float] = (0.5, 2.0)      # source-microphone distance (m); at most room_m low - 1
     target: Literal["dry", "early", "reverberant"] = "reverberant"
     rooms: int = 16                                   # rooms simulated per split (train, valid, test)
+    rir_dir: str | None = field(default=None, metadata=ADDED_FIELD)   # measured RIRs (WAV) instead of simulated
 
     def validate(self, src: str) -> None:
         key = "data.reverb."
@@ -48,3 +54,7 @@ class ReverbConfig:
                f"[low, high] with 0.1 <= low <= high <= room_m low - 1 = {self.room_m[0] - 1.0:g} (m; 0.5 m "
                f"from every wall)")
         check(src, key + "rooms", self.rooms, 1 <= self.rooms <= 1000, "1 to 1000")
+        if self.rir_dir is not None:
+            wavs = sorted(Path(self.rir_dir).glob("*.wav")) if Path(self.rir_dir).is_dir() else []
+            check(src, key + "rir_dir", self.rir_dir, len(wavs) >= 3,
+                  f"a folder holding at least 3 .wav impulse responses (one per split at least; {len(wavs)} found)")

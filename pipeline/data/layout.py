@@ -97,8 +97,12 @@ def config_record(cfg: DataConfig) -> dict[str, Any]:
 
 def reverb_record(cfg: DataConfig) -> dict[str, Any]:
     r = cfg.reverb
-    return {"probability": r.probability, "rt60_s": list(r.rt60_s), "room_m": list(r.room_m),
-            "distance_m": list(r.distance_m), "target": r.target, "rooms": r.rooms}
+    record = {"probability": r.probability, "rt60_s": list(r.rt60_s), "room_m": list(r.room_m),
+              "distance_m": list(r.distance_m), "target": r.target, "rooms": r.rooms}
+    if r.rir_dir is not None:     # the files' bytes, not only their folder: new or edited RIRs rebuild
+        from sepipe.data.reverb import measured_files_sha256
+        record.update(rir_dir=str(Path(r.rir_dir).resolve()), rir_sha256=measured_files_sha256(r.rir_dir))
+    return record
 
 
 def read_manifest(root: Path) -> dict | None:

@@ -9,19 +9,25 @@ Definitions (stated in the dataset manifest when reverb is on):
 - direct path: the RIR's largest sample; every signal is advanced by its index, so the noisy input and
   the target stay time-aligned with the dry speech;
 - targets: 'reverberant' = speech * RIR; 'early' = speech * RIR up to EARLY_S after the direct path;
-  'dry' = the dry speech times the direct path's gain (RMS of the RIR within +-DIRECT_HALF of it).
+  'dry' = the dry speech times the direct path's gain (RMS of the RIR within +-DIRECT_HALF of it);
+- measured RIRs (`rir_dir`): each WAV's first channel, resampled to 16 kHz (soxr), cut 60 dB below its
+  peak energy decay, scaled to a direct path of 1; files shared out between the splits with the seed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sepipe.artifacts import tool_version, write_bytes
+from sepipe.artifacts import sha256_file, tool_version, write_bytes
 from sepipe.errors import MissingExtraError
 from sepipe.reverb_config import ReverbConfig
+
+log = logging.getLogger(__name__)
 
 SR = 16000
 EARLY_S = 0.05                  # early reflections kept by the 'early' target (s after the direct path)
@@ -55,6 +61,7 @@ class Room:
     distance_m: float
     rir: np.ndarray             # float32, peak 1 at `direct`
     direct: int                 # index of the direct path in `rir`
+    name: str = ""              # the file of a measured RIR ('' for a simulated room)
 
 
 def simulate_room(rt60_s: float, dims_m, source_m, mic_m, sr: int = SR) -> np.ndarray:
@@ -117,20 +124,66 @@ def make_bank(cfg: ReverbConfig, seed: int, split: str, sr: int = SR) -> list[Ro
     return [draw_room(cfg, rng, sr) for _ in range(cfg.rooms)]
 
 
+def measured_files(rir_dir: str | Path) -> list[Path]:
+    return sorted(Path(rir_dir).glob("*.wav"))
+
+
+def measured_files_sha256(rir_dir: str | Path) -> str:
+    """One hash over the names and bytes of a folder's RIR files (what a dataset built from them depends on)."""
+    digest = hashlib.sha256()
+    for path in measured_files(rir_dir):
+        digest.update(f"{path.name}:{sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def read_measured(path: Path, sr: int = SR) -> Room:
+    """A measured RIR file as a Room: first channel at 16 kHz, direct path 1, tail cut at -60 dB decay."""
+    import soundfile as sf
+    import soxr
+
+    audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
+    rir = audio[:, 0] if rate == sr else soxr.resample(audio[:, 0], rate, sr)
+    direct = int(np.argmax(np.abs(rir)))
+    if not np.isfinite(rir).all() or rir[direct] == 0:
+        raise ValueError(f"{path}: not a usable impulse response (silent or not finite)")
+    energy = np.cumsum(np.square(rir[::-1]))[::-1]
+    end = int(np.searchsorted(-energy, -energy[0] * 1e-6)) + 1       # where 60 dB of the energy has decayed
+    rir = rir[:max(end, direct + 1)] / abs(rir[direct])
+    try:
+        rt60 = round(measure_rt60(rir, sr), 4)
+    except ValueError:
+        rt60 = float("nan")           # a short or noisy measurement: used, reported without an RT60
+    return Room(rt60, rt60, (0.0, 0.0, 0.0), 0.0, rir.astype(np.float32), direct, name=path.name)
+
+
+def measured_banks(rir_dir: str | Path, seed: int) -> dict[str, list[Room]]:
+    """The folder's RIRs shared out between the splits: ~15% valid, ~15% test (at least one each), rest train."""
+    files = measured_files(rir_dir)
+    order = np.random.default_rng([seed, 41, 99]).permutation(len(files))
+    held_out = max(1, int(round(0.15 * len(files))))
+    shares = {"valid": order[:held_out], "test": order[held_out:2 * held_out], "train": order[2 * held_out:]}
+    log.info("reverb: %d measured impulse responses from %s (%s)", len(files), rir_dir,
+             ", ".join(f"{split} {len(idx)}" for split, idx in shares.items()))
+    return {split: [read_measured(files[i]) for i in sorted(idx)] for split, idx in shares.items()}
+
+
 def save_bank(path: Path, rooms: list[Room]) -> Path:
     longest = max(len(r.rir) for r in rooms)
     buffer = io.BytesIO()
     np.savez(buffer, rirs=np.stack([np.pad(r.rir, (0, longest - len(r.rir))) for r in rooms]),
              lengths=np.array([len(r.rir) for r in rooms]), direct=np.array([r.direct for r in rooms]),
              rt60_s=np.array([r.rt60_s for r in rooms]), rt60_measured_s=np.array([r.rt60_measured_s for r in rooms]),
-             dims_m=np.array([r.dims_m for r in rooms]), distance_m=np.array([r.distance_m for r in rooms]))
+             dims_m=np.array([r.dims_m for r in rooms]), distance_m=np.array([r.distance_m for r in rooms]),
+             names=np.array([r.name for r in rooms]))
     return write_bytes(path, buffer.getvalue())
 
 
 def load_bank(path: Path) -> list[Room]:
     with np.load(path) as data:
+        names = [str(n) for n in data["names"]] if "names" in data.files else [""] * len(data["lengths"])
         return [Room(float(data["rt60_s"][i]), float(data["rt60_measured_s"][i]), tuple(map(float, data["dims_m"][i])),
-                     float(data["distance_m"][i]), data["rirs"][i, :int(data["lengths"][i])].copy(), int(data["direct"][i]))
+                     float(data["distance_m"][i]), data["rirs"][i, :int(data["lengths"][i])].copy(), int(data["direct"][i]),
+                     name=names[i])
                 for i in range(len(data["lengths"]))]
 
 
@@ -170,10 +223,11 @@ class Reverberator:
 
 
 def build_banks(cfg: ReverbConfig, seed: int, root: Path) -> dict[str, Reverberator]:
-    """Simulate and store every split's bank under `root` (rirs/<split>.npz)."""
+    """Simulate (or read from `cfg.rir_dir`) and store every split's bank under `root` (rirs/<split>.npz)."""
     out = {}
+    measured = measured_banks(cfg.rir_dir, seed) if cfg.rir_dir is not None else None
     for split in SPLIT_STREAM:
-        rooms = make_bank(cfg, seed, split)
+        rooms = measured[split] if measured else make_bank(cfg, seed, split)
         save_bank(root / BANK_FILE.format(split=split), rooms)
         out[split] = Reverberator(cfg, rooms)
     return out
@@ -186,6 +240,10 @@ def open_bank(cfg: ReverbConfig, root: Path, split: str) -> Reverberator:
 def manifest_record(cfg: ReverbConfig, banks: dict[str, Reverberator]) -> dict:
     """The dataset manifest's `reverb` section: the policy, the ranges and each split's rooms."""
     def summary(rooms: list[Room]) -> dict:
+        if rooms[0].name:             # measured: the files and their RT60 (null where it could not be measured)
+            return {"rooms": len(rooms), "file": None,
+                    "list": [{"file": r.name, "rt60_measured_s": None if np.isnan(r.rt60_measured_s) else r.rt60_measured_s,
+                              "samples": len(r.rir)} for r in rooms]}
         measured = [r.rt60_measured_s for r in rooms]
         error = [abs(r.rt60_measured_s - r.rt60_s) / r.rt60_s for r in rooms]
         return {"rooms": len(rooms), "file": None, "rt60_measured_s": [min(measured), max(measured)],
@@ -197,7 +255,8 @@ def manifest_record(cfg: ReverbConfig, banks: dict[str, Reverberator]) -> dict:
     for split, bank in banks.items():
         splits[split] = summary(bank.rooms)
         splits[split]["file"] = BANK_FILE.format(split=split)
-    return {"probability": cfg.probability, "target": cfg.target, "rt60_s": list(cfg.rt60_s),
+    measured = {"rir_dir": cfg.rir_dir} if cfg.rir_dir is not None else {}
+    return {**measured, "probability": cfg.probability, "target": cfg.target, "rt60_s": list(cfg.rt60_s),
             "room_m": list(cfg.room_m), "height_m": list(HEIGHT_M), "distance_m": list(cfg.distance_m),
             "rooms_per_split": cfg.rooms, "early_s": EARLY_S, "pyroomacoustics": tool_version("pyroomacoustics"),
             "definitions": __doc__.split("Definitions (stated in the dataset manifest when reverb is on):\n")[1],
