@@ -37,9 +37,10 @@ class DataConfig:
     seed: int = 0                    # mixing seed: fixes the dataset, independent of training
     reverb: ReverbConfig = field(default=ReverbConfig(), metadata=ADDED_FIELD)
     mic: MicConfig = field(default=MicConfig(), metadata=ADDED_FIELD)
-    # Debian only (sepipe.debian_options): the noise rules ('v2' adds domestic, machine, street, crowd) and the
-    # speaker rotation (train = the other speakers). The defaults build the dataset of before, byte for byte.
+    # Debian only (sepipe.debian_options): the noise rules ('v2' adds domestic, machine, street, crowd), the speech
+    # ('v2' adds training voices), the speaker rotation (train = the others). Defaults: the bytes of before.
     noise_set: Literal["v1", "v2"] = field(default="v1", metadata=ADDED_FIELD)
+    speech_set: Literal["v1", "v2"] = field(default="v1", metadata=ADDED_FIELD)
     test_speaker: str = field(default="June", metadata=ADDED_FIELD)
     valid_speaker: str = field(default="IvrvoiceRU", metadata=ADDED_FIELD)
 

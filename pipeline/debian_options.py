@@ -1,6 +1,7 @@
 """The Debian source's options of `data` (fields of `sepipe.config.DataConfig`, checked here so config.py stays
-small): `noise_set` (which noise rules, `sepipe.data.noise_sets`) and `test_speaker` / `valid_speaker`
-(the speaker rotation). No import of the data modules: loading a config stays light.
+small): `noise_set` (which noise rules, `sepipe.data.noise_sets`), `speech_set` (which extra training voices,
+`sepipe.data.speech_sets`) and `test_speaker` / `valid_speaker` (the speaker rotation). No import of the data
+modules: loading a config stays light.
 
 Speaker rotation. The Debian speech has four speakers (`sepipe.data.sources.SPEAKERS`; Allison's en_US and
 es_MX prompts are one person). `data.test_speaker` names the speaker of the test mixtures, `data.valid_speaker`
@@ -24,10 +25,12 @@ DEFAULT_TEST_SPEAKER = "June"
 DEFAULT_VALID_SPEAKER = "IvrvoiceRU"
 NOISE_SETS = ("v1", "v2")                                     # == sepipe.data.noise_sets.NOISE_SETS
 DEFAULT_NOISE_SET = "v1"
+SPEECH_SETS = ("v1", "v2")                                    # == sepipe.data.speech_sets.SPEECH_SETS
+DEFAULT_SPEECH_SET = "v1"
 
 
 def validate(cfg: Any, src: str) -> None:
-    """One-line errors for the speaker rotation and the noise set (cfg: a DataConfig)."""
+    """One-line errors for the speaker rotation and the noise and speech sets (cfg: a DataConfig)."""
     names = ", ".join(SPEAKER_NAMES)
     for key in ("test_speaker", "valid_speaker"):
         value = getattr(cfg, key)
@@ -38,6 +41,8 @@ def validate(cfg: Any, src: str) -> None:
     if cfg.source != "debian":
         check(src, "data.noise_set", cfg.noise_set, cfg.noise_set == DEFAULT_NOISE_SET,
               f"'{DEFAULT_NOISE_SET}' when data.source is '{cfg.source}' (noise sets are Debian packages)")
+        check(src, "data.speech_set", cfg.speech_set, cfg.speech_set == DEFAULT_SPEECH_SET,
+              f"'{DEFAULT_SPEECH_SET}' when data.source is '{cfg.source}' (speech sets are Debian packages)")
         for key, default in (("test_speaker", DEFAULT_TEST_SPEAKER), ("valid_speaker", DEFAULT_VALID_SPEAKER)):
             check(src, f"data.{key}", getattr(cfg, key), getattr(cfg, key) == default,
                   f"'{default}' when data.source is '{cfg.source}' (the rotation is of the Debian speakers)")

@@ -4,7 +4,7 @@
 serves it. Modules: `layout` (folder, sizes, identity), `build` (fingerprint, lock, manifest),
 one builder per source (`build_debian`, `build_corpus`), `fixed` (the fixed valid/test mixtures),
 `dataset` (the reader); below them `debian`, `sources`, `noise_sets` (the rules of each `data.noise_set`),
-`corpus`, `generator`, `mixing`, `reverb` (rooms) and `mic` (device EQ, clipping).
+`speech_sets` and `speech_quality` (the extra voices of each `data.speech_set` and their clean-target gate), `corpus`, `generator`, `mixing`, `reverb` (rooms) and `mic` (device EQ, clipping).
 """
 
 from sepipe.data.build import build_dataset

@@ -8,7 +8,9 @@ Why: the test speaker and language are never heard in training or used for model
 keeping Carlo in train means the model learns from both genders; Allison cannot be split
 across train and test, so both of her languages go to train (the largest pool, ~56 of 80 min).
 `data.test_speaker` / `data.valid_speaker` rotate this (train = the other speakers; sepipe.debian_options),
-and `data.noise_set` picks the noise rules (sepipe.data.noise_sets).
+`data.noise_set` picks the noise rules (sepipe.data.noise_sets), and `data.speech_set: v2` adds extra voices to the
+training pool only, after a clean-target gate (sepipe.data.speech_sets, sepipe.data.speech_quality): valid and test
+stay the Asterisk rotation, built byte for byte as in v1.
 Noise files are split per category with the dataset seed (~70/15/15, every category with
 at least 3 files present in every split; identical files merged first). Babble is made of
 3-6 prompts from the split's own speech pool: for valid/test that is the same (single)
@@ -25,7 +27,7 @@ import numpy as np
 from sepipe import debian_options
 from sepipe.audio import write_wav
 from sepipe.config import DataConfig
-from sepipe.data import debian, generator, mic, noise_sets, reverb, sources
+from sepipe.data import debian, generator, mic, noise_sets, reverb, sources, speech_quality, speech_sets
 from sepipe.data.fixed import DEFINITIONS, minutes, progress_bar, tally, write_csv, write_fixed
 from sepipe.data.generator import MixtureMaker
 from sepipe.data.layout import SIZES, SR
@@ -35,11 +37,20 @@ log = logging.getLogger(__name__)
 DEBIAN_PACKAGES = sources.SPEECH_PACKAGES + sources.NOISE_PACKAGES     # noise set v1
 DEFAULT_SPEAKER_RULE = ("train = Allison (en_US + es_MX: one voice actor) + Carlo (it_IT); valid = IvrvoiceRU "
                         "(ru_RU); test = June (fr_CA). No speaker is in two splits.")
+EXTRA_SPEECH_RULE = (
+    "speech set v2: the extra voices (extra_speech.speakers) are training speech only, never valid or test; a "
+    "file is kept when its SNR (speech-active power over the median power of its quietest 10% of 20 ms frames) "
+    f"is at least {speech_quality.SNR_MIN_DB:g} dB and its band limit (highest frequency within "
+    f"{speech_quality.BAND_RANGE_DB:g} dB of the 0.3-3 kHz level) at least {speech_quality.BANDWIDTH_MIN_HZ:g} Hz, "
+    f"its rate at least {speech_quality.MIN_RATE_HZ} Hz and it lasts {sources.MIN_SPEECH_S} s after trimming; "
+    "band-limited voices and voices with under "
+    f"{speech_sets.MIN_SPEAKER_S:g} s kept are dropped whole; training draws a speaker with weight "
+    f"min(its seconds, {speech_sets.WEIGHT_CAP_S:g} s) (splits.train.speaker_weights), then one of its prompts")
 
 
 def debian_packages(cfg: DataConfig) -> tuple[str, ...]:
-    """The packages a Debian build of `cfg` is made from: the speech packages and its noise set's."""
-    return sources.SPEECH_PACKAGES + noise_sets.packages(cfg.noise_set)
+    """The packages a Debian build of `cfg` is made from: the speech packages, its noise set's and its speech set's."""
+    return sources.SPEECH_PACKAGES + noise_sets.packages(cfg.noise_set) + speech_sets.packages(cfg.speech_set)
 
 
 def _decode_until(files: list[sources.SpeechFile], budget_s: float | None, progress: bool,
@@ -58,7 +69,7 @@ def _decode_until(files: list[sources.SpeechFile], budget_s: float | None, progr
 
 
 def _flat(speech_id: str) -> str:
-    return speech_id.replace("/", "-")
+    return speech_id.replace("/", "-").replace(":", "_")
 
 
 def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
@@ -78,6 +89,12 @@ def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
         budget = size.train_speech_s if split == "train" else size.eval_speech_s
         prompts[split] = _decode_until([files[i] for i in order], budget, progress, f"speech {split}")
     prompts["train"].sort(key=lambda item: item[0].id)
+    extra, extra_record = [], None
+    speech_set_v2 = cfg.speech_set != debian_options.DEFAULT_SPEECH_SET
+    if speech_set_v2:
+        log.info("step 2/5: extra training voices (speech set %s): listing, gating, decoding", cfg.speech_set)
+        extra, extra_record = speech_quality.extra_training_speech(package_roots, cfg.speech_set, cfg.size,
+                                                                   cfg.seed, progress)
 
     log.info("step 3/5: listing, splitting and decoding noise")
     rules = noise_sets.rules(cfg.noise_set)
@@ -97,6 +114,13 @@ def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
         rel = f"train/clean/{_flat(speech.id)}.wav"
         write_wav(root / rel, audio, SR)
         train_speech.append({"path": rel, "id": speech.id, "speaker": speech.speaker, "frames": len(audio)})
+    for extra_file, audio in progress_bar(extra, progress, "write extra speech"):
+        rel = f"train/clean/{_flat(extra_file.id)}.wav"
+        if (root / rel).exists():
+            raise AssertionError(f"two training prompts flatten to {rel}")
+        write_wav(root / rel, audio, SR)
+        train_speech.append({"path": rel, "id": extra_file.id, "speaker": extra_file.speaker,
+                             "language": extra_file.language, "frames": len(audio)})
     train_noise = []
     for item in items["train"]:
         rel = f"train/noise/{item.name}.wav"
@@ -117,6 +141,14 @@ def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
         "noise_pool": train_noise, "noise_minutes": minutes(sum(e["frames"] for e in train_noise)),
         "noise_categories": tally(e["category"] for e in train_noise),
     }}
+    if speech_set_v2:
+        seconds: dict[str, float] = {}
+        for entry in train_speech:
+            seconds[entry["speaker"]] = seconds.get(entry["speaker"], 0.0) + entry["frames"] / SR
+        splits_info["train"].update({
+            "extra_speakers": sorted({f.speaker for f, _ in extra}),
+            "speech_minutes_by_speaker": {name: round(s / 60.0, 2) for name, s in sorted(seconds.items())},
+            "speaker_weights": speech_sets.speaker_weights(seconds)})
     for k, split in enumerate(("valid", "test")):
         pool = prompts[split]
         maker = MixtureMaker([a for _, a in pool], [s.id for s, _ in pool], [i.audio for i in items[split]],
@@ -153,6 +185,7 @@ def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
             "speech_filter": f"names with tone/beep/silence dropped; silence trimmed (40 dB below the loudest "
                              f"10 ms frame, -60 dBFS floor, 50 ms kept); prompts under {sources.MIN_SPEECH_S} s dropped",
             "sizes": {name: vars(value) for name, value in SIZES.items()},
+            **({"extra_speech": EXTRA_SPEECH_RULE} if speech_set_v2 else {}),
         },
         "disjoint": {"speakers": True, "noise_files": True},
         "definitions": DEFINITIONS,
@@ -163,6 +196,7 @@ def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
                    "babble_talkers": list(generator.BABBLE_TALKERS),
                    "utterance_s": list(generator.UTTERANCE_S)},
         "noise_set": cfg.noise_set,
+        "speech_set": cfg.speech_set,
         "speakers": {split: list(names) for split, names in speakers.items()},
         "noise_sources": {"rules": [noise_sets.rule_record(r) for r in rules],
                           "skipped": [{"id": i, "reason": r} for i, r in skipped],
@@ -170,6 +204,7 @@ def build_debian(cfg: DataConfig, root: Path, progress: bool) -> dict:
                           "duplicates_merged": {f.id: list(f.aliases) for f in noise_files if f.aliases}},
         "packages": {name: pkg.record() for name, pkg in packages.items()},
         "splits": splits_info,
+        **({"extra_speech": extra_record} if speech_set_v2 else {}),
     }))
 
 

@@ -83,8 +83,7 @@ class Dataset:
         out = []
         for k in picks:
             rng = np.random.default_rng([self.cfg.seed, 21, k])
-            n_speech = len(maker.speech_ids)
-            clean, indices, _ = maker.utterance(rng, lambda: int(rng.integers(0, n_speech)))
+            clean, indices, _ = maker.utterance(rng, lambda: maker.draw_speech(rng))
             mixture = maker.mixture(rng, clean, indices)
             out.append(Pair(f"train_{k:05d}", mixture.noisy, mixture.clean))
         return out
@@ -129,5 +128,17 @@ class Dataset:
                                        synthetic=self.source == "debian",
                                        reverb=open_bank(self.cfg.reverb, self.root, "train")
                                        if self.cfg.reverb.enabled else None,
-                                       mic=self.cfg.mic if self.cfg.mic.enabled else None)
+                                       mic=self.cfg.mic if self.cfg.mic.enabled else None,
+                                       speech_weights=prompt_weights(speech, train.get("speaker_weights")))
         return self._maker
+
+
+def prompt_weights(speech: list[dict], speaker_weights: dict[str, float] | None) -> list[float] | None:
+    """Each prompt's draw probability: its speaker's weight shared by the speaker's prompts (speech set v2);
+    None where the manifest has no weights (prompts uniformly, as before)."""
+    if not speaker_weights:
+        return None
+    counts: dict[str, int] = {}
+    for entry in speech:
+        counts[entry["speaker"]] = counts.get(entry["speaker"], 0) + 1
+    return [speaker_weights[e["speaker"]] / counts[e["speaker"]] for e in speech]

@@ -83,8 +83,11 @@ class MixtureMaker:
                  noise: Sequence[np.ndarray] | AudioPool, noise_names: Sequence[str],
                  noise_categories: Sequence[str], snr_db: tuple[float, float],
                  level_dbfs: tuple[float, float], synthetic: bool = True, reverb: Reverberator | None = None,
-                 mic: MicConfig | None = None):
+                 mic: MicConfig | None = None, speech_weights: Sequence[float] | None = None):
         self.speech = speech
+        # None: prompts drawn uniformly (the stream of before); else each prompt's draw probability (speech set v2:
+        # its speaker's weight shared by the speaker's prompts, sepipe.data.speech_sets)
+        self._speech_cdf = None if speech_weights is None else np.cumsum(speech_weights) / np.sum(speech_weights)
         self.reverb = reverb          # None: dry mixtures, and no draw for reverb (the rng stream of before)
         self.mic = mic                # None: a flat, unclipped capture chain, and no draw for it (ditto)
         self.speech_ids = list(speech_ids)
@@ -105,6 +108,12 @@ class MixtureMaker:
         self.weights = weights / weights.sum()
 
     # --- speech ---------------------------------------------------------------------------------
+
+    def draw_speech(self, rng: np.random.Generator) -> int:
+        """A random prompt index: uniform, or by `speech_weights`."""
+        if self._speech_cdf is None:
+            return int(rng.integers(0, len(self.speech_ids)))
+        return min(int(np.searchsorted(self._speech_cdf, rng.random(), side="right")), len(self.speech_ids) - 1)
 
     def _speech(self, i: int) -> np.ndarray:
         return self.speech.read(i) if isinstance(self.speech, AudioPool) else np.asarray(self.speech[i], np.float32)
@@ -141,7 +150,7 @@ class MixtureMaker:
         for _ in range(20):
             parts, indices, gaps, total = [], [], [], 0
             while total < n:
-                index = int(rng.integers(0, len(self.speech_ids)))
+                index = self.draw_speech(rng)
                 if parts:
                     gaps.append(int(rng.uniform(*GAP_S) * SR))
                     total += gaps[-1]

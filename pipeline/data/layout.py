@@ -1,8 +1,9 @@
 """Where a built dataset lives, what identifies it, and the sizes it is built to.
 
-Folder `<cache_dir>/datasets/<source>-<size>-seed<seed>[-<root hash>][-noise<set>][-test<A>-valid<B>][-reverb<hash>]/`
+Folder `<cache_dir>/datasets/<source>-<size>-seed<seed>[-<root hash>][-noise<set>][-speech<set>][-test<A>-valid<B>]
+[-reverb<hash>][-mic<hash>]/`
 (the bracketed parts only away from the defaults: a default config names the folder of before):
-  train/clean/*.wav        speech pool (Debian: trimmed prompts)
+  train/clean/*.wav        speech pool (Debian: trimmed prompts; speech set v2 adds the extra voices' clips)
   train/noise/*.wav        noise pool (files, or ~15 s tracks assembled from short clips)
   valid|test/noisy/NAME.wav, valid|test/clean/NAME.wav    fixed mixtures (VoiceBank-like)
   mixtures.csv             how each fixed mixture was made
@@ -22,7 +23,7 @@ import numpy as np
 
 from sepipe import debian_options
 from sepipe.config import DataConfig
-from sepipe.data import noise_sets
+from sepipe.data import noise_sets, speech_sets
 
 FORMAT_VERSION = 1
 SR = 16000
@@ -63,6 +64,8 @@ def dataset_dir(cfg: DataConfig) -> Path:
         name += "-" + hashlib.sha256(str(resolved_root(cfg)).encode()).hexdigest()[:8]
     if cfg.noise_set != debian_options.DEFAULT_NOISE_SET:     # beside the v1 build, never over it
         name += f"-noise{cfg.noise_set}"
+    if cfg.speech_set != debian_options.DEFAULT_SPEECH_SET:   # likewise: -speechv2
+        name += f"-speech{cfg.speech_set}"
     if not debian_options.is_default_rotation(cfg):          # e.g. -testCarlo-validJune
         name += f"-test{cfg.test_speaker}-valid{cfg.valid_speaker}"
     if cfg.reverb.enabled:        # beside the dry build of the same seed, never over it
@@ -78,7 +81,7 @@ def resolved_root(cfg: DataConfig) -> Path | None:
 
 def config_record(cfg: DataConfig) -> dict[str, Any]:
     """The config fields the dataset's bytes depend on (not cache_dir, not segment_s); `reverb` and `mic` only
-    when on, `noise_set` and `speakers` only when not the default, so the record of a dataset built before
+    when on, `noise_set`, `speech_set` and `speakers` only when not the default, so the record of a dataset built before
     they existed (and its reuse) is unchanged."""
     record = {"source": cfg.source, "size": cfg.size, "seed": cfg.seed, "sample_rate": cfg.sample_rate,
               "snr_db": list(cfg.snr_db), "level_dbfs": list(cfg.level_dbfs),
@@ -90,6 +93,9 @@ def config_record(cfg: DataConfig) -> dict[str, Any]:
     if cfg.noise_set != debian_options.DEFAULT_NOISE_SET:
         record["noise_set"] = cfg.noise_set
         record["noise_rules_sha256"] = noise_sets.rules_sha256(cfg.noise_set)
+    if cfg.speech_set != debian_options.DEFAULT_SPEECH_SET:
+        record["speech_set"] = cfg.speech_set
+        record["speech_rules_sha256"] = speech_sets.rules_sha256(cfg.speech_set)
     if not debian_options.is_default_rotation(cfg):
         record["speakers"] = {split: list(names) for split, names in debian_options.split_speakers(cfg).items()}
     return record

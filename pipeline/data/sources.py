@@ -4,7 +4,8 @@ Speech: Asterisk's wideband (G.722, 16 kHz, 64 kbit/s) voice prompts, one speake
 language; en_US_f_Allison and es_MX_f_Allison are the same person, so they are one
 speaker, "Allison". Files whose path says tone / beep / silence are not speech and are
 dropped; every prompt is trimmed of leading and trailing silence and dropped when
-shorter than 0.6 s after trimming.
+shorter than 0.6 s after trimming. These are the voices of speech set "v1" (`data.speech_set`, the default); "v2"
+adds training-only voices from more packages behind a quality gate (`sepipe.data.speech_sets`).
 
 Noise (categories):
 - ambient: megaglest tilesets/*/sounds (day, night, rain, wind, birds, animals);
