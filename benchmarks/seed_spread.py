@@ -46,9 +46,9 @@ def read_rows(evaluate_dir: Path, run_name: str) -> dict[tuple, dict]:
 
 
 def spread_table(per_seed: list[dict[tuple, dict]], seeds: list[int]) -> str:
-    header = "| system | condition | files | " + " | ".join(label for _, label, _ in METRICS) + " |"
-    lines = [f"Mean +- half the range over training seeds {', '.join(map(str, seeds))}.", "", header,
-             "|" + "---|" * (3 + len(METRICS))]
+    header = "| system | condition | files | seeds | " + " | ".join(label for _, label, _ in METRICS) + " |"
+    lines = [f"Mean +- half the range over training seeds {', '.join(map(str, seeds))} (a row scored under fewer "
+             "seeds says how many).", "", header, "|" + "---|" * (4 + len(METRICS))]
     for key in per_seed[0]:
         values = [rows[key] for rows in per_seed if key in rows]
         cells = []
@@ -57,7 +57,7 @@ def spread_table(per_seed: list[dict[tuple, dict]], seeds: list[int]) -> str:
             mean, half = sum(numbers) / len(numbers), (max(numbers) - min(numbers)) / 2
             cells.append(f"{mean:.{digits}f} +- {half:.{digits}f}")
         condition = "all" if key[1] == "all" else f"{key[1]} {key[2]}"
-        lines.append(f"| {key[0]} | {condition} | {values[0]['files']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {key[0]} | {condition} | {values[0]['files']} | {len(values)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
