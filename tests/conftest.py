@@ -94,3 +94,13 @@ def pytest_collection_modifyitems(items):
         slow = any(name in getattr(item, "fixturenames", ()) for name in SLOW_FIXTURES)
         if slow and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def package_cache(tmp_path, small_dataset) -> Path:
+    """A fresh cache_dir that reuses the session's downloaded and unpacked Debian packages."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in ("debs", "unpacked"):
+        os.symlink(Path(small_dataset.cfg.cache_dir).resolve() / name, cache / name)
+    return cache

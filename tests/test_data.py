@@ -23,16 +23,6 @@ def _rows(dataset: Dataset) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def _shared_cache(tmp_path: Path, small_dataset: Dataset) -> Path:
-    """A fresh cache_dir that reuses the repo's downloaded and unpacked packages."""
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    repo_cache = Path(small_dataset.cfg.cache_dir)
-    for name in ("debs", "unpacked"):
-        os.symlink(repo_cache.resolve() / name, cache / name)
-    return cache
-
-
 # --- Debian dataset --------------------------------------------------------------------------------
 
 def test_speakers_and_noise_files_disjoint(small_dataset):
@@ -88,8 +78,8 @@ def test_pairs_sorted_and_limited(small_dataset):
         small_dataset.pairs("train")
 
 
-def test_same_seed_gives_same_bytes(tmp_path, small_dataset):
-    cfg = DataConfig(source="debian", size="small", seed=0, cache_dir=str(_shared_cache(tmp_path, small_dataset)))
+def test_same_seed_gives_same_bytes(tmp_path, small_dataset, package_cache):
+    cfg = DataConfig(source="debian", size="small", seed=0, cache_dir=str(package_cache))
     root = build_dataset(cfg, progress=False)
     ours, theirs = small_dataset.root, root
     files = sorted(p.relative_to(ours) for p in ours.rglob("*") if p.is_file() and p.name != "manifest.json")

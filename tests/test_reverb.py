@@ -44,9 +44,10 @@ def _maker(reverb_bank: reverb.Reverberator | None = None) -> MixtureMaker:
                         ["ambient", "music", "city"], (-5.0, 20.0), (-35.0, -15.0), **kwargs)
 
 
-def _dry_hashes(tmp: Path) -> dict:
+def _dry_hashes(tmp: Path, maker: MixtureMaker | None = None) -> dict:
+    """The bytes of 4 fixed mixtures, their mixtures.csv and 3 training mixtures of `maker` (a dry one)."""
     digest = hashlib.sha256()
-    maker = _maker()
+    maker = maker or _maker()
     pairs, rows = write_fixed(tmp, "test", maker, [f"t{i}" for i in range(4)], ["x"] * 4, np.arange(10), 0, False)
     write_csv(tmp / "mixtures.csv", rows)
     for p in pairs:

@@ -218,16 +218,8 @@ def test_zip_members_are_listed_loaded_and_merged(tmp_path):
 
 # --- a rotated build: speakers and babble stay within their split ------------------------------------
 
-def _shared_cache(tmp_path: Path, small_dataset: Dataset) -> Path:
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for name in ("debs", "unpacked"):
-        os.symlink(Path(small_dataset.cfg.cache_dir).resolve() / name, cache / name)
-    return cache
-
-
-def test_rotated_build_keeps_speakers_and_babble_disjoint(tmp_path, small_dataset):
-    cfg = DataConfig(cache_dir=str(_shared_cache(tmp_path, small_dataset)), test_speaker="Carlo",
+def test_rotated_build_keeps_speakers_and_babble_disjoint(tmp_path, small_dataset, package_cache):
+    cfg = DataConfig(cache_dir=str(package_cache), test_speaker="Carlo",
                      valid_speaker="June")
     root = build_dataset(cfg, progress=False)
     assert root.name == "debian-small-seed0-testCarlo-validJune"

@@ -237,16 +237,8 @@ def test_every_rule_finds_voices(speech_packages):
     assert len({f.sha256 for f in files}) == len(files)
 
 
-def _shared_cache(tmp_path: Path, small_dataset: Dataset) -> Path:
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for name in ("debs", "unpacked"):
-        os.symlink(Path(small_dataset.cfg.cache_dir).resolve() / name, cache / name)
-    return cache
-
-
-def test_v2_build_adds_training_voices_only(tmp_path, small_dataset, speech_packages):
-    cfg = DataConfig(cache_dir=str(_shared_cache(tmp_path, small_dataset)), speech_set="v2")
+def test_v2_build_adds_training_voices_only(tmp_path, small_dataset, speech_packages, package_cache):
+    cfg = DataConfig(cache_dir=str(package_cache), speech_set="v2")
     root = build_dataset(cfg, progress=False)
     assert root.name == "debian-small-seed0-speechv2"
     dataset = Dataset.open(cfg)
