@@ -16,6 +16,12 @@ def test_snr_band_edges(snr_db, band):
     ({"snr_db": "-2", "rt60_s": ""}, {"room": "dry", "snr": "<0 dB"}),                   # reverb on, dry mixture
     ({"snr_db": "12", "rt60_s": "0.61"}, {"room": "reverberant", "snr": ">=10 dB"}),
     ({"snr_db": ""}, {"room": "dry"}),
+    ({"snr_db": "5", "mic_eq": "", "clip_drive_db": "", "clip_fraction": "0.0"},          # data.mic on, flat
+     {"room": "dry", "snr": "0-10 dB", "device": "flat"}),
+    ({"snr_db": "5", "mic_eq": "hp 120 Hz", "clip_drive_db": "", "clip_fraction": "0.0"},
+     {"room": "dry", "snr": "0-10 dB", "device": "coloured"}),
+    ({"snr_db": "5", "mic_eq": "", "clip_drive_db": "6.0", "clip_fraction": "0.012"},
+     {"room": "dry", "snr": "0-10 dB", "device": "clipped"}),
 ])
 def test_conditions_of_a_row(row, conditions):
     assert conditions_of(row) == conditions

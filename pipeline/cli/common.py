@@ -39,7 +39,7 @@ def print_table(summary: dict, columns=None) -> None:
 
 
 def print_conditions(summary: dict) -> None:
-    """The quality table per test condition, when the test set mixes rooms (dry and reverberant).
+    """The quality table per test condition, when the test set mixes rooms (dry and reverberant) or devices.
 
     Every built test set spans SNR bands, so they alone do not print: the dry demo's output stays
     as it was, and its per-condition table is in evaluate/<experiment>_quality_by_condition.md.
