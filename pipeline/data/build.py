@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 def _tool_versions(cfg: DataConfig) -> dict[str, str]:
     """The packages the dataset's bytes depend on (reverberation adds the room simulator, the mic's filters scipy)."""
     return tool_versions(("numpy", "soxr", "soundfile", "g722")
-                         + (("pyroomacoustics", "scipy") if cfg.reverb.enabled else ())
-                         + (("scipy",) if cfg.mic.enabled and not cfg.reverb.enabled else ()))
+                         + (("pyroomacoustics",) if cfg.reverb.enabled else ())
+                         + (("scipy",) if cfg.reverb.enabled or cfg.mic.enabled else ()))
 
 
 def _is_current(manifest: dict | None, fingerprint: dict) -> bool:

@@ -85,8 +85,10 @@ class Device:
         from scipy.signal import sosfilt
 
         sos = self.sos()
-        filtered = [sosfilt(sos, np.asarray(x, np.float64)) for x in (speech, noise)]
-        return filtered[0], filtered[1], None if target is None else sosfilt(sos, np.asarray(target, np.float64))
+        speech_out, noise_out = (sosfilt(sos, np.asarray(x, np.float64)) for x in (speech, noise))
+        if target is None or target is speech:       # the 'reverberant' policy's target is the speech itself
+            return speech_out, noise_out, None if target is None else speech_out
+        return speech_out, noise_out, sosfilt(sos, np.asarray(target, np.float64))
 
     def clip(self, noisy: np.ndarray) -> tuple[np.ndarray, float]:
         """(the input hard-clipped `drive_db` below its peak, the share of samples changed); unchanged

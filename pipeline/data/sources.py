@@ -232,12 +232,19 @@ def load_noise(noise: NoiseFile) -> np.ndarray:
     """Mono float32 at 16 kHz (channels averaged, resampled with soxr)."""
     if noise.path.suffix.lower() == ".g722":
         return decode_g722(noise.path)
-    source = io.BytesIO(_read_bytes(noise.path, noise.member)) if noise.member else str(noise.path)
-    audio, rate = sf.read(source, dtype="float32", always_2d=True)
-    mono = audio.mean(axis=1)
-    if rate != SR:
-        mono = soxr.resample(mono, rate, SR)
-    return np.ascontiguousarray(mono, dtype=np.float32)
+    source = io.BytesIO(_read_bytes(noise.path, noise.member)) if noise.member else noise.path
+    return at_16k(*decode_mono(source))
+
+
+def decode_mono(source) -> tuple[np.ndarray, int]:
+    """(mono float32 at the file's own rate, channels averaged; that rate) of a path or file object."""
+    audio, rate = sf.read(source if hasattr(source, "read") else str(source), dtype="float32", always_2d=True)
+    return np.ascontiguousarray(audio.mean(axis=1), dtype=np.float32), rate
+
+
+def at_16k(mono: np.ndarray, rate: int) -> np.ndarray:
+    """`mono` resampled to 16 kHz with soxr (unchanged at 16 kHz), float32."""
+    return np.ascontiguousarray(soxr.resample(mono, rate, SR) if rate != SR else mono, dtype=np.float32)
 
 
 def stable_id(text: str) -> int:

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 from sepipe.data import mixing, sources, speech_sets
 from sepipe.data.fixed import minutes, progress_bar
@@ -122,12 +121,6 @@ class Assessed:
     audio: np.ndarray | None       # 16 kHz, scaled, trimmed (passing files only)
 
 
-def decode(path) -> tuple[np.ndarray, int]:
-    """Mono float32 at the file's own rate (channels averaged)."""
-    audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    return np.ascontiguousarray(audio.mean(axis=1), dtype=np.float32), rate
-
-
 def assess(extra: ExtraFile) -> Assessed:
     """One file through the gate."""
     try:
@@ -141,12 +134,11 @@ def assess(extra: ExtraFile) -> Assessed:
     if info.samplerate < MIN_RATE_HZ:
         return Assessed(extra, info.duration, None, f"sample rate under {MIN_RATE_HZ // 1000} kHz", None)
     try:
-        native, rate = decode(extra.path)
+        native, rate = sources.decode_mono(extra.path)
     except Exception as exc:  # a file that passed sf.info may still fail to decode
         log.warning("skipping unreadable speech file %s (%s)", extra.id, exc)
         return Assessed(extra, info.duration, None, "unreadable", None)
-    at_16k = soxr.resample(native, rate, SR) if rate != SR else native
-    at_16k = np.ascontiguousarray(at_16k, dtype=np.float32)
+    at_16k = sources.at_16k(native, rate)
     quality = measure(native, rate, at_16k)
     problem = quality.problem()
     reason = {"band-limited": f"band limit under {BANDWIDTH_MIN_HZ / 1000:g} kHz",
