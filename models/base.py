@@ -9,7 +9,7 @@ No TensorFlow at import: the builders import Keras when called, so loading a con
     family = family_of(model_cfg)
     family.build_sequence(cfg, bins) / family.build_streaming(cfg, bins) / family.copy_weights(src, dst)
     family.contract(cfg, bins) -> ModelContract     family.export_graph(cfg, bins) -> ExportGraph
-    family.layer_groups(cfg) / compressible_layers / output_layers / group_width / with_group_widths
+    family.layer_groups(cfg) / compressible_layers / output_layers / feature_layer / group_width / with_group_widths
     family.gates(cfg, layer) / family.label(cfg)
 """
 
@@ -53,6 +53,10 @@ class ModelFamily:
     def layer_groups(self, cfg: ModelConfig) -> dict[str, tuple[str, ...]]:
         """{group: layer names}, in the order data flows; the heads are the group 'output'."""
         raise NotImplementedError
+
+    def feature_layer(self, cfg: ModelConfig) -> str:
+        """The layer that reads the features (where `train.feature_norm` is folded): the first of the first group."""
+        return next(iter(self.layer_groups(cfg).values()))[0]
 
     def output_layers(self, cfg: ModelConfig) -> list[str]:
         """The head layers (kept dense by default)."""

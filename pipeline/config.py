@@ -119,6 +119,8 @@ class TrainConfig:
     loss: tuple[LossTermConfig, ...] | None = field(default=None, metadata=ADDED_FIELD)
     # 'cosine': decays along a half cosine to learning_rate / 10 over epochs x steps_per_epoch steps
     lr_schedule: Literal["constant", "cosine"] = field(default="constant", metadata=ADDED_FIELD)
+    # true: train on per-bin normalised features, folded into the first layer when saved (sepipe.feature_norm)
+    feature_norm: bool = field(default=False, metadata=ADDED_FIELD)
 
     @property
     def loss_terms(self) -> tuple[LossTermConfig, ...]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from sepipe.models import family_of
 from sepipe.models.keras_backend import keras, numeric_settings, tf
+from sepipe import feature_norm
 from sepipe import features as feat
 from sepipe.artifacts import atomic_path, write_json
 from sepipe.config import ExperimentConfig, FeatureConfig
@@ -139,6 +140,8 @@ class Trainer:
         self.cfg, self.dataset, self.out_dir = cfg, dataset, Path(out_dir)
         set_determinism(cfg.seed)
         self.model = family_of(cfg.model).build_sequence(cfg.model, cfg.features.bins)
+        self.norm = feature_norm.feature_statistics(dataset, cfg) if cfg.train.feature_norm else None
+        self.trained = feature_norm.normalised(self.model, *self.norm) if self.norm else self.model
         self.optimizer = keras.optimizers.Adam(learning_rate(cfg), clipnorm=3.0)
         self.segment_samples = int(round(cfg.data.segment_s * cfg.data.sample_rate))
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
@@ -153,10 +156,10 @@ class Trainer:
 
     def _train_step_eager(self, features, noisy_re, noisy_im, clean_re, clean_im):
         with tf.GradientTape() as tape:
-            mask = self.model(features, training=True)
+            mask = self.trained(features, training=True)
             loss, sisdr = enhancement_loss(mask, noisy_re, noisy_im, clean_re, clean_im, self.cfg, self.segment_samples)
-        grads = tape.gradient(loss, self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        grads = tape.gradient(loss, self.trained.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trained.trainable_variables))
         return loss, sisdr
 
     def batches(self, epoch: int, count: int) -> Iterator[tuple[np.ndarray, ...]]:
@@ -169,7 +172,7 @@ class Trainer:
         return self._train_step(*batch)
 
     def _valid_step_eager(self, features, noisy_re, noisy_im, clean_re, clean_im, length):
-        mask = self.model(features, training=False)
+        mask = self.trained(features, training=False)
         return enhancement_loss(mask, noisy_re, noisy_im, clean_re, clean_im, self.cfg, length)
 
     def validate(self) -> tuple[float, float]:
@@ -208,8 +211,7 @@ class Trainer:
             state["history"].append(record)
             if val_loss < state["best_val_loss"]:
                 state.update(best_val_loss=val_loss, best_epoch=epoch, stale_epochs=0)
-                with atomic_path(self.best_path) as tmp:
-                    self.model.save_weights(str(tmp))
+                self._save_best()
             else:
                 state["stale_epochs"] += 1
             state["epoch"] = epoch
@@ -218,6 +220,12 @@ class Trainer:
         if state["stale_epochs"] >= cfg.patience:
             log.info("early stop: validation loss has not improved for %d epochs", cfg.patience)
         return TrainResult(self.best_path, self._export_streaming(), state["history"], state["best_epoch"])
+
+    def _save_best(self) -> None:
+        """The best weights as the plain sequence model (the feature normalisation folded in, if any)."""
+        best = feature_norm.folded_copy(self.cfg, self.model, *self.norm) if self.norm else self.model
+        with atomic_path(self.best_path) as tmp:
+            best.save_weights(str(tmp))
 
     def _log_epoch(self, record: dict) -> None:
         log.info("epoch %(epoch)d: loss %(loss).4f  train SI-SDR %(train_sisdr_db).2f dB  "
