@@ -26,6 +26,7 @@ from sepipe import feature_norm
 from sepipe import features as feat
 from sepipe.artifacts import atomic_path, write_json
 from sepipe.config import ExperimentConfig, FeatureConfig
+from sepipe.errors import InputFileError
 from sepipe.loss import LOSS_TERMS
 from sepipe.loss import terms
 from sepipe.progress import bar
@@ -133,6 +134,10 @@ def learning_rate(cfg: ExperimentConfig):
 
 
 # ---------------------------------------------------------------- the stage
+class TrainingDiverged(InputFileError):
+    """A loss went NaN or infinite: a user's data or settings, reported as one line (exit 2)."""
+
+
 class Trainer:
     """Owns the model, optimizer, checkpoints and logs of one training run."""
 
@@ -205,6 +210,7 @@ class Trainer:
                 train_loss.append(float(loss)), train_sisdr.append(float(sisdr))
                 steps.set_postfix(loss=f"{np.mean(train_loss):.4f}", sisdr=f"{np.mean(train_sisdr):.2f}dB")
             val_loss, val_sisdr = self.validate()
+            self._check_finite(epoch, np.mean(train_loss), val_loss)
             record = {"epoch": epoch, "loss": float(np.mean(train_loss)), "train_sisdr_db": float(np.mean(train_sisdr)),
                       "val_loss": val_loss, "val_sisdr_db": val_sisdr, "seconds": round(time.time() - started, 1)}
             self._log_epoch(record)
@@ -220,6 +226,15 @@ class Trainer:
         if state["stale_epochs"] >= cfg.patience:
             log.info("early stop: validation loss has not improved for %d epochs", cfg.patience)
         return TrainResult(self.best_path, self._export_streaming(), state["history"], state["best_epoch"])
+
+    def _check_finite(self, epoch: int, train_loss: float, val_loss: float) -> None:
+        """Stop a diverged run with one line, before a NaN reaches the state file (NaN is not JSON) or
+        leaves a run that never saved a best model and fails the same way on every rerun."""
+        if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
+            raise TrainingDiverged(
+                str(self.out_dir), f"training diverged at epoch {epoch} (training loss {train_loss}, validation loss "
+                f"{val_loss}); checkpoints up to epoch {epoch - 1} are kept. Lower train.learning_rate, or check the "
+                "data for non-finite or extreme samples")
 
     def _save_best(self) -> None:
         """The best weights as the plain sequence model (the feature normalisation folded in, if any)."""
