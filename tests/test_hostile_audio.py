@@ -80,11 +80,15 @@ def test_a_bad_file_in_a_dns_corpus_is_one_line_naming_it_and_the_first_bad_samp
 
 @pytest.mark.parametrize("damage, fragment", [
     ("garbage", "unreadable audio"), ("empty", "empty file (0 bytes)"), ("no-samples", "empty (0 samples)"),
-    ("rate", "8000 Hz; expected 16000 Hz")])
+    ("rate", "8000 Hz; expected 16000 Hz"), ("truncated-flac", "unreadable audio")])
 def test_a_file_that_is_no_16khz_audio_is_one_line(tmp_path, capsys, damage, fragment):
     corpus = _dns(tmp_path / "dns")
     bad = corpus / "clean" / "reader_00006_6.wav"
-    if damage == "garbage":
+    if damage == "truncated-flac":
+        bad.unlink()
+        bad = _write(bad.with_suffix(".flac"), _tone(2.0))
+        bad.write_bytes(bad.read_bytes()[:bad.stat().st_size // 2])
+    elif damage == "garbage":
         bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage, not audio" + bytes(range(256)))
     elif damage == "empty":
         bad.write_bytes(b"")
@@ -136,6 +140,15 @@ def test_float_wavs_are_read_at_their_level_and_clipped_at_full_scale_in_the_poo
     assert np.allclose(read[:100], audio[:100], atol=1 / 32768) and read[100:110].max() == pytest.approx(1.0, abs=1e-4)
     pcm = _write(tmp_path / "p.wav", _tone())
     assert np.array_equal(AudioPool([pcm], [SR]).read(0), sf.read(pcm, dtype="float32")[0])   # PCM: as before
+
+
+def test_a_file_that_decodes_to_another_length_than_listed_is_named(tmp_path):
+    from sepipe.data.corpus import check_content
+
+    path = _write(tmp_path / "n.wav", _tone())
+    check_content(path, "noise", SR)
+    with pytest.raises(InputFileError, match=r"n.wav: decodes to 16000 samples but its header says 16005"):
+        check_content(path, "noise", SR + 5)
 
 
 def test_a_pool_too_large_to_preload_checks_each_window_it_reads(tmp_path):

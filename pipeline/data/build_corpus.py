@@ -42,11 +42,12 @@ class DnsPlan:
     train_clean: list[corpus.AudioFile]
     train_noise: list[corpus.AudioFile]
 
-    def files(self) -> list[tuple[Path, str]]:
-        """(path, role) of the training pool: read only when training, so checked before the build. The valid
+    def files(self) -> list[tuple[Path, str, int]]:
+        """(path, role, frames) of the training pool: read only when training, so checked before the build. The valid
         and test sources are checked as the build's mixtures read them (AudioPool `check`): a split holds
         ~10% of a corpus, of which a build mixes a few dozen files."""
-        return [(f.path, "speech") for f in self.train_clean] + [(f.path, "noise") for f in self.train_noise]
+        return [(f.path, "speech", f.frames) for f in self.train_clean] + \
+            [(f.path, "noise", f.frames) for f in self.train_noise]
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,8 @@ class VoiceBankPlan:
     valid: list[corpus.VoiceBankPair]
     test: list[corpus.VoiceBankPair]
 
-    def files(self) -> list[tuple[Path, str]]:
-        return [(path, role) for pair in (*self.train, *self.valid, *self.test)
+    def files(self) -> list[tuple[Path, str, int]]:
+        return [(path, role, pair.frames) for pair in (*self.train, *self.valid, *self.test)
                 for path, role in ((pair.clean, "speech"), (pair.noisy, "noisy"))]
 
 
@@ -66,8 +67,8 @@ def check_files(plan: DnsPlan | VoiceBankPlan) -> None:
     """Decode every file the planned dataset reads (corpus.check_content): the first bad one is an InputFileError."""
     files = plan.files()
     log.info("checking the samples of %d corpus files", len(files))
-    for path, role in dict.fromkeys(files):           # each (file, role) once
-        corpus.check_content(path, role)
+    for path, role, frames in dict.fromkeys(files):   # each (file, role) once
+        corpus.check_content(path, role, frames)
 
 
 def plan_dns(cfg: DataConfig, clean: list[corpus.AudioFile], noise: list[corpus.AudioFile]) -> DnsPlan:

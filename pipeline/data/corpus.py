@@ -87,10 +87,11 @@ def check_audio(path: Path) -> int:
     return int(info.frames)
 
 
-def check_content(path: Path, role: str) -> None:
+def check_content(path: Path, role: str, expected_frames: int | None = None) -> None:
     """Decode the first channel of `path` and refuse it (InputFileError naming it) when a sample is not
     finite or beyond +-MAX_PEAK (an impulse response: finite only), when it is silent or (but an
-    impulse response) shorter than MIN_SECONDS. `role`: a key of ROLES."""
+    impulse response) shorter than MIN_SECONDS, or when it decodes to other than `expected_frames`
+    (its listed length, which the pools' windows rely on). `role`: a key of ROLES."""
     frames, peak, rate = 0, 0.0, SR
     try:
         with sf.SoundFile(str(path)) as handle:
@@ -105,6 +106,9 @@ def check_content(path: Path, role: str) -> None:
         raise
     except Exception as exc:  # soundfile raises several types for corrupt input
         raise InputFileError(path, f"unreadable audio ({exc.__class__.__name__}: {exc})") from None
+    if expected_frames is not None and frames != expected_frames:
+        raise InputFileError(path, f"decodes to {frames} samples but its header says {expected_frames}; "
+                             "the file is truncated or damaged")
     if role != "rir" and frames < MIN_SECONDS * rate:
         raise InputFileError(path, f"is {frames} samples ({frames / rate:.3f} s) long; "
                              f"at least {MIN_SECONDS} s is needed")

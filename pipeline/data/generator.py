@@ -59,7 +59,7 @@ class AudioPool:
 
     def read(self, i: int, start: int = 0, frames: int = -1) -> np.ndarray:
         if self.check is not None and i not in self._checked:
-            check_content(self.paths[i], self.check)
+            check_content(self.paths[i], self.check, self.frames[i])
             self._checked.add(i)
         if self.preload:
             if i not in self._cache:
