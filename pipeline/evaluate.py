@@ -29,7 +29,7 @@ from sepipe import features as feat
 from sepipe.audio import write_wav
 from sepipe.config import ExperimentConfig
 from sepipe.data.conditions import CONDITION_VALUES
-from sepipe.metrics import METRICS, mean_scores, score
+from sepipe.metrics import METRICS, mean_scores, score_file
 from sepipe.progress import bar
 from sepipe.runtime import RUNNERS, system_label
 
@@ -70,8 +70,10 @@ class Scorer:
         self.jobs: list[tuple[str, str, Future | dict]] = []
 
     def submit(self, system: str, pair, enhanced: np.ndarray) -> None:
-        args = (pair.clean, enhanced, self.cfg.data.sample_rate, self.cfg.evaluate.dnsmos)
-        job = self.pool.submit(score, *args) if self.pool else score(*args)
+        # A bad sample is reported naming the test file (its noisy source, else its name) and the system.
+        args = (pair.source or pair.name, system, pair.clean, enhanced, self.cfg.data.sample_rate,
+                self.cfg.evaluate.dnsmos)
+        job = self.pool.submit(score_file, *args) if self.pool else score_file(*args)
         self.jobs.append((system, pair.name, job))
 
     def results(self) -> list[dict]:

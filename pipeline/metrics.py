@@ -234,6 +234,21 @@ def score(reference: np.ndarray, estimate: np.ndarray, sample_rate: int = SAMPLE
     return {key: row[key] for key in METRICS}
 
 
+def score_file(where: str, system: str, reference: np.ndarray, estimate: np.ndarray,
+               sample_rate: int = SAMPLE_RATE, with_dnsmos: bool = True) -> dict[str, float]:
+    """score() of one test file, naming it: InputFileError(where, ...) with the first sample that is not
+    finite when the clean reference or `system`'s output holds one (a traceback would name neither)."""
+    from sepipe.audio import sample_problem
+    from sepipe.errors import InputFileError
+
+    _check_rate("score", sample_rate, "wide-band PESQ and DNSMOS are defined at 16 kHz")
+    for what, audio in (("the clean reference", reference), (f"the {system} output", estimate)):
+        problem = sample_problem(np.asarray(audio), sample_rate, max_peak=None)
+        if problem:
+            raise InputFileError(where, f"{what}: {problem}")
+    return score(reference, estimate, sample_rate, with_dnsmos)
+
+
 def mean_scores(rows: list[dict[str, float]]) -> dict[str, float]:
     """NaN-aware mean of each metric over `rows` (NaN where no row has a value).
 

@@ -18,8 +18,9 @@ from typing import Iterator
 
 from sepipe.artifacts import sha256_json, tool_versions, write_json
 from sepipe.config import DataConfig
-from sepipe.data import corpus, debian
-from sepipe.data.build_corpus import build_dns, build_voicebank
+from sepipe.data import corpus, debian, reverb
+from sepipe.data.build_corpus import (DnsPlan, VoiceBankPlan, build_dns, build_voicebank, check_files, plan_dns,
+                                      plan_voicebank)
 from sepipe.data.build_debian import build_debian, debian_packages
 from sepipe.data.dataset import Dataset
 from sepipe.data.layout import FORMAT_VERSION, SR, Pair, config_record, dataset_dir, read_manifest, resolved_root
@@ -77,22 +78,19 @@ def build_dataset(cfg: DataConfig, progress: bool = True) -> Path:
             return root
         start = time.monotonic()
         log.info("building dataset %s (source=%s, size=%s, seed=%d)", root, cfg.source, cfg.size, cfg.seed)
-        # A user corpus is listed and checked before the old build is removed: a bad corpus
-        # raises InputFileError and leaves the previous dataset in place.
-        if cfg.source == "dns":
-            log.info("listing and checking %s (DNS layout)", resolved_root(cfg))
-            listing = corpus.list_dns(resolved_root(cfg))
-        elif cfg.source == "voicebank":
-            log.info("listing and checking %s (VoiceBank-DEMAND layout)", resolved_root(cfg))
-            listing = corpus.list_voicebank(resolved_root(cfg))
+        # A user corpus is listed, planned and every file it will read decoded and checked (and so are
+        # measured RIRs) before the old build is removed: a bad file raises InputFileError naming it
+        # and leaves the previous dataset in place.
+        plan = _plan_corpus(cfg)
+        _check_rirs(cfg)
         _clear(root)
         if cfg.source == "debian":
             manifest = build_debian(cfg, root, progress)
             fingerprint["sources"] = {name: rec["sha256"] for name, rec in manifest["packages"].items()}
         elif cfg.source == "dns":
-            manifest = build_dns(cfg, root, progress, *listing)
+            manifest = build_dns(cfg, root, progress, plan)
         else:
-            manifest = build_voicebank(cfg, listing)
+            manifest = build_voicebank(cfg, plan)
         manifest.update({
             "format_version": FORMAT_VERSION, "fingerprint": fingerprint,
             "fingerprint_sha256": sha256_json(fingerprint), "source": cfg.source, "size": cfg.size,
@@ -103,6 +101,26 @@ def build_dataset(cfg: DataConfig, progress: bool = True) -> Path:
         write_json(root / "manifest.json", manifest)
         log.info("dataset built in %.1f s: %s", time.monotonic() - start, _summary(manifest))
         return root
+
+
+def _plan_corpus(cfg: DataConfig) -> DnsPlan | VoiceBankPlan | None:
+    """A user corpus's plan, its files checked (build_corpus.check_files); None for the Debian source."""
+    if cfg.source == "debian":
+        return None
+    if cfg.source == "dns":
+        log.info("listing and checking %s (DNS layout)", resolved_root(cfg))
+        plan = plan_dns(cfg, *corpus.list_dns(resolved_root(cfg)))
+    else:
+        log.info("listing and checking %s (VoiceBank-DEMAND layout)", resolved_root(cfg))
+        plan = plan_voicebank(cfg, corpus.list_voicebank(resolved_root(cfg)))
+    check_files(plan)
+    return plan
+
+
+def _check_rirs(cfg: DataConfig) -> None:
+    if cfg.reverb.enabled and cfg.reverb.rir_dir is not None:
+        for path in reverb.measured_files(cfg.reverb.rir_dir):
+            corpus.check_content(path, "rir")
 
 
 def _clear(root: Path) -> None:

@@ -11,6 +11,12 @@ DNS (`data.source: dns`): `<root>/clean/` and `<root>/noise/` (searched recursiv
 and .flac, 16 kHz). Clean files are grouped by reader (`reader_<id>` in DNS names, `p<id>_`
 in VCTK names, otherwise each file is its own group) and the groups, and the noise files,
 are split with the dataset seed: ~10% valid, ~10% test (at least one each), the rest train.
+
+Listing reads each file's header (`check_audio`: readable, 16 kHz, not empty). Before the old build
+is removed, every file the new dataset will read is decoded whole (`check_content`, with
+`sepipe.audio.sample_problem`): finite samples within +-MAX_PEAK (the first bad sample is named),
+not digitally silent (peak at most one 16-bit step), at least MIN_SECONDS long. A multi-channel file
+is read as its first channel, everywhere (only that channel is checked).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from sepipe.audio import MAX_PEAK, SILENT_PEAK, sample_problem
 from sepipe.errors import InputFileError
 
 SR = 16000
@@ -33,6 +40,13 @@ VB_LAYOUT = ("expected the VoiceBank-DEMAND layout <root>/{clean,noisy}_{train,t
 DNS_LAYOUT = "expected the DNS layout <root>/clean/ and <root>/noise/ holding 16 kHz .wav or .flac files"
 DNS_SUFFIXES = (".wav", ".flac")
 VB_VALID_SPEAKERS = ("p226", "p287")
+MIN_SECONDS = 0.1              # shorter than ten 10 ms hops: no speech, and no noise worth looping
+CHECK_BLOCK = 1 << 18          # frames decoded at a time by check_content (bounded memory on long files)
+# What a file of each role is for: said when it is silent.
+ROLES = {"speech": "a clean speech file must hold speech",
+         "noise": "a silent noise file adds nothing (its mixtures would fall back to synthetic noise)",
+         "noisy": "a noisy mixture must hold sound",
+         "rir": "an impulse response needs a direct path"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,8 @@ def voicebank_speaker(name: str) -> str:
 
 def check_audio(path: Path) -> int:
     """Frames of a 16 kHz audio file; InputFileError naming the file when unreadable or at another rate."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputFileError(path, f"empty file (0 bytes); expected {SR} Hz audio")
     try:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises several types for corrupt input
@@ -69,6 +85,35 @@ def check_audio(path: Path) -> int:
     if info.frames == 0:
         raise InputFileError(path, "audio file is empty (0 samples)")
     return int(info.frames)
+
+
+def check_content(path: Path, role: str, expected_frames: int | None = None) -> None:
+    """Decode the first channel of `path` and refuse it (InputFileError naming it) when a sample is not
+    finite or beyond +-MAX_PEAK (an impulse response: finite only), when it is silent or (but an
+    impulse response) shorter than MIN_SECONDS, or when it decodes to other than `expected_frames`
+    (its listed length, which the pools' windows rely on). `role`: a key of ROLES."""
+    frames, peak, rate = 0, 0.0, SR
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            rate = handle.samplerate
+            for block in handle.blocks(blocksize=CHECK_BLOCK, dtype="float32", always_2d=True):
+                x = block[:, 0]
+                problem = sample_problem(x, rate, frames, max_peak=None if role == "rir" else MAX_PEAK)
+                if problem:
+                    raise InputFileError(path, problem)
+                peak, frames = max(peak, float(np.max(np.abs(x), initial=0.0))), frames + len(x)
+    except InputFileError:
+        raise
+    except Exception as exc:  # soundfile raises several types for corrupt input
+        raise InputFileError(path, f"unreadable audio ({exc.__class__.__name__}: {exc})") from None
+    if expected_frames is not None and frames != expected_frames:
+        raise InputFileError(path, f"decodes to {frames} samples but its header says {expected_frames}; "
+                             "the file is truncated or damaged")
+    if role != "rir" and frames < MIN_SECONDS * rate:
+        raise InputFileError(path, f"is {frames} samples ({frames / rate:.3f} s) long; "
+                             f"at least {MIN_SECONDS} s is needed")
+    if peak <= SILENT_PEAK:
+        raise InputFileError(path, f"is silent (peak {peak:.3g}, at most one 16-bit step); {ROLES[role]}")
 
 
 def _folder(root: Path, name: str, layout: str) -> Path:

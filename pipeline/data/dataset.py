@@ -55,8 +55,9 @@ class Dataset:
         return sorted(self.manifest["splits"][split]["pairs"], key=lambda e: e["name"])
 
     def _load(self, entry: dict, conditions: dict[str, str]) -> Pair:
-        return Pair(entry["name"], read_wav(self._path(entry["noisy"]), SR), read_wav(self._path(entry["clean"]), SR),
-                    dict(conditions))
+        noisy = self._path(entry["noisy"])
+        return Pair(entry["name"], read_wav(noisy, SR), read_wav(self._path(entry["clean"]), SR), dict(conditions),
+                    source=str(noisy))
 
     def pairs(self, split: str, limit: int = 0) -> list[Pair]:
         """Fixed pairs of 'valid' or 'test', sorted by name; `limit` > 0: that many, evenly spread over the names."""

@@ -14,7 +14,9 @@ from typing import Callable, Sequence
 import numpy as np
 import soundfile as sf
 
+from sepipe.audio import check_samples, to_int16
 from sepipe.data import mixing
+from sepipe.data.corpus import check_content
 from sepipe.data.mic import draw_device
 from sepipe.data.reverb import Reverberator
 from sepipe.mic_config import MicConfig
@@ -34,26 +36,39 @@ PRELOAD_LIMIT_S = 2 * 3600          # pools up to 2 h are kept in memory (int16)
 
 
 class AudioPool:
-    """A list of 16 kHz mono files, read whole or by window; kept in memory when small."""
+    """A list of 16 kHz mono files, read whole or by window; kept in memory when small.
 
-    def __init__(self, paths: Sequence[Path], frames: Sequence[int], ids: Sequence[str] | None = None):
+    What is read is checked (`sepipe.audio.sample_problem`: a file spoilt after its dataset was built is
+    one line naming it, not NaN in training). `check`: a corpus role (`corpus.ROLES`): each file is also
+    decoded and checked whole on its first read (silent, too short): a build's valid and test pools,
+    whose files are only known as the mixtures draw them.
+    """
+
+    def __init__(self, paths: Sequence[Path], frames: Sequence[int], ids: Sequence[str] | None = None,
+                 check: str | None = None):
         self.paths = [Path(p) for p in paths]
         self.frames = [int(f) for f in frames]
         self.ids = list(ids) if ids is not None else [p.stem for p in self.paths]
+        self.check = check
         self._cache: dict[int, np.ndarray] = {}
+        self._checked: set[int] = set()
         self.preload = sum(self.frames) <= PRELOAD_LIMIT_S * SR
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def read(self, i: int, start: int = 0, frames: int = -1) -> np.ndarray:
+        if self.check is not None and i not in self._checked:
+            check_content(self.paths[i], self.check, self.frames[i])
+            self._checked.add(i)
         if self.preload:
             if i not in self._cache:
                 self._cache[i] = _read_int16(self.paths[i])
             stop = None if frames < 0 else start + frames
             return self._cache[i][start:stop].astype(np.float32) / 32768.0
         audio, _ = sf.read(str(self.paths[i]), start=start, frames=frames, dtype="float32", always_2d=True)
-        return audio[:, 0]
+        check_samples(self.paths[i], audio[:, 0], SR, offset=start)
+        return np.clip(audio[:, 0], -1.0, 1.0)        # a float file over full scale: as the preloaded pool
 
     def window(self, i: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """`n` samples of item i from a random offset (looped when the item is shorter)."""
@@ -65,7 +80,14 @@ class AudioPool:
 
 
 def _read_int16(path: Path) -> np.ndarray:
-    audio, _ = sf.read(str(path), dtype="int16", always_2d=True)
+    """The first channel as 16-bit samples. libsndfile scales integer files itself, but reads a float
+    file as int16 unscaled (0.2 -> 0): those are read as float and clipped at full scale here."""
+    with sf.SoundFile(str(path)) as handle:
+        if handle.subtype in ("FLOAT", "DOUBLE"):
+            audio = handle.read(dtype="float32", always_2d=True)[:, 0]
+            check_samples(path, audio, SR)
+            return to_int16(audio)
+        audio = handle.read(dtype="int16", always_2d=True)
     return np.ascontiguousarray(audio[:, 0])
 
 

@@ -56,6 +56,8 @@ class Pair:
     # Test conditions from mixtures.csv, e.g. {"room": "dry", "snr": "0-10 dB"} (sepipe.data.conditions);
     # {} where the dataset records none (pre-mixed corpora, training mixtures).
     conditions: dict[str, str] = field(default_factory=dict, compare=False)
+    # The noisy file it was read from ('' for a mixture made in memory): what an error about it names.
+    source: str = field(default="", compare=False)
 
 
 def dataset_dir(cfg: DataConfig) -> Path:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from sepipe.artifacts import sha256_file, tool_version, write_bytes
-from sepipe.errors import MissingExtraError
+from sepipe.errors import InputFileError, MissingExtraError
 from sepipe.reverb_config import ReverbConfig
 
 log = logging.getLogger(__name__)
@@ -141,11 +141,15 @@ def read_measured(path: Path, sr: int = SR) -> Room:
     import soundfile as sf
     import soxr
 
+    from sepipe.data.corpus import check_content
+
+    check_content(path, "rir")     # readable, finite, not silent: else InputFileError naming the file
     audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
     rir = audio[:, 0] if rate == sr else soxr.resample(audio[:, 0], rate, sr)
     direct = int(np.argmax(np.abs(rir)))
-    if not np.isfinite(rir).all() or rir[direct] == 0:
-        raise ValueError(f"{path}: not a usable impulse response (silent or not finite)")
+    if not np.isfinite(rir).all() or rir[direct] == 0:      # resampling cannot make one, but say so if it did
+        raise InputFileError(path, "not a usable impulse response (silent or not finite after resampling "
+                             f"from {rate} Hz)")
     energy = np.cumsum(np.square(rir[::-1]))[::-1]
     end = int(np.searchsorted(-energy, -energy[0] * 1e-6)) + 1       # where 60 dB of the energy has decayed
     rir = rir[:max(end, direct + 1)] / abs(rir[direct])
