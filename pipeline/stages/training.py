@@ -25,6 +25,7 @@ def declare_train(cfg: ExperimentConfig, data: DataHandle) -> Stage:
                 "train": cfg.train, "kernels": fingerprint_settings()},
         inputs=lambda needs: {"dataset_manifest": data.manifest},
         outputs=[paths.sequence_weights, paths.streaming_weights, paths.train_dir / "history.json"],
+        writes=[paths.train_dir / "train_state.json", paths.train_dir / "fingerprint.json"],
         run=lambda ctx: _train(cfg, data, ctx),
         hint=f"train first: sepipe train {cfg.name}.yaml")
 
@@ -54,9 +55,12 @@ def reuse_identical_training(cfg: ExperimentConfig, fingerprint: dict) -> Done |
     """
     for record_file in sorted(Path(cfg.runs_dir).glob(f"*/{records.record_path('.', 'train')}")):
         other = record_file.parent.parent
-        if other.resolve() == cfg.run_dir.resolve() or not records.is_current(other, "train", fingerprint):
+        if other.resolve() == Path(cfg.run_dir).resolve():
             continue
-        record = records.read_record(other, "train")
+        # another run's unreadable record is skipped with a warning: it must not stop this experiment
+        record = records.read_record_of_other_run(other, "train")
+        if record is None or not records.is_current(other, "train", fingerprint, record):
+            continue
         outputs = [artifacts.write_bytes(cfg.run_dir / rel, (other / rel).read_bytes()) for rel in record["outputs"]]
         log.info("train: reusing the model trained in %s (same data, model, training config, seed and tools)", other)
         return Done({**record["summary"], "reused_from": str(other)}, tuple(outputs))
