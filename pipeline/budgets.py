@@ -23,7 +23,8 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from sepipe.config import _build
-from sepipe.engine.currency import check_files
+from sepipe.artifacts import sha256_file
+from sepipe.engine.currency import StaleRecordError, check_files
 from sepipe.errors import ConfigError, InputFileError
 from sepipe.report.rows import QUALITY_COLUMNS
 from sepipe.targets import CONFIG_DIR, Target, load_targets
@@ -288,7 +289,21 @@ def _read_record_json(path: Path) -> dict[str, Any]:
         raise InputFileError(path, f"not a readable compile record ({exc})") from None
     if not isinstance(record, dict) or not {"model", "target"} <= set(record):
         raise InputFileError(path, "not a compile record (needs model and target)")
+    _check_source(path, record)
     return record
+
+
+def _check_source(path: Path, record: dict[str, Any]) -> None:
+    """StaleRecordError when the .tflite the record was compiled from is still there with other bytes
+    (converted again since): its figures are not the current model's. A source that is gone passes."""
+    source, digest = record.get("source_tflite"), record.get("source_sha256")
+    if not isinstance(source, str) or not isinstance(digest, str) or not Path(source).is_file():
+        return
+    now = sha256_file(source)
+    if now != digest:
+        raise StaleRecordError(path, f"stale: compiled from {source} with sha256 {digest[:12]}..., which now has "
+                                     f"{now[:12]}... (the model changed since)",
+                               f"sepipe compile {source} --target {record.get('target')}")
 
 
 def _number(value: Any) -> float | None:

@@ -410,3 +410,59 @@ def test_any_budget_file_gives_a_result_or_one_line(fuzz_run, tmp_path_factory, 
         assert stdout.getvalue().startswith("model, target, metric, value, limit") and len(err) == 1
     else:
         assert code == 2 and len(err) == 1 and err[0].startswith("sepipe: error: ") and len(err[0]) < 2000, err
+
+
+# --------------------------------------------------------------------------- records outside a run folder
+
+def test_a_compile_record_of_a_tflite_converted_again_since_is_refused(tmp_path, budget, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "mine.tflite"
+    model.write_bytes(b"model 1")
+    record = {**ri.record("ptq", TARGET), "source_tflite": "mine.tflite",
+              "source_sha256": artifacts.sha256_file(model), "sram_memory_used_kib": 0.5}
+    path = artifacts.write_json(tmp_path / "vela" / "mine_vela_H128_record.json", record)
+    budget.write_text(f"budgets:\n  {TARGET}: {{max_sram_kib: 64}}\n")
+    assert check(capsys, path, "--budgets", budget)[0] == 0
+    model.write_bytes(b"model 2")
+    code, _, err = check(capsys, "vela", "--budgets", budget)
+    assert code == 2 and len(err) == 1 and "mine_vela_H128_record.json" in err[0] and "stale" in err[0]
+    assert "sepipe compile mine.tflite --target ethos-u55-128" in err[0]
+    model.unlink()                      # the source is gone: nothing to compare, the record is used
+    assert check(capsys, path, "--budgets", budget)[0] == 0
+
+
+def test_a_compile_that_fails_removes_the_record_of_the_last_one(tmp_path):
+    from sepipe.deploy.compile import compile_model
+    from sepipe.errors import InputFileError
+
+    old = artifacts.write_json(tmp_path / "out" / "demo_ptq_vela_H128_record.json", ri.record("ptq", TARGET))
+    (tmp_path / "bad.tflite").write_bytes(b"not a flatbuffer")
+    with pytest.raises(InputFileError):
+        compile_model(tmp_path / "bad.tflite", TARGET, tmp_path / "out", "demo_ptq")
+    assert not old.exists()
+
+
+def test_training_without_a_finite_validation_loss_is_one_line_not_file_not_found(tmp_path, monkeypatch):
+    """sepipe.train (the lead's) keeps no best model when every validation loss is NaN and then fails
+    loading it; the train stage turns that into one line naming the state file, on every rerun."""
+    from types import SimpleNamespace
+
+    import sepipe.train
+    from sepipe.stages import training
+
+    def nan_training(cfg, dataset, out_dir, progress=True):
+        artifacts.write_json(out_dir / "train_state.json", {"epoch": 2, "best_val_loss": math.inf, "best_epoch": 0,
+                                                            "history": [{"epoch": 1, "val_loss": math.nan}]})
+        raise FileNotFoundError(str(out_dir / "sequence.weights.h5"))
+
+    monkeypatch.setattr(sepipe.train, "train", nan_training)
+    cfg = SimpleNamespace(runs_dir=tmp_path / "runs", run_dir=tmp_path / "runs" / "nan", name="nan")
+    monkeypatch.setattr(training, "RunPaths", lambda c: SimpleNamespace(train_dir=c.run_dir / "train",
+                                                                       sequence_weights=c.run_dir / "train" / "s.h5"))
+    ctx = SimpleNamespace(fingerprint={"config": "nan"}, progress=False)
+    for _ in range(2):
+        with pytest.raises(PipelineError) as error:
+            training._train(cfg, SimpleNamespace(dataset=None), ctx)
+        message = str(error.value)
+        assert error.value.exit_code == 2 and "\n" not in message and "train_state.json" in message
+        assert "no epoch gave a finite validation loss" in message and "nan" in message.lower()
