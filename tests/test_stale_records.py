@@ -466,3 +466,65 @@ def test_training_without_a_finite_validation_loss_is_one_line_not_file_not_foun
         message = str(error.value)
         assert error.value.exit_code == 2 and "\n" not in message and "train_state.json" in message
         assert "no epoch gave a finite validation loss" in message and "nan" in message.lower()
+
+
+# --------------------------------------------------------------------------- the experiment's own declared stages
+
+def _experiment(tmp_path, **convert):
+    from sepipe.config import experiment_from_dict
+
+    return experiment_from_dict({
+        "name": "tiny", "seed": 3, "runs_dir": str(tmp_path / "runs"), "data": {"cache_dir": str(tmp_path / "cache")},
+        "model": {"family": "gru", "input_units": 32, "rnn_units": 24, "dense_units": 32},
+        "convert": {"calibration_files": 2, "calibration_frames": 64, **convert},
+        "compile": {"targets": [TARGET]},
+        "evaluate": {"test_files": 2, "dnsmos": False, "baselines": ["noisy"]}})
+
+
+def _faked_graph(cfg, dataset):
+    """The experiment's declared stages (config, inputs, tools, outputs as declared) with each `run`
+    writing its outputs from the config instead of training, converting or compiling."""
+    import dataclasses
+
+    from sepipe.stages.graph import experiment_graph
+
+    def fake(stage, ctx):
+        outputs = stage.outputs(ctx.needs) if callable(stage.outputs) else stage.outputs
+        for path in outputs:
+            artifacts.write_text(path, f"{stage.name} {cfg.convert.calibration_frames}")
+        if stage.name.startswith("compile:"):
+            return {"records": [ri.record("ptq", TARGET)]}
+        return {"rows": []} if stage.name.startswith("evaluate") else {"best_epoch": 1}
+
+    graph = experiment_graph(cfg, dataset)
+    return Graph([dataclasses.replace(s, run=lambda ctx, s=s: fake(s, ctx)) if s.record else s
+                  for s in graph.ordered()])
+
+
+def test_the_experiments_stages_refuse_a_compile_record_of_the_previous_conversion(tmp_path):
+    from types import SimpleNamespace
+
+    dataset = SimpleNamespace(root=tmp_path / "dataset")
+    artifacts.write_text(dataset.root / "manifest.json", "{}")
+    cfg = _experiment(tmp_path)
+    graph = _faked_graph(cfg, dataset)
+    runner = Runner(graph, cfg.run_dir, progress=False)
+    for stage in graph.ordered():
+        if stage.record:
+            runner.run(stage)
+    report = graph["report"]
+    assert set(Runner(graph, cfg.run_dir).needs(report)) == set(report.needs)     # all current
+
+    changed = _experiment(tmp_path, calibration_frames=32)      # sepipe convert --set convert.calibration_frames=32
+    with pytest.raises(PipelineError, match=r"convert\.ptq\.json: stale: 'convert:ptq' was recorded for another "
+                                            r"config \(convert\).*refresh: sepipe convert tiny.yaml"):
+        Runner(_faked_graph(changed, dataset), cfg.run_dir).needs(report)       # the YAML changed, not yet run
+    Runner(_faked_graph(changed, dataset), cfg.run_dir).run("convert:ptq")
+    stale = r"(compile|evaluate)\.ptq\.json: stale: .*'tflite'.*refresh: sepipe (compile|evaluate) tiny.yaml"
+    with pytest.raises(PipelineError, match=stale):
+        Runner(_faked_graph(changed, dataset), cfg.run_dir).needs(report)
+    Runner(_faked_graph(changed, dataset), cfg.run_dir).run("evaluate:ptq")
+    with pytest.raises(PipelineError, match=r"compile\.ptq\.json: stale: .*'tflite'.*refresh: sepipe compile tiny"):
+        Runner(_faked_graph(changed, dataset), cfg.run_dir).needs(report)
+    Runner(_faked_graph(changed, dataset), cfg.run_dir).run("compile:ptq")
+    assert set(Runner(_faked_graph(changed, dataset), cfg.run_dir).needs(report)) == set(report.needs)
