@@ -528,3 +528,16 @@ def test_the_experiments_stages_refuse_a_compile_record_of_the_previous_conversi
         Runner(_faked_graph(changed, dataset), cfg.run_dir).needs(report)
     Runner(_faked_graph(changed, dataset), cfg.run_dir).run("compile:ptq")
     assert set(Runner(_faked_graph(changed, dataset), cfg.run_dir).needs(report)) == set(report.needs)
+
+
+def test_a_budget_file_alias_bomb_is_one_line_in_bounded_time(toy, tmp_path, capsys):
+    toy.run()
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("budgets:\n  ethos-u55-128:\n    min_quality:\n      " + "\n      ".join(levels) + "\n")
+    assert bomb.stat().st_size < 1024
+    start = time.monotonic()
+    code, _, err = check(capsys, toy.run_dir, "--budgets", bomb)
+    assert time.monotonic() - start < 5
+    assert code == 2 and len(err) == 1 and "bomb.yaml" in err[0] and "aliases" in err[0] and len(err[0]) < 400
