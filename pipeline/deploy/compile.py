@@ -141,14 +141,17 @@ def compile_model(tflite_path: str | Path, target: Target | str, out_dir: str | 
     if not _NAME_RE.match(name):
         raise ConfigError("compile", "name", name, "letters, digits, '_', '-' and '.' (e.g. demo_ptq)")
     tflite_path, out_dir = Path(tflite_path), Path(out_dir)
-    info = inspect_tflite(tflite_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = artifact_stem(name, target)
     final = {
         "model": out_dir / f"{stem}.tflite", "summary_csv": out_dir / f"{stem}_summary.csv",
         "per_layer_csv": out_dir / f"{stem}_per-layer.csv", "placement_json": out_dir / f"{stem}_placement.json",
         "log": out_dir / f"{stem}_vela.log", "record_json": out_dir / f"{stem}_record.json",
     }
+    # A compile that starts removes the record of the last one under this name first: if this one fails
+    # (bad input, Vela error, interrupted), no record of another model is left to pass a budget check.
+    final["record_json"].unlink(missing_ok=True)
+    info = inspect_tflite(tflite_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{stem}-", dir=out_dir)).resolve()
     try:
         # Vela names its outputs after the input file, so the input is copied as <name>.tflite.

@@ -12,7 +12,10 @@ outputs. The runner alone decides whether it runs:
 
 `config`, `inputs` and `outputs` are values or functions of `needs` (the recorded summaries of
 the needed stages, by name), for what is only known once those ran (a pruned variant's narrower
-model). `run(ctx)` writes the outputs and returns the summary (a dict), or `Done(summary,
+model). A stage reads a needed stage's record only while it is current: recorded for the config,
+input files and tools the experiment has now, with every stage upstream current too (a compile
+record of the model before a re-conversion is refused, naming the command that refreshes it). A
+stage that starts removes its previous record and the temporary files a killed run left. `run(ctx)` writes the outputs and returns the summary (a dict), or `Done(summary,
 outputs)` when some outputs are known only after the run (one set per Vela target).
 """
 
@@ -24,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, Union
 
-from sepipe.engine import records
+from sepipe import artifacts
+from sepipe.engine import currency, records
 from sepipe.errors import MissingArtifactError, PipelineError
 
 log = logging.getLogger(__name__)
@@ -58,7 +62,9 @@ class Stage:
     group: the fan-out unit the stage belongs to (a variant's chain), None for the stages run in
     the driver (shared ones such as train, and those that join every group, such as the report);
     record: False for cheap derived stages that always run and leave no record (the report);
-    hint: how a user makes this stage's outputs, for the error when a later stage needs them.
+    hint: how a user makes this stage's outputs, for the error when a later stage needs them;
+    writes: files it writes atomically besides its outputs (state, markers), whose temporary files a
+    killed run leaves and the next run removes.
     """
 
     name: str
@@ -71,6 +77,7 @@ class Stage:
     group: str | None = None
     record: bool = True
     hint: str = ""
+    writes: Sequence[Path] = ()
 
 
 @dataclass(frozen=True)
@@ -163,29 +170,53 @@ class Runner:
 
     def __init__(self, graph: Graph, run_dir: str | Path, progress: bool = True):
         self.graph, self.run_dir, self.progress = graph, Path(run_dir), progress
+        self._current: dict[str, dict] = {}    # stage -> its record, checked current in this runner
 
     def needs(self, stage: Stage) -> dict[str, dict]:
-        """The recorded summaries of the stages `stage` needs (MissingArtifactError if one never ran)."""
-        found = {}
-        for name in stage.needs:
-            record = records.read_record(self.run_dir, name)
-            if record is None:
-                hint = self.graph[name].hint or "run the experiment first"
-                raise MissingArtifactError(records.record_path(self.run_dir, name),
-                                           f"'{stage.name}' needs the '{name}' stage, which has not run; {hint}")
-            found[name] = record["summary"]
-        return found
+        """The recorded summaries of the stages `stage` needs: MissingArtifactError if one never ran,
+        StaleRecordError if one (or a stage upstream of it) is not current."""
+        return {name: self.verify(name, stage.name)["summary"] for name in stage.needs}
+
+    def verify(self, name: str, consumer: str) -> dict:
+        """The record of stage `name`, checked current (itself and everything upstream, once per runner)."""
+        if name in self._current:
+            return self._current[name]
+        stage = self.graph[name]
+        record = records.read_record(self.run_dir, name)
+        if record is None:
+            hint = stage.hint or "run the experiment first"
+            raise MissingArtifactError(records.record_path(self.run_dir, name),
+                                       f"'{consumer}' needs the '{name}' stage, which has not run "
+                                       f"(or failed or was interrupted); {hint}")
+        needs = {need: self.verify(need, consumer)["summary"] for need in stage.needs}
+        currency.check_record(self.run_dir, {**record, "refresh": record.get("refresh") or stage.hint})
+        if stage.record:
+            problem = _changed(self.run_dir, record, _resolve(stage.config, needs), _resolve(stage.inputs, needs),
+                               stage.tools)
+            if problem:
+                raise currency.StaleRecordError(records.record_path(self.run_dir, name),
+                                                f"stale: '{name}' was recorded for {problem}; '{consumer}' does "
+                                                "not use it", currency.refresh_command(stage.hint))
+        self._current[name] = record
+        return record
 
     def run(self, stage: Stage | str) -> StageRun:
         stage = self.graph[stage] if isinstance(stage, str) else stage
         needs = self.needs(stage)
-        fp = None
+        fp, inputs = None, {}
         if stage.record:
-            fp = records.fingerprint(_resolve(stage.config, needs), _resolve(stage.inputs, needs), stage.tools,
+            inputs = _resolve(stage.inputs, needs)
+            fp = records.fingerprint(_resolve(stage.config, needs), inputs, stage.tools,
                                      hint=f"'{stage.name}' cannot start; {stage.hint or 'run the experiment'}")
-            if records.is_current(self.run_dir, stage.name, fp):
+            try:
+                record = records.read_record(self.run_dir, stage.name)
+            except PipelineError:
+                record = None      # unreadable: the stage runs again and replaces it
+            if record and records.is_current(self.run_dir, stage.name, fp, record):
                 log.info("%s: up to date", stage.name)
-                return StageRun(stage.name, "current", records.read_record(self.run_dir, stage.name)["summary"])
+                self._current[stage.name] = record
+                return StageRun(stage.name, "current", record["summary"])
+        self._start(stage, needs)
         start = time.monotonic()
         result = stage.run(StageContext(stage.name, self.run_dir, needs, fp, self.progress))
         seconds = time.monotonic() - start
@@ -197,8 +228,59 @@ class Runner:
         if missing:
             raise StageError(stage.name, f"finished without writing {', '.join(missing)}")
         record = records.write_record(self.run_dir, stage.name, fp, list(dict.fromkeys(outputs)), done.summary,
-                                      seconds)
+                                      seconds, input_files=inputs, needs={n: self._current[n] for n in stage.needs},
+                                      refresh=stage.hint)
+        self._current[stage.name] = record
         return StageRun(stage.name, "ran", record["summary"], seconds)
+
+    def _start(self, stage: Stage, needs: Needs) -> None:
+        """Before a stage runs: its previous record goes (so a failure leaves none that looks current),
+        then the temporary files a killed run left beside its outputs, its other files and its record."""
+        self._current.pop(stage.name, None)
+        previous = records.invalidate(self.run_dir, stage.name) if stage.record else None
+        finals = [*_resolve(stage.outputs, needs), *stage.writes, records.record_path(self.run_dir, stage.name),
+                  *(self.run_dir / rel for rel in (previous or {}).get("outputs", {}))]
+        currency.clean_temp_files(finals)
+
+
+def _changed(run_dir: Path, record: dict, config: Any, inputs: Mapping[str, Path], tools: Sequence[str]) -> str | None:
+    """How the current config, input files and tools differ from what `record` was made with, or None.
+
+    An input file outside the run folder that is gone (a deleted dataset cache) is not compared."""
+    fp = record.get("fingerprint") or {}
+    changed = []
+    if isinstance(config, dict) and isinstance(fp.get("config"), dict):
+        keys = sorted(set(config) | set(fp["config"]), key=str)
+        differs = [str(k) for k in keys if artifacts.sha256_json(config.get(k)) != artifacts.sha256_json(fp["config"].get(k))]
+        if differs:
+            changed.append(f"another config ({', '.join(differs)})")
+    elif artifacts.sha256_json(config) != artifacts.sha256_json(fp.get("config")):
+        changed.append("another config")
+    recorded = fp.get("inputs") or {}
+    for name, path in sorted(inputs.items()):
+        path = Path(path)
+        if not path.is_file():
+            if _inside(run_dir, path):
+                changed.append(f"input '{name}' ({path}), which is gone")
+            continue
+        if recorded.get(name) != artifacts.sha256_file(path):
+            changed.append(f"another input '{name}' ({path}: sha256 {str(recorded.get(name))[:12]}... then, "
+                           f"{artifacts.sha256_file(path)[:12]}... now)")
+    changed += [f"input '{name}', no longer used" for name in sorted(set(recorded) - set(inputs))]
+    now = artifacts.tool_versions(sorted(tools))
+    tools_changed = [f"{t} {(fp.get('tools') or {}).get(t)} -> {v}" for t, v in now.items()
+                     if (fp.get("tools") or {}).get(t) != v]
+    if tools_changed:
+        changed.append("other tools (" + ", ".join(tools_changed) + ")")
+    return "; ".join(changed) or None
+
+
+def _inside(run_dir: Path, path: Path) -> bool:
+    try:
+        path.resolve().relative_to(run_dir.resolve())
+        return True
+    except ValueError:
+        return False
 
 
 class StageError(PipelineError):

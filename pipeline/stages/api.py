@@ -12,6 +12,7 @@ from sepipe.config import ExperimentConfig, VariantConfig
 from sepipe.engine import records
 from sepipe.engine.stage import Runner
 from sepipe.engine.tasks import run_graph
+from sepipe.errors import InputFileError
 from sepipe.stages.graph import ExperimentSpec, experiment_graph
 from sepipe.stages.paths import VariantModel, variant_model, variant_stage
 
@@ -25,8 +26,17 @@ def _run(cfg: ExperimentConfig, names: list[str], dataset=None, progress: bool =
     try:
         return {stage.name: runner.run(stage).summary for stage in graph.ordered(names)}
     finally:
-        if records.read_records(cfg.run_dir):
+        _write_manifest(cfg)
+
+
+def _write_manifest(cfg: ExperimentConfig, always: bool = False) -> None:
+    """Rewrite the derived manifest.json (when a stage is recorded, or `always`); an unreadable record is
+    warned about here, not raised, so the error the command itself met (if any) is the line the user sees."""
+    try:
+        if always or records.read_records(cfg.run_dir):
             records.write_manifest(cfg.run_dir, cfg.to_dict())
+    except InputFileError as exc:
+        log.warning("%s; manifest.json not rewritten", exc)
 
 
 def stage_data(cfg: ExperimentConfig, build: bool, progress: bool = True):
@@ -98,5 +108,5 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, executor=None) 
     try:
         runs = run_graph(spec, executor)
     finally:
-        records.write_manifest(cfg.run_dir, cfg.to_dict())
+        _write_manifest(cfg, always=True)
     return {"evaluate": runs["quality"].summary, "report": runs["report"].summary}

@@ -9,6 +9,7 @@ import numpy as np
 
 from sepipe.compress import compressor_of
 from sepipe.config import ExperimentConfig
+from sepipe.engine.currency import remove_sources, sources_path, write_sources
 from sepipe.engine.stage import Stage
 from sepipe.stages.paths import RunPaths, VariantModel, load_streaming_model, variant_model, variant_stage
 
@@ -37,11 +38,24 @@ def declare_report(cfg: ExperimentConfig) -> Stage:
     needs = ["evaluate:references"]
     for v in cfg.variants:
         needs += [n for n in (variant_stage(v), f"evaluate:{v.name}", f"compile:{v.name}") if n]
+    stem = RunPaths(cfg).report_dir / f"{cfg.name}_report"
     return Stage(name="report", needs=tuple(needs), record=False, run=lambda ctx: write_report(cfg, ctx.needs),
+                 outputs=[stem.with_suffix(suffix) for suffix in (".csv", ".md", ".html")],
+                 writes=[sources_path(stem.with_suffix(".csv"))],
                  hint=f"run: sepipe run experiments/{cfg.name}.yaml")
 
 
 def write_report(cfg: ExperimentConfig, needs) -> dict:
+    """The report tables, then their sources record (what a budget check of the run folder trusts)."""
+    paths = RunPaths(cfg)
+    csv_path = paths.report_dir / f"{cfg.name}_report.csv"
+    remove_sources(csv_path)     # a report that fails half way leaves tables a budget check refuses
+    summary = _write_tables(cfg, needs)
+    write_sources(cfg.run_dir, [csv_path], needs, f"sepipe report {cfg.name}.yaml")
+    return summary
+
+
+def _write_tables(cfg: ExperimentConfig, needs) -> dict:
     from sepipe.evaluate import quality_table
     from sepipe.report import (DEPLOYMENT_COLUMNS, as_dicts, build_deployment_rows, headline_figures, headline_lines,
                                write_tables)

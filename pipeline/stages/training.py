@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ from sepipe import artifacts
 from sepipe.config import ExperimentConfig
 from sepipe.engine import records
 from sepipe.engine.stage import Done, Stage, StageContext
+from sepipe.errors import InputFileError
 from sepipe.models.kernels import fingerprint_settings
 from sepipe.stages import tools
 from sepipe.stages.paths import DataHandle, RunPaths
@@ -25,6 +27,7 @@ def declare_train(cfg: ExperimentConfig, data: DataHandle) -> Stage:
                 "train": cfg.train, "kernels": fingerprint_settings()},
         inputs=lambda needs: {"dataset_manifest": data.manifest},
         outputs=[paths.sequence_weights, paths.streaming_weights, paths.train_dir / "history.json"],
+        writes=[paths.train_dir / "train_state.json", paths.train_dir / "fingerprint.json"],
         run=lambda ctx: _train(cfg, data, ctx),
         hint=f"train first: sepipe train {cfg.name}.yaml")
 
@@ -37,12 +40,38 @@ def _train(cfg: ExperimentConfig, data: DataHandle, ctx: StageContext) -> dict |
     if reused is not None:
         return reused
     _discard_stale_checkpoints(paths.train_dir, ctx.fingerprint)
-    result = train(cfg, data.dataset, paths.train_dir, progress=ctx.progress)
-    history = artifacts.write_json(paths.train_dir / "history.json", result.history)
-    best = next(r for r in result.history if r["epoch"] == result.best_epoch)
+    try:
+        result = train(cfg, data.dataset, paths.train_dir, progress=ctx.progress)
+    except FileNotFoundError:
+        if paths.sequence_weights.exists():
+            raise
+        raise NoBestModelError(paths.train_dir / "train_state.json") from None
+    history = artifacts.write_text(paths.train_dir / "history.json", records.finite_json(result.history, indent=2) + "\n")
+    best = next((r for r in result.history if r["epoch"] == result.best_epoch), None)
+    if best is None:
+        raise NoBestModelError(paths.train_dir / "train_state.json")
     summary = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
                "best_val_sisdr_db": best["val_sisdr_db"], "train_seconds": sum(r["seconds"] for r in result.history)}
     return Done(summary, (result.sequence_weights, result.streaming_weights, history))
+
+
+class NoBestModelError(InputFileError):
+    """Training ended without a best model: no epoch gave a finite validation loss (NaN or infinite
+    samples in the data, or a diverging run), so nothing can be exported, now or on a rerun."""
+
+    def __init__(self, state: Path):
+        super().__init__(state, _no_best_problem(state))
+
+
+def _no_best_problem(state: Path) -> str:
+    losses = []
+    try:
+        losses = [r.get("val_loss") for r in json.loads(state.read_text()).get("history", [])]
+    except (OSError, ValueError, AttributeError):
+        pass
+    seen = f" (validation loss per epoch: {', '.join(str(v) for v in losses[:8])})" if losses else ""
+    return (f"training saved no best model: no epoch gave a finite validation loss{seen}; check the dataset for "
+            "NaN or infinite samples, or lower train.learning_rate, then remove the train folder and rerun")
 
 
 def reuse_identical_training(cfg: ExperimentConfig, fingerprint: dict) -> Done | None:
@@ -54,9 +83,12 @@ def reuse_identical_training(cfg: ExperimentConfig, fingerprint: dict) -> Done |
     """
     for record_file in sorted(Path(cfg.runs_dir).glob(f"*/{records.record_path('.', 'train')}")):
         other = record_file.parent.parent
-        if other.resolve() == cfg.run_dir.resolve() or not records.is_current(other, "train", fingerprint):
+        if other.resolve() == Path(cfg.run_dir).resolve():
             continue
-        record = records.read_record(other, "train")
+        # another run's unreadable record is skipped with a warning: it must not stop this experiment
+        record = records.read_record_of_other_run(other, "train")
+        if record is None or not records.is_current(other, "train", fingerprint, record):
+            continue
         outputs = [artifacts.write_bytes(cfg.run_dir / rel, (other / rel).read_bytes()) for rel in record["outputs"]]
         log.info("train: reusing the model trained in %s (same data, model, training config, seed and tools)", other)
         return Done({**record["summary"], "reused_from": str(other)}, tuple(outputs))
