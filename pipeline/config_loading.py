@@ -32,8 +32,9 @@ class YamlRefused(ValueError):
 
 def parse_yaml(text: str) -> Any:
     """`text` as Python values (safe loader: plain data only), or YamlRefused naming the problem."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)      # the reader checks the characters here already
         node = loader.get_single_node()
         if node is None:
             return None
@@ -54,7 +55,8 @@ def parse_yaml(text: str) -> Any:
         # a scalar the safe constructor cannot make: an int of more than 4300 digits, a date like 2020-13-45
         raise YamlRefused(f"a value that cannot be read ({str(exc).splitlines()[0][:120]})") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], depth: int) -> int:
