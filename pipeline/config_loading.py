@@ -46,17 +46,21 @@ def parse_yaml(text: str) -> Any:
         where = f" (line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1})" if exc.problem_mark else ""
         raise YamlRefused(f"{exc.problem or exc.context or type(exc).__name__}{where}") from None
     except yaml.YAMLError as exc:            # the reader's "special characters are not allowed", ...
-        raise YamlRefused(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise YamlRefused(_first_line(exc)) from None
     except RecursionError:                   # the composer recurses per nesting level
         raise YamlRefused(f"nested deeper than {MAX_YAML_DEPTH} levels") from None
     except (ValueError, OverflowError) as exc:
         if isinstance(exc, YamlRefused):
             raise
         # a scalar the safe constructor cannot make: an int of more than 4300 digits, a date like 2020-13-45
-        raise YamlRefused(f"a value that cannot be read ({str(exc).splitlines()[0][:120]})") from None
+        raise YamlRefused(f"a value that cannot be read ({_first_line(exc)[:120]})") from None
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], depth: int) -> int:
