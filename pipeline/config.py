@@ -7,21 +7,63 @@ the value and what is allowed. Nothing downstream indexes raw dicts.
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from sepipe import debian_options
 from sepipe.artifacts import ADDED_FIELD
 from sepipe.compress import COMPRESSORS, VariantConfig, compressor_of  # noqa: F401  (re-exported; no TensorFlow)
-from sepipe.errors import ConfigError, InputFileError, check
+from sepipe.config_loading import (  # noqa: F401  (re-exported: budgets, targets and models build with _build)
+    _build, _coerce, _item_key, _registered_class, _set_dotted, _type_name, _without_unset_foreign_keys,
+    read_yaml_file, set_dotted)
+from sepipe.errors import InputFileError, check, short_repr
 from sepipe.loss import LossTermConfig, legacy_terms
 from sepipe.mic_config import MicConfig
 from sepipe.reverb_config import ReverbConfig
 from sepipe.registry import Tagged
+
+SEED_MAX = 2**32 - 1        # numpy's SeedSequence / legacy seeding takes 0 .. 2**32 - 1
+
+# Upper bounds of the integer options: each far above any real run, low enough that a typo (10**9)
+# is an error at load time, not an out-of-memory kill or a run of weeks. (key: (low, high, unit))
+INT_BOUNDS = {
+    "train.epochs": (1, 10_000, "epochs"),
+    "train.steps_per_epoch": (1, 1_000_000, "steps"),
+    "train.batch_size": (1, 4096, "mixtures per batch"),
+    "train.patience": (1, 10_000, "epochs"),
+    "train.valid_files": (1, 100_000, "mixtures"),
+    "convert.calibration_files": (1, 100_000, "mixtures"),
+    "convert.calibration_frames": (16, 100_000, "frames"),
+    "evaluate.test_files": (0, 1_000_000, "mixtures; 0 = all"),
+    "evaluate.write_audio": (0, 10_000, "files per row"),
+    "evaluate.workers": (0, 64, "processes; 0 = one per core"),
+}
+
+
+def check_int(src: str, key: str, value: int) -> None:
+    """The INT_BOUNDS range check of integer option `key`."""
+    low, high, unit = INT_BOUNDS[key]
+    check(src, key, value, low <= value <= high, f"an integer from {low} to {high:,} ({unit})")
+
+
+def check_seed(src: str, key: str, value: int) -> None:
+    check(src, key, value, 0 <= value <= SEED_MAX, f"an integer from 0 to 2**32 - 1 = {SEED_MAX}")
+
+
+def check_path(src: str, key: str, value: str | None) -> None:
+    """A path option: no NUL character (no file system takes one; os calls would raise ValueError)."""
+    check(src, key, value, value is None or "\0" not in value, "a path (without a NUL character)")
+
+
+def check_run_name(src: str, key: str, value: str) -> None:
+    """An experiment name is a folder under runs_dir and the stem of every file of the run: letters,
+    digits, '_', '-', '.' and spaces, 1 to 100 characters, not starting with '.' or a space and not
+    ending with a space or '.', so it is one path component that cannot be empty, hidden, '.' or '..'."""
+    ok = (1 <= len(value) <= 100 and all(c.isalnum() or c in "_-. " for c in value)
+          and value[0] not in ". " and value[-1] not in ". ")
+    check(src, key, value, ok, "1 to 100 letters, digits, '_', '-', '.' or spaces, not starting with '.' or "
+                               "a space and not ending with '.' or a space")
 
 
 @dataclass(frozen=True)
@@ -46,9 +88,13 @@ class DataConfig:
 
     def validate(self, src: str) -> None:
         check(src, "data.sample_rate", self.sample_rate, self.sample_rate == 16000, "16000 (Hz)")
-        check(src, "data.snr_db", self.snr_db, self.snr_db[0] <= self.snr_db[1], "[low, high] with low <= high (dB)")
-        check(src, "data.level_dbfs", self.level_dbfs,
-               self.level_dbfs[0] <= self.level_dbfs[1] <= 0, "[low, high] with low <= high <= 0 (dBFS)")
+        check(src, "data.snr_db", self.snr_db, -50 <= self.snr_db[0] <= self.snr_db[1] <= 100,
+               "[low, high] with -50 <= low <= high <= 100 (dB)")
+        check(src, "data.level_dbfs", self.level_dbfs, -100 <= self.level_dbfs[0] <= self.level_dbfs[1] <= 0,
+               "[low, high] with -100 <= low <= high <= 0 (dBFS)")
+        check_seed(src, "data.seed", self.seed)
+        check_path(src, "data.root", self.root)
+        check_path(src, "data.cache_dir", self.cache_dir)
         check(src, "data.segment_s", self.segment_s, 0.5 <= self.segment_s <= 30, "0.5 to 30 (s)")
         check(src, "data.root", self.root, self.source == "debian" or self.root is not None,
                f"a corpus folder when data.source is '{self.source}'")
@@ -128,10 +174,9 @@ class TrainConfig:
 
     def validate(self, src: str) -> None:
         for key in ("epochs", "steps_per_epoch", "batch_size", "patience", "valid_files"):
-            value = getattr(self, key)
-            check(src, f"train.{key}", value, value >= 1, "an integer >= 1")
+            check_int(src, f"train.{key}", getattr(self, key))
         check(src, "train.learning_rate", self.learning_rate, 0 < self.learning_rate < 1, "between 0 and 1")
-        check(src, "train.sisdr_weight", self.sisdr_weight, self.sisdr_weight >= 0, ">= 0")
+        check(src, "train.sisdr_weight", self.sisdr_weight, 0 <= self.sisdr_weight <= 1000, "0 to 1000")
         if self.loss is not None:
             check(src, "train.sisdr_weight", self.sisdr_weight, self.sisdr_weight == TrainConfig.sisdr_weight,
                   "left out when train.loss is given (give the SI-SDR weight as a 'sisdr' term there)")
@@ -164,9 +209,8 @@ class ConvertConfig:
     def validate(self, src: str) -> None:
         from sepipe.quantize.schemes import SCHEMES
 
-        check(src, "convert.calibration_files", self.calibration_files, self.calibration_files >= 1, ">= 1")
-        check(src, "convert.calibration_frames", self.calibration_frames,
-               16 <= self.calibration_frames <= 100000, "16 to 100000")
+        check_int(src, "convert.calibration_files", self.calibration_files)
+        check_int(src, "convert.calibration_frames", self.calibration_frames)
         if self.scheme is not None:
             check(src, "convert.scheme", self.scheme, self.scheme in SCHEMES,
                    "one of " + ", ".join(map(repr, SCHEMES.names())))
@@ -187,6 +231,7 @@ class CompileConfig:
     def validate(self, src: str) -> None:
         check(src, "compile.targets", list(self.targets), len(self.targets) >= 1,
                "a list of at least one target name from vela_configs/targets.yaml")
+        check_path(src, "compile.targets_file", self.targets_file)
 
 
 @dataclass(frozen=True)
@@ -199,8 +244,8 @@ class EvaluateConfig:
     workers: int = 0                 # processes scoring audio in parallel (0: one per CPU core)
 
     def validate(self, src: str) -> None:
-        check(src, "evaluate.test_files", self.test_files, self.test_files >= 0, ">= 0 (0 = all)")
-        check(src, "evaluate.workers", self.workers, 0 <= self.workers <= 64, "0 (one per core) to 64")
+        for key in ("test_files", "write_audio", "workers"):
+            check_int(src, f"evaluate.{key}", getattr(self, key))
         from sepipe.runtime import RUNNERS   # the registered runners (light: no interpreter is imported)
 
         bad = set(self.interpreters) - set(RUNNERS.names())
@@ -236,8 +281,11 @@ class ExperimentConfig:
         return next(v for v in self.variants if compressor_of(v).dense_reference)
 
     def validate(self, src: str) -> None:
-        check(src, "name", self.name, self.name.replace("-", "").replace("_", "").isalnum(),
-               "letters, digits, '-' and '_'")
+        check_run_name(src, "name", self.name)
+        check_seed(src, "seed", self.seed)
+        check_path(src, "runs_dir", self.runs_dir)
+        check(src, "variants", [], len(self.variants) >= 1, "a list of at least one variant, e.g. "
+              "[{name: ptq, kind: ptq}] (the dense int8 reference); leave 'variants' out for that one")
         for section in (self.data, self.features, self.model, self.train, self.convert, self.compile, self.evaluate,
                         *self.variants):
             section.validate(src)
@@ -257,17 +305,12 @@ class ExperimentConfig:
 def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Load and validate an experiment YAML; `overrides` are dotted keys ('train.epochs': 2)."""
     path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, "experiment file not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputFileError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml_file(path, "experiment file") or {}
     if not isinstance(raw, dict):
-        raise InputFileError(path, "must be a YAML mapping of sections")
+        raise InputFileError(path, f"must be a YAML mapping of sections; it holds {short_repr(raw, 60)}")
     raw.setdefault("name", path.stem)
     for dotted, value in (overrides or {}).items():
-        _set_dotted(raw, dotted, value)
+        set_dotted(raw, dotted, value)
     return experiment_from_dict(raw, source=str(path))
 
 
@@ -275,120 +318,3 @@ def experiment_from_dict(raw: dict[str, Any], source: str = "<config>") -> Exper
     config = _build(ExperimentConfig, raw, source, prefix="")
     config.validate(source)
     return config
-
-
-def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node = raw
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
-
-
-def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
-    """Build dataclass `cls` from `raw`, checking every key and its type against the annotations."""
-    if not isinstance(raw, dict):
-        raise ConfigError(source, prefix.rstrip(".") or "<root>", raw, "a mapping")
-    cls = _registered_class(cls, raw, source, prefix)
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    raw = _without_unset_foreign_keys(cls, raw, names, source, prefix)
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ConfigError(source, prefix + unknown[0], raw[unknown[0]],
-                          f"one of the keys {sorted(names)}")
-    kwargs = {}
-    for key, value in raw.items():
-        kwargs[key] = _coerce(hints[key], value, source, prefix + key)
-    missing = [f.name for f in dataclasses.fields(cls)
-               if f.name not in kwargs and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ConfigError(source, prefix + missing[0], None, "a value (this key is required)")
-    return cls(**kwargs)
-
-
-def _registered_class(cls: type, raw: dict[str, Any], source: str, prefix: str) -> type:
-    """For a `Tagged` config base, the registered config class its tag names; else `cls` itself."""
-    if not (isinstance(cls, type) and issubclass(cls, Tagged)) or not cls.TAG:
-        return cls
-    default = next((f.default for f in dataclasses.fields(cls) if f.name == cls.TAG), dataclasses.MISSING)
-    name = raw.get(cls.TAG, default)
-    registry = cls.registry()
-    if name not in registry:
-        raise ConfigError(source, prefix + cls.TAG, name, "one of " + ", ".join(map(repr, registry.names())))
-    return registry.config_class(name) or cls
-
-
-def _without_unset_foreign_keys(cls: type, raw: dict[str, Any], names: set[str], source: str,
-                                prefix: str) -> dict[str, Any]:
-    """In a `Tagged` section, a key that belongs to other registered entries (`block` on a 'weight'
-    variant) is dropped at their default value (unset: YAML written when one class held every entry's
-    keys still loads) and is an error naming the entries that take it otherwise."""
-    if not (isinstance(cls, type) and issubclass(cls, Tagged)) or not cls.TAG:
-        return raw
-    kept = dict(raw)
-    for key in sorted(set(raw) - names):
-        owners = [(entry.name, f) for entry in cls.registry() if entry.config is not None
-                  for f in dataclasses.fields(entry.config) if f.name == key]
-        if not owners:
-            continue                       # not any entry's key: the unknown-key error follows
-        value = raw[key]
-        if any((tuple(value) if isinstance(value, list) else value) == f.default for _, f in owners):
-            del kept[key]
-            continue
-        tag = next((entry.name for entry in cls.registry() if entry.config is cls), raw.get(cls.TAG))
-        raise ConfigError(source, prefix + key, value,
-                          f"no '{key}' for {cls.TAG} '{tag}': it is a setting of {cls.TAG} "
-                          + " and ".join(repr(name) for name, _ in owners) + " only")
-    return kept
-
-
-def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, source, key + ".")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(source, key, value, "one of " + ", ".join(map(repr, args)))
-        return value
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, source, key)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(source, key, value, f"a list of {_type_name(args[0])}")
-        if args[-1] is not Ellipsis and len(value) != len(args):
-            raise ConfigError(source, key, value, f"a list of {len(args)} numbers")
-        return tuple(_coerce(args[0], item, source, _item_key(key, i, item)) for i, item in enumerate(value))
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(source, key, value, "true or false")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(source, key, value, "an integer")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(source, key, value, "a number")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(source, key, value, "a string")
-        return value
-    raise TypeError(f"unsupported config type {hint!r} for {key}")
-
-
-def _item_key(key: str, index: int, item: Any) -> str:
-    """`variants[w50]` for a mapping with a name, `variants[2]` for another mapping; `key` for a plain value."""
-    if not isinstance(item, dict):
-        return key
-    name = item.get("name")
-    return f"{key}[{name if isinstance(name, str) else index}]"
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", str(hint))

@@ -7,7 +7,12 @@ line on stderr and a non-zero exit code.
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
+
+# What one error line may hold: a value is shown up to REPR_LIMIT characters, a whole line up to LINE_LIMIT.
+REPR_LIMIT = 200
+LINE_LIMIT = 2000
 
 
 class PipelineError(Exception):
@@ -34,13 +39,48 @@ class ConfigError(PipelineError):
 
     def __init__(self, source: str | Path, key: str, value: object, valid: str):
         self.source, self.key, self.value, self.valid = str(source), key, value, valid
-        super().__init__(f"{source}: option '{key}' = {value!r} is not valid; expected {valid}")
+        super().__init__(f"{source}: option '{shown_text(key)}' = {short_repr(value)} is not valid; expected {valid}")
+
+
+def short_repr(value: object, limit: int = REPR_LIMIT) -> str:
+    """repr(value) cut to `limit` characters, without building the whole repr first: a value from a
+    YAML alias bomb can nest 10**8 items in 1 KB of text, and its full repr takes gigabytes."""
+    bounded = reprlib.Repr()
+    bounded.maxlevel, bounded.maxstring, bounded.maxother, bounded.maxlong = 4, limit, limit, 60
+    bounded.maxlist = bounded.maxtuple = bounded.maxdict = bounded.maxset = bounded.maxfrozenset = 12
+    try:
+        text = bounded.repr(value)
+    except Exception:   # noqa: BLE001  (an int past Python's digit limit, a broken __repr__): say what it is
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def shown_text(text: object, limit: int = REPR_LIMIT) -> str:
+    """User text (a key, a name) shown inside a line: control characters escaped, cut to `limit`."""
+    text = str(text)[:limit * 4]
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def one_line(text: str, limit: int = LINE_LIMIT) -> str:
+    """`text` as one line of at most `limit` characters (what `sepipe.cli.main` prints for an error)."""
+    text = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def check(source: str | Path, key: str, value: object, ok: bool, valid: str) -> None:
     """Raise ConfigError(source, key, value, valid) unless `ok`: every config section validates with this."""
     if not ok:
         raise ConfigError(source, key, value, valid)
+
+
+class UsageError(PipelineError):
+    """A command line that does not parse (argparse's complaint, as one line)."""
+
+    def __init__(self, prog: str, message: str):
+        self.prog = prog
+        super().__init__(f"{prog}: {shown_text(message, 500)} (see '{prog} --help')")
 
 
 class InputFileError(PipelineError):

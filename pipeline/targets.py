@@ -22,11 +22,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
 from sepipe.config import _build
+from sepipe.config_loading import read_yaml_file
 from sepipe.errors import ConfigError, InputFileError
-
 
 
 def _packaged_config_dir() -> Path:
@@ -274,12 +272,8 @@ def _read_ini(path: Path) -> configparser.ConfigParser:
 
 
 def _read_yaml(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise InputFileError(path, f"{what} not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputFileError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    # within limits (size, UTF-8, aliases expanded): the budget file comes from a user's CI
+    raw = read_yaml_file(Path(path), what)
     if not isinstance(raw, dict):
         raise InputFileError(path, f"{what} must be a YAML mapping")
     return raw

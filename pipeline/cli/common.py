@@ -1,12 +1,22 @@
-"""Helpers shared by the command groups: `--set` overrides, the experiment argument, tables."""
+"""Helpers shared by the command groups: `--set` overrides, the experiment argument, option types,
+tables."""
 
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
 
-import yaml
+from sepipe.config_loading import parse_override_value
+from sepipe.errors import ConfigError, UsageError
 
-from sepipe.errors import ConfigError
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are a UsageError (one line, exit 2, printed by `sepipe.cli.main`)
+    instead of argparse's usage block; subparsers inherit the class."""
+
+    def error(self, message: str):
+        raise UsageError(self.prog, message)
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -14,10 +24,45 @@ def parse_overrides(pairs: list[str]) -> dict:
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ConfigError("--set", pair, pair, "KEY=VALUE with a dotted key, e.g. train.epochs=3")
-        overrides[key] = yaml.safe_load(value)
+        overrides[key] = parse_override_value(key, value)
     return overrides
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (`inf` would disable a limit and `nan` pass every comparison)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def bounded_int(low: int, high: int):
+    """argparse type: an integer from `low` to `high` (a typo like 100000000 frames is an error, not an allocation)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not an integer from {low} to {high:,}")
+        return value
+    parse.__name__ = "integer"      # argparse names the type in its message
+    return parse
+
+
+def output_folder(option: str, path: Path) -> Path:
+    """`path` for an option naming a folder to write into: it may be missing, but not an existing file."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(option, option.lstrip("-"), str(path), "a folder (it may not exist yet); this is a file")
+    for parent in path.parents:        # a file on the way (`--out report.csv/x`) fails as late as mkdir
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(option, option.lstrip("-"), str(path), f"a folder; {parent} is a file")
+    return path
 
 
 def experiment_parser() -> argparse.ArgumentParser:

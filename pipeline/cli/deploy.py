@@ -10,7 +10,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from sepipe.cli.common import parse_overrides
+from sepipe.cli.common import finite_float, output_folder, parse_overrides
 from sepipe.errors import ConfigError
 
 
@@ -35,7 +35,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                        help="run folder (runs/<experiment>), report or records CSV, or a *_record.json")
     check.add_argument("--budgets", type=Path, default=None,
                        help="budget YAML (default: the budgets.yaml shipped in sepipe.vela_configs)")
-    check.add_argument("--hop-ms", type=float, default=16.0, help="hop length for max_latency_hop_fraction (ms)")
+    check.add_argument("--hop-ms", type=finite_float, default=16.0, help="hop length for max_latency_hop_fraction (ms)")
     check.add_argument("--require-budget", action="store_true", help="a target without a budget is a violation")
     check.set_defaults(handler=_budget_command)
 
@@ -56,7 +56,7 @@ def _compile_command(args: argparse.Namespace) -> int:
         if not args.target:
             raise ConfigError("--target", None, None, "at least one --target NAME with a .tflite source")
         options = CompileOptions(require_full_npu=not args.allow_cpu_fallback)
-        results = compile_many(args.source, args.target, args.out, args.source.stem, options,
+        results = compile_many(args.source, args.target, output_folder("--out", args.out), args.source.stem, options,
                                targets_file=args.targets_file)
         for result in results:
             if result.fallback_message:
@@ -75,6 +75,8 @@ def _budget_command(args: argparse.Namespace) -> int:
     from sepipe.budgets import DEFAULT_BUDGETS_FILE, check_budgets, format_violations, load_budgets, load_records
 
     budgets_file = args.budgets if args.budgets is not None else DEFAULT_BUDGETS_FILE
+    if not 0 < args.hop_ms <= 1000:
+        raise ConfigError("--hop-ms", "hop-ms", args.hop_ms, "a hop length from above 0 to 1000 (ms)")
     records = []
     for path in args.records:
         reports = sorted((path / "report").glob("*_report.csv")) if path.is_dir() else []

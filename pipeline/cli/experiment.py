@@ -1,14 +1,19 @@
-"""Experiment commands: data build, train, convert, evaluate, report, run."""
+"""Experiment commands: config check, data build, train, convert, evaluate, report, run."""
 
 from __future__ import annotations
 
 import argparse
 
-from sepipe.cli.common import parse_overrides, print_conditions, print_table
+from sepipe.cli.common import bounded_int, parse_overrides, print_conditions, print_table
 from sepipe.config import load_experiment
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    config = sub.add_parser("config", help="experiment YAML commands")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    config_sub.add_parser("check", parents=[common], help="load and validate the experiment YAML (and --set "
+                          "overrides) without running anything; exit 2 with one line naming what is wrong") \
+        .set_defaults(handler=_config_check)
     data = sub.add_parser("data", help="dataset commands")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     data_sub.add_parser("build", parents=[common], help="build (or reuse) the experiment's dataset") \
@@ -26,7 +31,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                      help="how the variants' chains run: " + ", ".join(_executor_names()) + " (default: local)")
     run.add_argument("--address", default=None, metavar="ADDR",
                      help="join this Ray cluster (host:port or 'auto'); default: start a local Ray instance")
-    run.add_argument("--cpus-per-task", type=int, default=None, metavar="N",
+    run.add_argument("--cpus-per-task", type=bounded_int(1, 1024), default=None, metavar="N",
                      help="CPU cores each variant task declares (ray; default 1) and sizes its threads to")
     run.set_defaults(handler=_run)
 
@@ -39,6 +44,13 @@ def _executor_names() -> list[str]:
 
 def _config(args: argparse.Namespace):
     return load_experiment(args.experiment, parse_overrides(args.overrides))
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    print(f"{args.experiment}: valid; experiment '{cfg.name}' (run folder {cfg.run_dir}), {len(cfg.variants)} "
+          f"variant(s): {', '.join(v.name for v in cfg.variants)}")
+    return 0
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -90,11 +102,8 @@ def _report(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from sepipe import experiment as exp
     from sepipe.engine.executors import make_executor
-    from sepipe.errors import ConfigError
     from sepipe.report import DEPLOYMENT_COLUMNS
 
-    if args.cpus_per_task is not None and args.cpus_per_task < 1:
-        raise ConfigError("--cpus-per-task", "cpus-per-task", args.cpus_per_task, "an integer >= 1")
     executor = make_executor(args.executor, address=args.address, cpus_per_task=args.cpus_per_task)
     summary = exp.run_experiment(_config(args), progress=not args.quiet, executor=executor)
     print_table(summary["evaluate"])

@@ -1,6 +1,7 @@
 """The `sepipe` entry point: parser assembly, logging, and the one place errors become exit codes.
 
-Errors a user can cause (PipelineError) become one line on stderr and exit code 2, and so does
+Errors a user can cause (PipelineError, a command line that does not parse included) become one
+line on stderr (newlines folded, length bounded) and exit code 2, and so does
 a command that needs an optional dependency the install lacks (sepipe.extras: checked before the
 command runs, and a ModuleNotFoundError of an optional module while it runs; the line names the
 extra to install); anything else is a bug and keeps its traceback.
@@ -17,8 +18,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")   # before anything imports Te
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from sepipe.cli import bundle, deploy, experiment  # noqa: E402
-from sepipe.cli.common import experiment_parser  # noqa: E402
-from sepipe.errors import PipelineError  # noqa: E402
+from sepipe.cli.common import OneLineParser, experiment_parser  # noqa: E402
+from sepipe.errors import PipelineError, one_line  # noqa: E402
 from sepipe.extras import check_command, missing_extra  # noqa: E402
 
 # Each group: add_parsers(subparsers, common_experiment_parser); handlers via set_defaults(handler=...).
@@ -26,7 +27,7 @@ COMMAND_GROUPS = (experiment, deploy, bundle)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="sepipe", description="Speech-enhancement models from Keras to verified int8 TFLite for Arm Ethos-U.")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -56,7 +57,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except PipelineError as exc:
+        return _report_error(exc)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("absl", "tensorflow", "h5py", "matplotlib"):
@@ -64,11 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except PipelineError as exc:
-        print(f"sepipe: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _report_error(exc)
     except KeyboardInterrupt:
         print("sepipe: interrupted; finished artifacts are kept and a rerun resumes", file=sys.stderr)
         return 130
+
+
+def _report_error(exc: PipelineError) -> int:
+    print(f"sepipe: error: {one_line(str(exc))}", file=sys.stderr)
+    return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -76,7 +76,11 @@ class VariantConfig(Tagged):
         return f"variants[{self.name}].{option}"
 
     def validate(self, src: str) -> None:
-        check(src, self.key("finetune_epochs"), self.finetune_epochs, self.finetune_epochs >= 0, ">= 0")
+        # bounded like train.epochs / train.steps_per_epoch (sepipe.config.INT_BOUNDS): a typo is an error, not weeks
+        check(src, self.key("finetune_epochs"), self.finetune_epochs, 0 <= self.finetune_epochs <= 10_000,
+              "an integer from 0 to 10,000 (epochs)")
+        check(src, self.key("finetune_steps_per_epoch"), self.finetune_steps_per_epoch,
+              1 <= self.finetune_steps_per_epoch <= 1_000_000, "an integer from 1 to 1,000,000 (steps)")
 
 
 def compressor_of(variant: VariantConfig) -> "Compressor":
