@@ -75,7 +75,7 @@ def rehash(root: Path) -> None:
     the folder as it is now, as an attacker who edits a bundle would."""
     try:
         manifest = json.loads((root / MANIFEST).read_text())
-    except (ValueError, UnicodeDecodeError, FileNotFoundError):
+    except (ValueError, UnicodeDecodeError, FileNotFoundError, RecursionError):
         manifest = None
     if isinstance(manifest, dict) and isinstance(manifest.get("files"), dict):
         manifest["files"] = {rel: _sha(root / rel) for rel in _files(root) if rel not in (MANIFEST, SUMS)}
