@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from hostile_bundle import MANIFEST, SUMS, bundle, copy_bundle, one_line_outcome, rehash, run_verify, tiny_run  # noqa: F401
+from hostile_bundle import MANIFEST, SUMS, copy_bundle, one_line_outcome, rehash, run_verify
+from hostile_bundle import bundle, tiny_run  # noqa: F401  (module fixtures: a tiny run and its bundle)
 
 pytestmark = pytest.mark.slow   # the fixture trains, converts and compiles a tiny model
 
