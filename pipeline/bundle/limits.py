@@ -35,7 +35,7 @@ _CHUNK = _MIB
 
 
 def _mib(size: int) -> str:
-    return f"{size / _MIB:.3g} MiB"
+    return f"{size / _MIB:.1f} MiB" if size >= _MIB else f"{size / 1024:.1f} KiB"
 
 
 def check_zip_directory(zip_path: Path, archive: zipfile.ZipFile, limits: Limits) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,10 @@ from sepipe.bundle.spec import VerifySpec
 from sepipe.errors import describe_exit, last_line
 
 RERUN_TIMEOUT_S = 600       # MAX_FRAMES frames of a small model take seconds
+# The child's address space: Python, numpy and TFLite Micro take under 200 MB, the arena at most
+# ARENA_MAX_BYTES; an untrusted model that asks for more fails in the child, which reports it.
+CHILD_MEMORY_BYTES = 2 << 30
+_RECORDED_BYTES = 512 << 20    # every input and output of every frame, as the re-run records them
 # float32 DSP may differ in the last bits between FFT builds; far beyond these means different data
 _FEATURE_TOLERANCE = 1e-3      # ln power units
 _AUDIO_TOLERANCE = 1e-4        # full scale 1.0
@@ -40,13 +45,23 @@ def rerun_golden(root: Path, spec: VerifySpec, timeout: float = RERUN_TIMEOUT_S)
         try:
             proc = subprocess.run([sys.executable, "-m", "sepipe.bundle.rerun", str(root),
                                    json.dumps(spec.to_json()), str(result)],
-                                  capture_output=True, text=True, errors="replace", timeout=timeout)
+                                  capture_output=True, text=True, errors="replace", timeout=timeout,
+                                  preexec_fn=_bound_memory)
         except subprocess.TimeoutExpired:
             return [f"{what} did not finish in {timeout:g} s"], 0
         if proc.returncode != 0 or not result.is_file():
             return [f"{what} failed ({describe_exit(proc.returncode)}): {last_line(proc.stderr)[:300]}"], 0
         outcome = json.loads(result.read_text())
     return [str(p)[:_LINE] for p in outcome["problems"]], int(outcome["frames"])
+
+
+def _bound_memory() -> None:
+    """In the child, before it runs: at most CHILD_MEMORY_BYTES of address space (or less, if the
+    verifying process was given less)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = CHILD_MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(hard, CHILD_MEMORY_BYTES)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 # --------------------------------------------------------------------------- in the child
@@ -72,6 +87,11 @@ def _child(root: Path, spec: dict[str, Any]) -> tuple[list[str], int]:
                 f"{runner.bins}-bin frames, or the manifest's fft_size {spec['fft_size']} does not give "
                 f"{runner.bins} bins"], 0
     features = raw.reshape(-1, runner.bins)
+    recorded = len(features) * sum(int(np.prod(t.shape)) * np.dtype(t.dtype).itemsize
+                                   for t in (*runner.io.inputs, *runner.io.outputs))
+    if recorded > _RECORDED_BYTES:   # the model's tensor sizes are untrusted too
+        return [f"{spec['model']}: its inputs and outputs over {len(features)} golden frames take {recorded} "
+                f"bytes; at most {_RECORDED_BYTES} are re-run"], 0
     inputs, outputs = runner.run_recorded(features)
     for prefix, produced, tensors in (("in", inputs, runner.io.inputs), ("out", outputs, runner.io.outputs)):
         for tensor in tensors:
