@@ -15,21 +15,26 @@ Bundle layout (`<name>` is `<exp>_<variant>`):
     README.md                              for the firmware engineer
     SHA256SUMS                             `sha256sum -c SHA256SUMS` compatible; covers every other file
 
-The folder is built in a temporary folder beside the final one and renamed into place; inside it the
-manifest is written after every file it hashes and SHA256SUMS (which covers the manifest) last; the
-zip (sorted entries, fixed timestamps and permissions: equal inputs give equal bytes) after the folder.
+The folder and its zip (sorted entries, fixed timestamps and permissions: equal inputs give equal bytes)
+are built in a temporary folder beside the final ones; inside it the manifest is written after every file
+it hashes and SHA256SUMS (which covers the manifest) last, so a folder without SHA256SUMS is unfinished and
+does not verify. Then the old zip is removed, the folder renamed into place and the zip last: an
+interrupted `sepipe bundle` never leaves a folder and a zip of two different builds.
 Nothing in a bundle depends on the time or the machine's paths, so bundling twice gives the same bytes.
 
 Modules: `source` (the run, variant and compile record to bundle; test audio), `arena` (the TFLite Micro
 tensor arena), `build` (make_bundle: files, manifest, hashes, folder, zip), `readme` (README.md),
-`verify` (verify_bundle), `layout` (file names and formulas the format fixes).
+`verify` (verify_bundle: exit codes in its docstring), `limits` (the zip and folder bounds an untrusted
+bundle is read within), `spec` (the manifest's fields, checked for type and range), `rerun` (the TFLite
+Micro re-run in a child process), `layout` (file names, formulas and bounds the format fixes).
 """
 
 from sepipe.bundle.arena import ARENA_HEADROOM, ARENA_ROUND, measure_tflm_arena, probe_tflm_arena
 from sepipe.bundle.build import feature_section, make_bundle, write_zip
 from sepipe.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_SYMBOL,
-                                    DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, QUANTIZE_FORMULA,
+                                    DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, MAX_FRAMES, QUANTIZE_FORMULA,
                                     REQUANTIZE_FORMULA, SUMS)
+from sepipe.bundle.limits import LIMITS, Limits
 from sepipe.bundle.readme import readme_text
 from sepipe.bundle.source import (BundleError, BundleSource, bundle_name, find_source, pick_test_audio,
                                     resolve_run)
@@ -37,7 +42,8 @@ from sepipe.bundle.verify import BundleReport, c_array_bytes, verify_bundle
 
 __all__ = [
     "ARENA_HEADROOM", "ARENA_ROUND", "BUNDLE_FORMAT", "C_ALIGNMENT", "C_HEADER", "C_SECTION", "C_SOURCE", "C_SYMBOL",
-    "DEFAULT_FRAMES", "DEQUANTIZE_FORMULA", "MANIFEST", "QUANTIZE_FORMULA", "REQUANTIZE_FORMULA", "SUMS",
+    "DEFAULT_FRAMES", "DEQUANTIZE_FORMULA", "LIMITS", "Limits", "MANIFEST", "MAX_FRAMES", "QUANTIZE_FORMULA",
+    "REQUANTIZE_FORMULA", "SUMS",
     "BundleError", "BundleReport", "BundleSource", "bundle_name", "c_array_bytes",
     "feature_section", "find_source", "make_bundle", "measure_tflm_arena", "pick_test_audio", "probe_tflm_arena",
     "readme_text", "resolve_run", "verify_bundle", "write_zip",

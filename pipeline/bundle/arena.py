@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sepipe.bundle.layout import ARENA_MAX_BYTES
 from sepipe.bundle.source import BundleSource, tflite_name, vela_name
 from sepipe.errors import ToolError, describe_exit
 
@@ -37,7 +38,7 @@ if len(sys.argv) > 4:
     sys.exit(0)
 while not high:
     size = max(2 * low, 1 << 16)
-    if size > 1 << 28:
+    if size > ARENA_MAX:
         print("toobig", flush=True)
         sys.exit(0)
     if runs(size):
@@ -54,7 +55,7 @@ interpreter = runtime.Interpreter.from_bytes(data, arena_size=high)
 interpreter.invoke()
 print("done", high, flush=True)
 interpreter.print_allocations()
-"""
+""".replace("ARENA_MAX", str(ARENA_MAX_BYTES))
 
 
 def _probe_process(model: Path, low: int, high: int, sizes: list[int]) -> tuple[list[tuple[str, int]], int, str]:
@@ -125,7 +126,8 @@ def _search_smallest_arena(model: Path) -> tuple[int, list[int], str]:
             elif word == "fail":
                 low, pending = size, None
             elif word == "toobig":
-                raise ToolError("tflite micro", "the model does not run with a 256 MiB tensor arena")
+                raise ToolError("tflite micro",
+                                f"the model does not run with a {ARENA_MAX_BYTES >> 20} MiB tensor arena")
         if events and events[-1][0] == "done":
             return high, crashed, stderr
         if pending is None:

@@ -15,7 +15,7 @@ import numpy as np
 from sepipe import artifacts
 from sepipe.bundle.arena import arena_section, measure_tflm_arena
 from sepipe.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_STEM, C_SYMBOL,
-                                    DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, QUANTIZE_FORMULA,
+                                    DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, MAX_FRAMES, QUANTIZE_FORMULA,
                                     REQUANTIZE_FORMULA, SUMS)
 from sepipe.bundle.readme import readme_text
 from sepipe.bundle.source import (BundleError, BundleSource, bundle_name, find_source, model_contract,
@@ -34,8 +34,7 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | No
     from sepipe.deploy.tflite_info import read_tflite_bytes
     from sepipe.quantize.model_io import tflite_io
 
-    if frames < 2:
-        raise BundleError(f"--frames must be at least 2 (the enhanced audio lags one hop), got {frames}")
+    _check_frames(frames)
     source = find_source(run_dir_or_cfg, variant, target)
     cfg = source.cfg
     out_dir = Path(out_dir) if out_dir is not None else cfg.run_dir / "bundles"
@@ -57,12 +56,29 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | No
         golden_info = _write_golden(root, model_bytes, io, audio, audio_record, cfg, frames)
         manifest = _manifest(source, io, len(vela_bytes), arena, frames, audio_record, golden_info)
         _write_readme_manifest_and_sums(root, manifest)
-        final = out_dir / name
-        _replace_folder(root, final)
+        write_zip(root, work / f"{name}.zip")
+        _publish(root, work / f"{name}.zip", out_dir / name, out_dir / f"{name}.zip", work)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    write_zip(final, out_dir / f"{name}.zip")
-    return final
+        shutil.rmtree(work, ignore_errors=True)   # the build, and an old bundle moved aside
+    return out_dir / name
+
+
+def _check_frames(frames: int) -> None:
+    if isinstance(frames, bool) or not isinstance(frames, int) or not 2 <= frames <= MAX_FRAMES:
+        raise BundleError(f"option '--frames' = {str(frames)[:40]} is not valid; expected a whole number of "
+                          f"frames from 2 (the enhanced audio lags one hop) to {MAX_FRAMES}")
+
+
+def _publish(folder: Path, zip_path: Path, final: Path, final_zip: Path, work: Path) -> None:
+    """Move a complete bundle folder and its zip into place. The old zip goes first and the new zip comes
+    last, so whichever step is interrupted, the folder and zip present never come from two builds (an old
+    zip beside a new folder would both verify). An old folder is moved into `work`, which the caller
+    removes."""
+    final_zip.unlink(missing_ok=True)
+    if final.exists():
+        os.replace(final, work / f".old-{final.name}")
+    os.replace(folder, final)
+    os.replace(zip_path, final_zip)
 
 
 # --------------------------------------------------------------------------- the files
@@ -108,7 +124,7 @@ def _write_readme_manifest_and_sums(root: Path, manifest: dict[str, Any]) -> Non
     manifest["files"] = _hashes(root, exclude={MANIFEST, SUMS})
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default) + "\n")
     sums = _hashes(root, exclude={SUMS})
-    (root / SUMS).write_text("".join(f"{digest}  {rel}\n" for rel, digest in sums.items()))
+    artifacts.write_text(root / SUMS, "".join(f"{digest}  {rel}\n" for rel, digest in sums.items()))
 
 
 # --------------------------------------------------------------------------- the manifest
@@ -264,18 +280,6 @@ def _files(root: Path) -> list[str]:
 
 def _hashes(root: Path, exclude: set[str]) -> dict[str, str]:
     return {rel: artifacts.sha256_file(root / rel) for rel in _files(root) if rel not in exclude}
-
-
-def _replace_folder(new: Path, final: Path) -> None:
-    """Rename `new` to `final`; an older bundle there is moved aside first and removed after."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".old-{final.name}-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(new, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_zip(folder: Path, zip_path: Path) -> Path:

@@ -15,3 +15,10 @@ REQUANTIZE_FORMULA = ("q_in = clamp(roundf(float32(float32(q_out - zp_out) * s_o
                       "; roundf rounds half away from zero; every step float32 (pipeline/interpreters.py)")
 QUANTIZE_FORMULA = "q = clamp(roundf(float32(x) / float32(scale)) + zero_point, QMIN, QMAX)"
 DEQUANTIZE_FORMULA = "x = float32(q - zero_point) * float32(scale)"
+
+# Bounds an untrusted bundle is checked against before anything is allocated (sepipe.bundle.spec), and
+# that `sepipe bundle --frames` accepts. The arena ceiling is the arena search's own (sepipe.bundle.arena):
+# a model that needs more is refused when bundled, so a manifest asking for more was not written by it.
+ARENA_MIN_BYTES = 1024
+ARENA_MAX_BYTES = 1 << 28
+MAX_FRAMES = 10_000             # golden frames: 160 s at a 16 ms hop; 10 MB of features at 257 bins

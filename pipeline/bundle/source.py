@@ -215,6 +215,9 @@ def pick_test_audio(cfg: ExperimentConfig, frames: int) -> tuple[np.ndarray, dic
         total += len(audio)
         if total >= needed:
             break
+    if total < needed:
+        raise BundleError(f"{dataset.root}: the test split holds {total} samples, fewer than the {needed} of "
+                          f"--frames {frames}; pass --frames {total // cfg.features.hop} or fewer")
     audio = np.concatenate(parts)[:needed].astype(np.float32)
     manifest_sha = artifacts.sha256_file(Path(dataset.root) / "manifest.json")
     record = {"dataset": Path(dataset.root).name, "dataset_manifest_sha256": manifest_sha, "split": "test",

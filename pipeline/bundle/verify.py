@@ -1,4 +1,21 @@
-"""Verifying a bundle: every hash, the C array, and the golden vectors re-run through TFLite Micro."""
+"""Verifying a bundle: every hash, the C array, and the golden vectors re-run through TFLite Micro.
+
+A bundle comes from another team, so nothing in it is trusted before it is checked: the zip's directory
+and the folder's files against the limits of sepipe.bundle.limits before a byte is extracted or hashed,
+the manifest's fields for type and range before they are used (sepipe.bundle.spec), and the TFLite Micro
+re-run happens in a child process (sepipe.bundle.rerun), so a model or arena that crashes the interpreter
+is one problem line.
+
+What `sepipe verify-bundle` answers:
+    exit 0   every hash matches and the golden vectors re-run equal bit for bit
+    exit 1   a verification failure: the bundle was read and a check failed (a hash, a manifest field
+             missing or out of range, the C array, a model TFLite Micro cannot run or that crashes it,
+             a golden file that differs); one line per problem, then a summary line
+    exit 2   the input cannot be read as a bundle (InputFileError, one line): not found, neither a folder
+             nor a zip, an unreadable zip, a zip or folder beyond the limits, a link or special file in
+             it, no SHA256SUMS or manifest, or a SHA256SUMS that is not UTF-8 `<sha256>  <file>` lines
+             (it is the root of every other check)
+"""
 
 from __future__ import annotations
 
@@ -10,17 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sepipe import artifacts
 from sepipe.bundle.build import _files
-from sepipe.bundle.layout import BUNDLE_FORMAT, MANIFEST, SUMS
-from sepipe.config import FeatureConfig
+from sepipe.bundle.layout import MANIFEST, SUMS
+from sepipe.bundle.limits import LIMITS, Limits, check_folder, extract
+from sepipe.bundle.spec import ManifestProblem, VerifySpec, golden_frames, read_spec
 from sepipe.errors import InputFileError
 
-# float32 DSP may differ in the last bits between FFT builds; far beyond these means different data
-_FEATURE_TOLERANCE = 1e-3      # ln power units
-_AUDIO_TOLERANCE = 1e-4        # full scale 1.0
+_C_SLACK = 64 * 1024    # a C array's source beyond 8 characters a byte: its header, comments, line ends
 
 
 @dataclass
@@ -43,11 +57,12 @@ class BundleReport:
                 f"through TFLite Micro (arena {self.arena_bytes} bytes) equal bit for bit")
 
 
-def verify_bundle(path: str | Path) -> BundleReport:
+def verify_bundle(path: str | Path, limits: Limits = LIMITS) -> BundleReport:
     """Check every hash (SHA256SUMS and the manifest's list), the C array against the Vela model, and re-run
-    the golden vectors through the TFLite Micro interpreter with the manifest's arena: outputs and fed-back
-    states must equal the golden files bit for bit. Problems are collected, one line each; unusable input
-    (no such path, not a bundle, no SHA256SUMS or manifest) raises InputFileError."""
+    the golden vectors through the TFLite Micro interpreter (in a child process) with the manifest's arena:
+    outputs and fed-back states must equal the golden files bit for bit. Problems are collected, one line
+    each; input that cannot be read as a bundle raises InputFileError (see the module's exit codes). A zip is
+    extracted, within `limits`, into a temporary folder that is removed whatever happens."""
     path = Path(path)
     if not path.exists():
         raise InputFileError(path, "not found; pass a bundle folder or its .zip")
@@ -55,50 +70,60 @@ def verify_bundle(path: str | Path) -> BundleReport:
         if not zipfile.is_zipfile(path):
             raise InputFileError(path, "not a bundle: neither a folder nor a zip")
         with tempfile.TemporaryDirectory(prefix="sepipe-verify-") as tmp:
-            report = _verify_folder(_unzip(path, Path(tmp)), label=path)
-        return report
-    return _verify_folder(path, label=path)
+            return _verify_folder(extract(path, Path(tmp), limits), label=path, limits=limits)
+    if not path.is_dir():
+        raise InputFileError(path, "not a bundle: neither a folder nor a zip")
+    return _verify_folder(path, label=path, limits=limits)
 
 
-def _unzip(zip_path: Path, into: Path) -> Path:
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
-            names = archive.namelist()
-            tops = {n.split("/", 1)[0] for n in names}
-            if len(tops) != 1 or any(n.startswith("/") or ".." in n.split("/") for n in names):
-                raise InputFileError(zip_path, "not a bundle zip (expected one top folder and relative names)")
-            archive.extractall(into)
-    except zipfile.BadZipFile as exc:
-        raise InputFileError(zip_path, f"not a readable zip ({exc})") from None
-    return into / tops.pop()
+def _verify_folder(root: Path, label: Path, limits: Limits) -> BundleReport:
+    from sepipe.bundle.rerun import rerun_golden
 
-
-def _verify_folder(root: Path, label: Path) -> BundleReport:
     report = BundleReport(path=label, name=root.name)
+    check_folder(root, limits)
     for needed in (SUMS, MANIFEST):
         if not (root / needed).is_file():
             raise InputFileError(root, f"not a bundle: no {needed}")
     sums = _read_sums(root / SUMS)
     bad = _check_sums(root, sums, report)
-    try:
-        manifest = json.loads((root / MANIFEST).read_text())
-    except ValueError as exc:
-        report.problems.append(f"{MANIFEST}: not valid JSON ({exc})")
+    manifest = _read_manifest(root / MANIFEST, report)
+    if manifest is None:
         return report
-    _check_manifest_files(manifest, sums, bad, report)
     try:
-        _check_c_array(root, manifest, report)
-        _rerun_golden(root, manifest, report)
-    except (KeyError, TypeError) as exc:
-        report.problems.append(f"{MANIFEST}: lacks {exc} (not a bundle of format {BUNDLE_FORMAT}?)")
+        spec = read_spec(manifest, set(_files(root)))
+        _check_manifest_files(spec.files, sums, bad, report)
+        _check_c_array(root, spec, report)
+        features = root / spec.golden / "features.f32"
+        if not features.is_file():
+            raise ManifestProblem(f"{spec.golden}/features.f32: missing, golden vectors not re-run")
+        golden_frames(features.stat().st_size, spec)
+    except ManifestProblem as exc:
+        report.problems.append(str(exc))
+        return report
+    problems, report.frames = rerun_golden(root, spec)
+    report.problems.extend(problems)
+    report.arena_bytes = spec.arena
     return report
+
+
+def _read_manifest(path: Path, report: BundleReport) -> Any:
+    """The manifest as JSON (any value: read_spec checks its shape), or None with the problem reported."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        report.problems.append(f"{MANIFEST}: not valid JSON ({type(exc).__name__}: {str(exc)[:200]})")
+        return None
 
 
 # --------------------------------------------------------------------------- hashes
 
 def _read_sums(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(path, f"not UTF-8 text (byte {exc.start}); expected '<sha256>  <file>' lines") from None
     sums = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         match = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line.strip())
         if not match:
             raise InputFileError(path, f"line {number} is not '<sha256>  <file>'")
@@ -122,10 +147,8 @@ def _check_sums(root: Path, sums: dict[str, str], report: BundleReport) -> set[s
     return bad
 
 
-def _check_manifest_files(manifest: dict[str, Any], sums: dict[str, str], bad: set[str],
-                          report: BundleReport) -> None:
+def _check_manifest_files(listed: dict[str, str], sums: dict[str, str], bad: set[str], report: BundleReport) -> None:
     """The manifest's `files` must agree with SHA256SUMS (a file already found altered is not reported twice)."""
-    listed = manifest.get("files", {})
     for rel, digest in sorted(listed.items()):
         if rel in sums and sums[rel] != digest and rel not in bad:
             report.problems.append(f"{rel}: {MANIFEST} and {SUMS} disagree on its sha256")
@@ -135,123 +158,43 @@ def _check_manifest_files(manifest: dict[str, Any], sums: dict[str, str], bad: s
 
 # --------------------------------------------------------------------------- the C array
 
+_C_COMMENT = re.compile(r"/\*.*?(?:\*/|\Z)|//[^\n]*", re.S)   # an unclosed comment runs to the end: linear
+_C_VALUE = re.compile(r"0[xX][0-9a-fA-F]+|\d+")
+_C_END = re.compile(r"\s*;")
+
+
 def c_array_bytes(c_text: str, symbol: str) -> bytes | None:
-    """The bytes of the initialiser of array `symbol` in C source (hex or decimal elements)."""
-    match = re.search(rf"\b{re.escape(symbol)}\s*\[[^\]]*\][^=;{{]*=\s*{{(.*?)}}\s*;", c_text, re.S)
-    if not match:
+    """The bytes of the initialiser of array `symbol` in C source (hex or decimal elements). The source may
+    be hostile: every pattern is bounded or always matches, so the time is linear in its length."""
+    declaration = re.search(rf"\b{re.escape(symbol)}\s{{0,64}}\[[^\]]{{0,64}}\][^=;{{]{{0,512}}=\s{{0,64}}{{",
+                            c_text)
+    if not declaration:
         return None
-    body = re.sub(r"/\*.*?\*/|//[^\n]*", "", match.group(1), flags=re.S)
-    values = [int(v, 0) for v in re.findall(r"0[xX][0-9a-fA-F]+|\d+", body)]
-    return bytes(values) if all(0 <= v < 256 for v in values) else None
+    close = c_text.find("}", declaration.end())
+    while close >= 0 and not _C_END.match(c_text, close + 1):
+        close = c_text.find("}", close + 1)
+    if close < 0:
+        return None
+    values = bytearray()
+    for token in _C_VALUE.finditer(_C_COMMENT.sub("", c_text[declaration.end():close])):
+        text = token.group()
+        if len(text) > 6:           # 0x00ff at most; a long digit string is no byte (and int() refuses huge ones)
+            return None
+        value = int(text, 16) if text[:2] in ("0x", "0X") else int(text)
+        if value > 255:
+            return None
+        values.append(value)
+    return bytes(values)
 
 
-def _check_c_array(root: Path, manifest: dict[str, Any], report: BundleReport) -> None:
-    array = manifest["model"]["c_array"]
-    c_path, model_path = root / array["source"], root / array["holds"]
-    if not c_path.is_file() or not model_path.is_file():
-        return   # already reported as missing
-    data = c_array_bytes(c_path.read_text(errors="replace"), array["symbol"])
+def _check_c_array(root: Path, spec: VerifySpec, report: BundleReport) -> None:
+    c_path, model_path = root / spec.c_source, root / spec.c_holds
+    if c_path.stat().st_size > 8 * model_path.stat().st_size + _C_SLACK:
+        report.problems.append(f"{spec.c_source}: {c_path.stat().st_size} bytes, too large to hold the "
+                               f"{model_path.stat().st_size} bytes of {spec.c_holds}")
+        return
+    data = c_array_bytes(c_path.read_text(errors="replace"), spec.c_symbol)
     if data is None:
-        report.problems.append(f"{array['source']}: no array '{array['symbol']}' found")
+        report.problems.append(f"{spec.c_source}: no array '{spec.c_symbol}' found")
     elif data != model_path.read_bytes():
-        report.problems.append(f"{array['source']}: the array '{array['symbol']}' differs from {array['holds']}")
-
-
-# --------------------------------------------------------------------------- golden vectors
-
-def _model_rel(manifest: dict[str, Any]) -> str:
-    """The quantised model's path in the bundle (`int8_tflite` in bundles of format 1)."""
-    return manifest["model"].get("tflite") or manifest["model"]["int8_tflite"]
-
-
-def _rerun_golden(root: Path, manifest: dict[str, Any], report: BundleReport) -> None:
-    from sepipe.contract import ModelContract
-    from sepipe.runtime.quantized import TFLMStreamingRunner
-
-    model_rel = _model_rel(manifest)
-    model_path = root / model_rel
-    golden = root / manifest["golden"]["folder"]
-    features_path = golden / "features.f32"
-    if not model_path.is_file() or not features_path.is_file():
-        report.problems.append(f"{golden.name}/features.f32 or {model_path.name}: missing, golden vectors not re-run")
-        return
-    arena = int(manifest["tflm_arena"]["reference_kernels"]["recommended_bytes"])
-    try:
-        contract = ModelContract.from_dict(manifest["contract"]) if manifest.get("contract") else None
-        runner = TFLMStreamingRunner(model_path.read_bytes(), arena_size=arena, contract=contract)
-    except (RuntimeError, ValueError) as exc:
-        why = (str(exc).strip().splitlines() or [exc.__class__.__name__])[-1]
-        report.problems.append(f"{model_rel}: TFLite Micro cannot run it with the manifest's "
-                               f"arena of {arena} bytes ({why})")
-        return
-    bins = runner.bins
-    raw = np.fromfile(features_path, dtype="<f4")
-    if raw.size == 0 or raw.size % bins:
-        report.problems.append(f"golden/features.f32: {raw.size} values is not a whole number of {bins}-bin frames")
-        return
-    features = raw.reshape(-1, bins)
-    inputs, outputs = runner.run_recorded(features)
-    report.frames = len(features)
-    report.arena_bytes = arena
-    for side, prefix, tensors in (("input", "in", runner.io.inputs), ("output", "out", runner.io.outputs)):
-        produced = inputs if side == "input" else outputs
-        for tensor in tensors:
-            _compare_tensor_file(root, f"{golden.name}/{prefix}_{tensor.name}.bin", produced, tensor,
-                                 len(features), report)
-    _check_float_files(golden, manifest, features, outputs, runner, report)
-
-
-def _compare_tensor_file(root: Path, rel: str, produced: dict[str, np.ndarray], tensor, frames: int,
-                         report: BundleReport) -> None:
-    """A golden in_/out_ file must equal, bit for bit, what the TFLite Micro re-run fed or returned."""
-    file = root / rel
-    if not file.is_file():
-        report.problems.append(f"{rel}: missing")
-        return
-    want = np.ascontiguousarray(produced[tensor.name]).astype(np.dtype(tensor.dtype).newbyteorder("<"))
-    got = np.fromfile(file, dtype=np.dtype(tensor.dtype).newbyteorder("<"))
-    if got.size != want.size:
-        report.problems.append(f"{rel}: {got.size} values, TFLite Micro gives {want.size} "
-                               f"({frames} frames of {tensor.shape})")
-        return
-    got, want = got.reshape(frames, -1), want.reshape(frames, -1)
-    differ = got != want
-    if differ.any():
-        differing = np.flatnonzero(differ.any(axis=1))
-        lsb = int(np.abs(got.astype(np.int32) - want.astype(np.int32)).max())
-        report.problems.append(f"{rel}: differs from the TFLite Micro re-run in {int(differ.sum())} values "
-                               f"of {len(differing)} frames (first frame {int(differing[0])}, up to {lsb} LSB)")
-
-
-def _check_float_files(golden: Path, manifest: dict[str, Any], features: np.ndarray, outputs: dict[str, np.ndarray],
-                       runner, report: BundleReport) -> None:
-    """features.f32 and audio_out.f32 must follow from audio_in.f32 and the mask (pipeline/features.py)."""
-    from sepipe import features as feat
-    from sepipe.golden import enhanced_audio
-
-    audio_path, out_path = golden / "audio_in.f32", golden / "audio_out.f32"
-    if not audio_path.is_file() or not out_path.is_file():
-        report.problems.append(f"{golden.name}/audio_in.f32 or audio_out.f32: missing")
-        return
-    f = manifest["features"]
-    cfg = FeatureConfig(fft_size=int(f["fft_size"]), hop=int(f["hop"]), log_floor=float(f["log_floor"]))
-    audio = np.fromfile(audio_path, dtype="<f4")
-    frames = len(features)
-    if len(audio) != frames * cfg.hop:
-        report.problems.append(f"{golden.name}/audio_in.f32: {len(audio)} samples, {frames} frames need "
-                               f"{frames * cfg.hop}")
-        return
-    computed, spectrum = feat.features(audio, cfg)
-    diff = float(np.abs(computed[:frames] - features).max())
-    if not diff <= _FEATURE_TOLERANCE:
-        report.problems.append(f"{golden.name}/features.f32: differs from the features of audio_in.f32 by up to "
-                               f"{diff:.3g} (tolerance {_FEATURE_TOLERANCE:g})")
-    enhanced = enhanced_audio(spectrum, outputs[runner.contract.head.name], runner.io.head, cfg, frames)
-    got = np.fromfile(out_path, dtype="<f4")
-    if got.shape != enhanced.shape:
-        report.problems.append(f"{golden.name}/audio_out.f32: {got.size} samples, expected {enhanced.size}")
-        return
-    diff = float(np.abs(got - enhanced).max())
-    if not diff <= _AUDIO_TOLERANCE:
-        report.problems.append(f"{golden.name}/audio_out.f32: differs from the resynthesis with the TFLite Micro "
-                               f"mask by up to {diff:.3g} (tolerance {_AUDIO_TOLERANCE:g})")
+        report.problems.append(f"{spec.c_source}: the array '{spec.c_symbol}' differs from {spec.c_holds}")

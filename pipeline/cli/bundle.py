@@ -6,6 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+# sepipe.bundle.layout's DEFAULT_FRAMES and MAX_FRAMES (make_bundle checks the range; importing the
+# bundle package here would load numpy for every command; tests/test_bundle_hostile.py keeps them equal)
+DEFAULT_FRAMES, MAX_FRAMES = 300, 10_000
+
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     bundle = sub.add_parser(
@@ -20,13 +24,23 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     bundle.add_argument("--target", required=True, metavar="NAME",
                         help="a target the variant was compiled for, e.g. ethos-u55-128 (or its id, e.g. H128)")
     bundle.add_argument("--out", type=Path, default=None, help="output folder (default runs/<experiment>/bundles)")
-    bundle.add_argument("--frames", type=int, default=300,
-                        help="consecutive frames of test audio in the golden vectors (default 300 = 4.8 s)")
+    bundle.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
+                        help=f"consecutive frames of test audio in the golden vectors, 2 to {MAX_FRAMES} "
+                             f"(default {DEFAULT_FRAMES} = 4.8 s at a 16 ms hop)")
     bundle.set_defaults(handler=_bundle_command)
     verify = sub.add_parser(
         "verify-bundle", help="check a bundle: every sha256, and golden vectors re-run bit-exactly through TFLite Micro",
-        description="Exit 0 with a one-line summary when every hash matches and the golden vectors re-run through "
-                    "the TFLite Micro interpreter equal bit for bit; exit 1 with one line per problem otherwise.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check a bundle from anywhere without trusting it: the zip or folder within limits (entries, "
+                    "sizes,\ncompression ratio) before anything is extracted, every manifest field before it is "
+                    "used, and the\nTFLite Micro re-run in a child process.\n\nexit codes:\n"
+                    "  0  every hash matches and the golden vectors re-run through TFLite Micro equal bit for bit\n"
+                    "  1  verification failed: one line per problem (a hash, a manifest field missing or out of "
+                    "range,\n     the C array, a model TFLite Micro cannot run or that crashes it, a golden file "
+                    "that differs),\n     then a summary line\n"
+                    "  2  not readable as a bundle: one line (not found, not a folder or zip, an unreadable zip, "
+                    "over the\n     limits, a link or special file, no SHA256SUMS or model_manifest.json, a "
+                    "SHA256SUMS that is\n     not UTF-8 '<sha256>  <file>' lines)")
     verify.add_argument("bundle", type=Path, help="bundle folder or its .zip")
     verify.set_defaults(handler=_verify_bundle_command)
 
