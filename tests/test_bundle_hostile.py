@@ -144,11 +144,9 @@ def _bomb(bundle_folder: Path, tmp_path: Path, size: int) -> Path:
 def test_a_zip_bomb_is_refused_from_its_directory_and_leaves_nothing(bundle, tmp_path):  # noqa: F811
     bomb = _bomb(bundle, tmp_path, 64 << 20)
     assert bomb.stat().st_size < 1 << 20
-    started = time.monotonic()
-    line = _error(run_verify(bomb))
+    line = _error(run_verify(bomb))                 # run_verify bounds memory and time (a hang fails it)
     assert line.startswith(f"sepipe: error: {bomb}: entry '{bundle.name}/golden/features.f32' inflates ") and \
         "a zip bomb?" in line, line
-    assert time.monotonic() - started < 30
     assert not list(tmp_path.glob("sepipe-*"))      # run_verify's TMPDIR is the zip's folder
 
 
@@ -192,13 +190,13 @@ def test_zip_entries_outside_the_bundle_folder_are_refused(bundle, tmp_path):  #
 
 
 def test_reading_a_hostile_c_array_takes_linear_time():
-    started = time.monotonic()
+    started = time.process_time()         # CPU time: quadratic work on these inputs takes minutes, linear ms
     assert c_array_bytes("se_model[" * 20_000, "se_model") is None
     assert c_array_bytes("se_model[] = {" + "/*" * 20_000 + "};", "se_model") == b""
     assert c_array_bytes("se_model[] = {1, 0x2, 0003};", "se_model") == b"\x01\x02\x03"
     assert c_array_bytes("se_model[] = {" + "9" * 5000 + "};", "se_model") is None
     assert c_array_bytes("se_model[] = {256};", "se_model") is None
-    assert time.monotonic() - started < 1
+    assert time.process_time() - started < 5
 
 
 # --------------------------------------------------------------------------- `sepipe bundle`

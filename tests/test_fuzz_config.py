@@ -4,7 +4,8 @@ Property: whatever the text of the experiment file (random nested values under t
 random keys, YAML tags, anchors and aliases, random bytes) and whatever `--set KEY=VALUE` strings
 come with it, `sepipe config check` either accepts it (exit 0) or prints exactly one bounded line
 `sepipe: error: ...` with exit 2; never another exception, within a memory bound (the address space
-may grow by at most MEMORY_BOUND while one input is checked) and a time bound (TIME_BOUND_S).
+may grow by at most MEMORY_BOUND while one input is checked) and a bound on the CPU time it takes (TIME_BOUND_S; CPU, not wall-clock, time, so a busy machine does
+not fail it).
 The loader-level property (`load_experiment` returns a config or raises PipelineError with a
 one-line message) is checked the same way.
 """
@@ -25,7 +26,7 @@ from hypothesis import strategies as st
 
 LINE_LIMIT = 2000            # sepipe.errors.LINE_LIMIT: what one error line may hold
 MEMORY_BOUND = 256 << 20
-TIME_BOUND_S = 5.0
+TIME_BOUND_S = 30.0         # CPU seconds: a hang or unbounded work, not a slow machine (wall time is not asserted)
 
 
 def _section_keys() -> dict[str, list[str]]:
@@ -150,7 +151,7 @@ def check_loader(folder: Path, data: bytes, sets: list[str]) -> str:
 
     path = folder / "exp.yaml"
     path.write_bytes(data)
-    start = time.monotonic()
+    start = time.process_time()
     try:
         with memory_bound():
             result = load_experiment(path, parse_overrides(sets))
@@ -161,7 +162,7 @@ def check_loader(folder: Path, data: bytes, sets: list[str]) -> str:
     else:
         assert isinstance(result, ExperimentConfig)
         outcome = "ok"
-    assert time.monotonic() - start < TIME_BOUND_S, "over the time bound"
+    assert time.process_time() - start < TIME_BOUND_S, "over the time bound"
     return outcome
 
 
@@ -171,11 +172,11 @@ def check_cli(folder: Path, data: bytes, sets: list[str], capsys) -> int:
 
     path = folder / "exp.yaml"
     path.write_bytes(data)
-    start = time.monotonic()
+    start = time.process_time()
     with memory_bound():
         code = main(["-q", "config", "check", str(path), *[f"--set={s}" for s in sets]])
     err = capsys.readouterr().err.splitlines()
-    assert time.monotonic() - start < TIME_BOUND_S, "over the time bound"
+    assert time.process_time() - start < TIME_BOUND_S, "over the time bound"
     if code == 0:
         assert err == []
     else:
