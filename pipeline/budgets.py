@@ -8,7 +8,7 @@ passes because nothing was measured. Records read from a run folder are used onl
 current (sepipe.engine.currency): a report or compile record of a model that was converted again
 since, or left by a compile that failed, is one line naming it and the command that refreshes it.
 A budget file is any user's input: whatever it holds gives the budgets or one ConfigError /
-InputFileError line, in bounded size (MAX_BUDGET_BYTES; MAX_YAML_NODES once aliases are expanded).
+InputFileError line, in bounded size (the limits of sepipe.config_loading.read_yaml_file).
 """
 
 from __future__ import annotations
@@ -20,19 +20,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
 
 from sepipe.config import _build
 from sepipe.artifacts import sha256_file
 from sepipe.engine.currency import StaleRecordError, check_files
+from sepipe.config_loading import read_yaml_file
 from sepipe.errors import ConfigError, InputFileError
 from sepipe.report.rows import QUALITY_COLUMNS
 from sepipe.targets import CONFIG_DIR, Target, load_targets
 
 DEFAULT_BUDGETS_FILE = CONFIG_DIR / "budgets.yaml"
 DEFAULT_HOP_MS = 16.0   # 256-sample hop at 16 kHz: the real-time deadline of one Invoke
-MAX_BUDGET_BYTES = 1 << 20
-MAX_YAML_NODES = 100_000      # after aliases are expanded: a 1 KB alias bomb is refused, not built
 QUALITY_METRICS = QUALITY_COLUMNS   # what min_quality may name: the report's quality columns
 
 
@@ -87,19 +85,19 @@ def load_budgets(path: str | Path, targets: Mapping[str, Target] | None = None) 
     src = str(path)
     unknown = sorted((k for k in raw if k != "budgets"), key=str)
     if unknown:
-        raise ConfigError(src, str(unknown[0]), _brief(raw[unknown[0]]), "the single top-level key 'budgets'")
+        raise ConfigError(src, str(unknown[0]), raw[unknown[0]], "the single top-level key 'budgets'")
     entries = raw.get("budgets")
     if not isinstance(entries, dict) or not entries:
-        raise ConfigError(src, "budgets", _brief(entries), "a mapping of target name -> limits")
+        raise ConfigError(src, "budgets", entries, "a mapping of target name -> limits")
     known = targets if targets is not None else load_targets()
     limits = ", ".join(f.name for f in fields(Budget))
     budgets = {}
     for name, entry in entries.items():
         key = f"budgets.{name}"
         if not isinstance(name, str) or name not in known:
-            raise ConfigError(src, key, _brief(name), "a target name: one of " + ", ".join(known))
+            raise ConfigError(src, key, name, "a target name: one of " + ", ".join(known))
         if not isinstance(entry, dict) or not all(isinstance(k, str) for k in entry):
-            raise ConfigError(src, key, _brief(entry), "a mapping of limits: " + limits)
+            raise ConfigError(src, key, entry, "a mapping of limits: " + limits)
         entry = dict(entry)
         quality = _min_quality(src, f"{key}.min_quality", entry.pop("min_quality", None) or {})
         for limit, value in entry.items():
@@ -117,77 +115,23 @@ def _min_quality(src: str, key: str, quality: Any) -> tuple[tuple[str, float], .
     """min_quality as (metric, floor) pairs: metrics the report has, finite numbers (a NaN floor fails
     every model, which would read as a budget violation: exit 1 for what is an input error)."""
     if not isinstance(quality, dict):
-        raise ConfigError(src, key, _brief(quality), "a mapping of metric -> number, e.g. {si_sdr: 8.0}")
+        raise ConfigError(src, key, quality, "a mapping of metric -> number, e.g. {si_sdr: 8.0}")
     for metric, floor in quality.items():
         if metric not in QUALITY_METRICS:
-            raise ConfigError(src, key, _brief(metric), "a quality metric: one of " + ", ".join(QUALITY_METRICS))
+            raise ConfigError(src, key, metric, "a quality metric: one of " + ", ".join(QUALITY_METRICS))
         if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not math.isfinite(floor):
-            raise ConfigError(src, key, _brief({metric: floor}), "a mapping of metric -> finite number, "
+            raise ConfigError(src, key, {metric: floor}, "a mapping of metric -> finite number, "
                               "e.g. {si_sdr: 8.0}")
     return tuple((k, float(v)) for k, v in quality.items())
 
 
-class _Cut(str):
-    """A value's repr cut short, shown as is (with a mark) in an error line."""
-
-    def __repr__(self) -> str:
-        return f"{str(self)}... (cut)"
-
-
-def _brief(value: Any, limit: int = 80) -> Any:
-    """A value as an error line shows it: a repr over `limit` characters is cut (the line stays short)."""
-    text = repr(value)
-    return value if len(text) <= limit else _Cut(text[:limit])
-
-
 def _read_budget_file(path: Path) -> dict:
-    """The budget YAML as a mapping: InputFileError when missing, a folder, too big, not UTF-8, not YAML,
-    with too many values once aliases are expanded, or not a mapping."""
-    if path.is_dir():
-        raise InputFileError(path, "is a folder; expected a budget YAML file")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputFileError(path, "budget file not found") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from None
-    if len(data) > MAX_BUDGET_BYTES:
-        raise InputFileError(path, f"{len(data)} bytes; a budget file is at most {MAX_BUDGET_BYTES} bytes")
-    try:
-        text = data.decode("utf-8")
-        _check_node_count(yaml.compose(text, Loader=yaml.SafeLoader))
-        raw = yaml.safe_load(text)
-    except UnicodeDecodeError as exc:
-        raise InputFileError(path, f"not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
-    except (yaml.YAMLError, ValueError) as exc:
-        raise InputFileError(path, f"not valid YAML ({str(exc).splitlines()[0][:160]})") from None
-    except RecursionError:
-        raise InputFileError(path, "not valid YAML (nested too deeply)") from None
+    """The budget YAML as a mapping, read with the bounded YAML reader every input file uses
+    (sepipe.config_loading: size, UTF-8, aliases expanded, depth); InputFileError otherwise."""
+    raw = read_yaml_file(path, "budget file")
     if not isinstance(raw, dict):
         raise InputFileError(path, f"budget file must be a YAML mapping, not {type(raw).__name__}")
     return raw
-
-
-def _check_node_count(root: Any) -> None:
-    """ValueError when the document has over MAX_YAML_NODES values with its aliases expanded, or an
-    alias inside the node it names (a 1 KB file must not build gigabytes)."""
-    sizes: dict[int, int] = {}
-
-    def size(node: Any, open_: frozenset) -> int:
-        if id(node) in sizes:
-            return sizes[id(node)]
-        if id(node) in open_:
-            raise ValueError("an alias refers to the node that contains it")
-        children = node.value if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) else ()
-        flat = [c for item in children for c in (item if isinstance(item, tuple) else (item,))]
-        total = 1 + sum(size(child, open_ | {id(node)}) for child in flat)
-        if total > MAX_YAML_NODES:
-            raise ValueError(f"over {MAX_YAML_NODES} values once its aliases are expanded")
-        sizes[id(node)] = total
-        return total
-
-    if root is not None:
-        size(root, frozenset())
 
 
 def _validate(src: str, key: str, budget: Budget) -> None:
