@@ -66,6 +66,7 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
     "sepipe run": ("eval", "report"),
     "sepipe bundle": ("train", "tflm"),
     "sepipe verify-bundle": ("tflm",),
+    "sepipe enhance": ("train",),      # + 'tflm' for --runtime tflm (the default): see command_extras
 }
 
 
@@ -79,10 +80,12 @@ def extra_modules(extra: str) -> list[str]:
 
 
 def command_extras(command: str, args: argparse.Namespace | None = None) -> tuple[str, ...]:
-    """The extras `command` needs; `--executor ray` adds 'ray'."""
+    """The extras `command` needs; `--executor ray` adds 'ray', `--runtime tflm` adds 'tflm'."""
     extras = COMMAND_EXTRAS.get(command, ())
     if args is not None and getattr(args, "executor", None) == "ray":
         extras += ("ray",)
+    if args is not None and getattr(args, "runtime", None) == "tflm":
+        extras += ("tflm",)
     return extras
 
 
