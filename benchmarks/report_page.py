@@ -30,18 +30,19 @@ CHECK_SCRIPT = """
 const done = arguments[arguments.length - 1];
 const audios = [...document.querySelectorAll('audio')];
 const settle = a => new Promise(resolve => {
-  if (a.readyState >= 1 || a.error) return resolve();
+  // NETWORK_NO_SOURCE (3): every <source> failed, which sets no a.error and fires no event on <audio>
+  if (a.readyState >= 1 || a.error || a.networkState === 3) return resolve();
   a.addEventListener('loadedmetadata', resolve, {once: true});
   a.addEventListener('error', resolve, {once: true});
   a.querySelectorAll('source').forEach(s => s.addEventListener('error', resolve, {once: true}));
-  setTimeout(resolve, 20000);
+  setTimeout(resolve, 10000);
 });
 const decoded = i => (i.decode ? i.decode() : Promise.resolve()).catch(() => null);
 Promise.all([...audios.map(settle), ...[...document.images].map(decoded)]).then(() => done({
   audio: audios.map(a => {
     const type = (a.querySelector('source') || {}).type || '';
     return {type: type, can_play: type ? a.canPlayType(type) : '', ready_state: a.readyState,
-            duration: a.duration, error: a.error ? a.error.code : null,
+            duration: a.duration, error: a.error ? a.error.code : null, network_state: a.networkState,
             src_scheme: (a.currentSrc || '').slice(0, 20)};
   }),
   images: [...document.images].map(i => ({alt: i.alt, complete: i.complete, natural_width: i.naturalWidth})),
