@@ -85,7 +85,9 @@ def test_one_colour_scale_per_file(kept):
 
 
 def test_the_budget_shortens_clips_then_drops_files():
-    assert plan(3, 6) == listen.Plan(3, MAX_SECONDS)             # the demo: whole files up to MAX_SECONDS
+    demo = plan(3, 6)                                             # the demo: 3 files, 2 references, clean, 3 runners
+    assert demo.files == 3 and 6 <= demo.seconds <= min(MAX_SECONDS, AUDIO_SECONDS_BUDGET / 18)
+    assert demo.seconds == round(demo.seconds, 1)
     many = plan(3, 40)                                            # a sweep of 13 variants x 3 runners
     assert many.files * 40 * many.seconds <= AUDIO_SECONDS_BUDGET
     assert many.seconds >= MIN_SECONDS and many.files >= 1
@@ -143,3 +145,26 @@ def test_the_page_holds_the_section_after_the_quality_table_in_one_write(kept, t
     assert not list(tmp_path.glob("*.tmp*"))
     # a page without the section keeps its bytes (no listening style either)
     assert "div.listen" not in render_html([], "t", quality_rows=ri.quality_rows())
+
+
+def test_the_report_stage_declares_the_kept_wavs_of_every_system(tmp_path):
+    """The stage's inputs follow the experiment: its test files in evaluation order, its quality table's systems."""
+    import json
+
+    from sepipe.config import load_experiment
+    from sepipe.stages.reporting import declare_report
+
+    cfg = load_experiment(ri.Path(__file__).parents[1] / "experiments" / "demo.yaml",
+                          {"runs_dir": str(tmp_path), "evaluate.write_audio": 2})
+    evaluate_dir = cfg.run_dir / "evaluate"
+    evaluate_dir.mkdir(parents=True)
+    names = ["c_0003", "a_0001", "b_0002"]
+    (evaluate_dir / "references_per_file.json").write_text(json.dumps([{"system": "unprocessed", "file": n}
+                                                                       for n in names]))
+    quality = [r for r in ri.quality_rows() if r["variant"] in ("-", "ptq")]
+    needs = {"evaluate:references": {"rows": [r for r in quality if r["variant"] == "-"]},
+             **{f"evaluate:{v.name}": {"rows": [r for r in quality if r["variant"] == v.name]} for v in cfg.variants}}
+    inputs = declare_report(cfg).inputs(needs)
+    assert sorted({path.stem for path in inputs.values()}) == ["a_0001", "c_0003"]
+    assert {path.parent.relative_to(evaluate_dir / "audio").as_posix() for path in inputs.values()} == {
+        "unprocessed", "clean", "RNNoise (pyrnnoise)", "ptq/float32 Keras", "ptq/int8 TFLite", "ptq/int8 TFLite Micro"}

@@ -13,7 +13,7 @@ target under `audio/clean/`. This section embeds them in the page as data: URIs,
 
 The page size is bounded by AUDIO_SECONDS_BUDGET: every clip is an excerpt from the file's start, as long as
 the budget allows between MIN_SECONDS and MAX_SECONDS, and when even MIN_SECONDS per clip would overrun it,
-fewer files are shown. The caption says what was kept. FLAC of speech at 16 kHz is about 15-20 kB/s.
+fewer files are shown (never none: one file at MIN_SECONDS may overrun it). The caption says what was kept. FLAC of speech at 16 kHz is about 15-20 kB/s.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -31,7 +32,7 @@ from sepipe.audio import read_wav, to_int16
 
 MAX_SECONDS = 8.0                # longest excerpt per clip
 MIN_SECONDS = 3.0                # shortest excerpt worth listening to
-AUDIO_SECONDS_BUDGET = 180.0     # seconds of audio on the whole page (about 3-4 MB as base64 FLAC)
+AUDIO_SECONDS_BUDGET = 120.0     # seconds of audio on the whole page (speech: about 2-3 MB as base64 FLAC)
 DYNAMIC_RANGE_DB = 80.0          # the colour scale: the file's loudest bin down to this far below it
 SPECTROGRAM_PX = (320, 96)       # width, height of every spectrogram image
 N_FFT, HOP = 512, 128
@@ -78,7 +79,8 @@ def plan(files: int, systems: int, budget: float = AUDIO_SECONDS_BUDGET) -> Plan
     if files <= 0 or systems <= 0:
         return Plan(0, 0.0)
     shown = max(1, min(files, int(budget // (MIN_SECONDS * systems))))
-    return Plan(shown, min(MAX_SECONDS, max(MIN_SECONDS, budget / (shown * systems))))
+    seconds = math.floor(10.0 * budget / (shown * systems)) / 10.0     # tenths: a length a caption can state
+    return Plan(shown, min(MAX_SECONDS, max(MIN_SECONDS, seconds)))
 
 
 def input_files(audio_dir: Path, files: Sequence[str], systems: Sequence[tuple[str, str]]) -> dict[str, Path]:
