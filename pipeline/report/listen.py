@@ -13,7 +13,8 @@ target under `audio/clean/`. This section embeds them in the page as data: URIs,
 
 The page size is bounded by AUDIO_SECONDS_BUDGET: every clip is an excerpt from the file's start, as long as
 the budget allows between MIN_SECONDS and MAX_SECONDS, and when even MIN_SECONDS per clip would overrun it,
-fewer files are shown (never none: one file at MIN_SECONDS may overrun it). The caption says what was kept. FLAC of speech at 16 kHz is about 15-20 kB/s.
+fewer files are shown (never none: one file at MIN_SECONDS may overrun it). The caption says what was kept.
+FLAC of speech at 16 kHz is about 15-20 kB/s.
 """
 
 from __future__ import annotations
