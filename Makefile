@@ -32,7 +32,7 @@ demo: $(STAMP) ## Build the small dataset, train, convert, evaluate, print the t
 
 # One pytest worker per core (pytest-xdist); a module's tests stay on one worker, so its fixtures are built once.
 TEST_WORKERS ?= auto
-test: $(STAMP) firmware-toolchain ## Run the test suite (tiny models, real tools, C stub on host and Cortex-M55)
+test: $(STAMP) firmware-toolchain browser ## Run the test suite (tiny models, real tools, C stub on host and Cortex-M55, the report page in headless Chromium)
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP) firmware-toolchain ## The edit loop: tests that neither train nor convert (pytest -m "not slow")
@@ -74,6 +74,19 @@ firmware-toolchain: ## Install Debian's gcc-arm-none-eabi and newlib (apt-get) w
 firmware: $(STAMP) firmware-toolchain ## firmware_stub: C vs Python/TFLM host tests, Cortex-M55 build and size report
 	$(BIN)/pytest -q -s tests/test_firmware_stub.py
 	$(MAKE) --no-print-directory -C firmware_stub m55
+
+# Headless Chromium (Debian's packages) for the report page's browser check (tests/test_report_browser.py,
+# benchmarks/report_page.py); installed only when missing. Playwright's browser download is not needed.
+BROWSER_APT := chromium chromium-driver
+.PHONY: browser report-page
+browser: ## Install Debian's chromium and chromium-driver (apt-get) when chromium or chromedriver is missing
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
+	  echo "browser: installing $(BROWSER_APT) with apt-get"; \
+	  $(APT_SUDO) apt-get install -y --no-install-recommends $(BROWSER_APT) || \
+	  { $(APT_SUDO) apt-get update && $(APT_SUDO) apt-get install -y --no-install-recommends $(BROWSER_APT); }; fi
+
+report-page: $(STAMP) browser ## A run's HTML page with its players, checked in headless Chromium; prints its size (EXP=demo)
+	$(BIN)/python benchmarks/report_page.py runs/$(EXP)
 
 bench-mlia: $(STAMP) ## Compare our Vela figures and times with Arm MLIA's (own venv in .cache/mlia-venv; not CI)
 	$(BIN)/python benchmarks/mlia_compare.py --tiny $(if $(MLIA_PYTHON),--python $(MLIA_PYTHON)) $(BENCH_MODELS)

@@ -8,6 +8,7 @@ tests/golden/report/ holds what the report code made of them before the rows bec
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 NAN = math.nan
 HOP_MS = 16.0
@@ -112,3 +113,24 @@ PER_LAYER_CSV = (
     "FullyConnected\n"
     "LOGISTIC,Sigmoid,256,48.5,0,0.0,0,0,0,0,0,0,0.0,0.0,model/mask/Sigmoid,NPU,Logistic\n"
 )
+
+
+def write_kept_audio(audio_dir, files=("mix_0001", "mix_0002"), rate: int = 16000, seconds: float = 1.0,
+                     quality=None) -> list[tuple[str, str]]:
+    """WAVs as evaluation keeps them (`<audio_dir>/<system>/<file>.wav`, clean under `clean/`) for every
+    system of `quality` (default `quality_rows()`): a tone in seeded noise, quieter noise per system.
+    Returns the systems as `sepipe.report.listen.systems_of` lists them."""
+    import numpy as np
+
+    from sepipe.audio import write_wav
+    from sepipe.report.listen import systems_of
+
+    systems = systems_of(quality if quality is not None else quality_rows())
+    t = np.arange(int(rate * seconds)) / rate
+    for index, (folder, _) in enumerate(systems):
+        for number, name in enumerate(files):
+            noise = np.random.RandomState(100 * index + number).standard_normal(len(t))
+            level = 0.0 if folder == "clean" else 0.2 / (1 + index)
+            write_wav(Path(audio_dir) / folder / f"{name}.wav",
+                      0.3 * np.sin(2 * np.pi * (300 + 100 * number) * t) + level * noise, rate)
+    return systems

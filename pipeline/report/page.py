@@ -1,7 +1,8 @@
 """One experiment as a self-contained HTML page: tables, quality/cost trade-off plots, per-layer cycles.
 
 Self-contained means one file that opens anywhere, offline and years later: no external script,
-stylesheet or font, and every plot an inline base64 PNG (sepipe.report.plots).
+stylesheet or font, every plot an inline base64 PNG (sepipe.report.plots), and the audio players and
+spectrograms inline too (sepipe.report.listen).
 Rows are typed rows (rendered here with their `to_dict`) or mappings straight from a CSV (numbers as
 strings); any value may be missing or NaN: the tables show '-' and the plots leave that point out.
 """
@@ -75,6 +76,14 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.front { font-weight: 600; }
 img { max-width: 100%; height: auto; display: block; margin: .5em 0; }
 """
+# Only on a page with a listening section (a page without one keeps its bytes).
+LISTEN_STYLE = """h3 { font-size: 1.05em; margin: 1.2em 0 .3em; }
+div.listen { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: .4em 1em; }
+figure.clip { margin: 0; }
+figure.clip figcaption { font-size: .85em; font-weight: 600; }
+figure.clip img { margin: .2em 0; }
+figure.clip audio { width: 100%; height: 2.2em; }
+"""
 
 
 def _cell(value, fmt: str) -> str:
@@ -115,12 +124,13 @@ def _img(b64: str, alt: str) -> str:
 
 
 def render_html(rows: Iterable[Row], title: str, per_layer_csv: Path | None = None, per_layer_label: str = "",
-                notes: Sequence[str] = (), quality_rows: Iterable[Row] = ()) -> str:
+                notes: Sequence[str] = (), quality_rows: Iterable[Row] = (), listen_html: str = "") -> str:
     """The page as a string; see write_html_report."""
     rows, quality_rows = as_dicts(rows), as_dicts(quality_rows)   # labels are made here, once
     layers = read_per_layer_csv(per_layer_csv) if per_layer_csv is not None else None   # fail before drawing
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-             f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+             f"<title>{html.escape(title)}</title>\n<style>{STYLE}{LISTEN_STYLE if listen_html else ''}</style>\n"
+             "</head>\n<body>\n"
              f"<h1>{html.escape(title)}</h1>\n"]
     parts += [f'<p class="note">{html.escape(str(note))}</p>\n' for note in notes]
 
@@ -131,6 +141,7 @@ def render_html(rows: Iterable[Row], title: str, per_layer_csv: Path | None = No
         parts.append('<p class="caption">Means over the test files; SI-SDR, gain and "vs float" in dB.</p>\n')
     else:
         parts.append('<p class="note">No evaluation rows.</p>\n')
+    parts.append(listen_html)
 
     # variants on the Pareto front of their target (cycles or flash), shown in bold in the table
     on_front: set[int] = set()
@@ -185,13 +196,16 @@ def render_html(rows: Iterable[Row], title: str, per_layer_csv: Path | None = No
 
 def write_html_report(rows: Iterable[Row], out_path: Path, title: str, per_layer_csv: Path | None = None,
                       per_layer_label: str = "", notes: Sequence[str] = (),
-                      quality_rows: Iterable[Row] = ()) -> Path:
+                      quality_rows: Iterable[Row] = (), listen_html: str = "") -> Path:
     """Write the experiment's page to `out_path` atomically and return it.
 
     rows: deployment rows (DeploymentRow, or dicts as rendered or read from a CSV), one per (variant, target)
     (cycles in cycles, memory in KiB, SI-SDR in dB); quality_rows: evaluation rows (QualityRow or dicts, one
     per system); per_layer_csv: Vela's per-layer CSV of the variant and target named by `per_layer_label`,
-    drawn as cycles per operator; notes: paragraphs under the title.
+    drawn as cycles per operator; notes: paragraphs under the title; listen_html: the players and
+    spectrograms (sepipe.report.listen.render_listen_section), written with the rest of the page in one
+    atomic write, after the quality table.
     Raises InputFileError when `per_layer_csv` is given but missing or not a Vela per-layer CSV.
     """
-    return write_text(out_path, render_html(rows, title, per_layer_csv, per_layer_label, notes, quality_rows))
+    return write_text(out_path, render_html(rows, title, per_layer_csv, per_layer_label, notes, quality_rows,
+                                            listen_html))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def declare_report(cfg: ExperimentConfig) -> Stage:
         needs += [n for n in (variant_stage(v), f"evaluate:{v.name}", f"compile:{v.name}") if n]
     stem = RunPaths(cfg).report_dir / f"{cfg.name}_report"
     return Stage(name="report", needs=tuple(needs), record=False, run=lambda ctx: write_report(cfg, ctx.needs),
+                 inputs=lambda needs: _listen_inputs(cfg, needs),
                  outputs=[stem.with_suffix(suffix) for suffix in (".csv", ".md", ".html")],
                  writes=[sources_path(stem.with_suffix(".csv"))],
                  hint=f"run: sepipe run experiments/{cfg.name}.yaml")
@@ -51,20 +53,44 @@ def write_report(cfg: ExperimentConfig, needs) -> dict:
     csv_path = paths.report_dir / f"{cfg.name}_report.csv"
     remove_sources(csv_path)     # a report that fails half way leaves tables a budget check refuses
     summary = _write_tables(cfg, needs)
-    write_sources(cfg.run_dir, [csv_path], needs, f"sepipe report {cfg.name}.yaml")
+    # the page too: its hash lets a reader check it is what this report wrote from these records
+    write_sources(cfg.run_dir, [csv_path, csv_path.with_suffix(".html")], needs, f"sepipe report {cfg.name}.yaml")
     return summary
 
 
-def _write_tables(cfg: ExperimentConfig, needs) -> dict:
+def _quality(cfg: ExperimentConfig, needs) -> list[dict]:
     from sepipe.evaluate import quality_table
+
+    return quality_table(needs["evaluate:references"]["rows"],
+                         [row for v in cfg.variants for row in needs[f"evaluate:{v.name}"]["rows"]],
+                         cfg.dense_variant.name)
+
+
+def _listening(cfg: ExperimentConfig, quality: list[dict]) -> tuple[Path, list[str], list[tuple[str, str]]]:
+    """The evaluation's audio folder, the test files whose audio it kept and the systems of the quality table."""
+    from sepipe.report.listen import kept_files, systems_of
+
+    evaluate_dir = RunPaths(cfg).evaluate_dir
+    per_file = evaluate_dir / "references_per_file.json"   # its order is the order audio was kept in
+    files = kept_files(json.loads(per_file.read_text()), cfg.evaluate.write_audio) if per_file.is_file() else []
+    return evaluate_dir / "audio", files, systems_of(quality)
+
+
+def _listen_inputs(cfg: ExperimentConfig, needs) -> dict[str, Path]:
+    """The WAVs the page embeds: evaluation writes them beside its records, the report reads them."""
+    from sepipe.report.listen import input_files
+
+    return input_files(*_listening(cfg, _quality(cfg, needs)))
+
+
+def _write_tables(cfg: ExperimentConfig, needs) -> dict:
     from sepipe.report import (DEPLOYMENT_COLUMNS, as_dicts, build_deployment_rows, headline_figures, headline_lines,
                                write_tables)
+    from sepipe.report.listen import render_listen_section
     from sepipe.report.page import write_html_report
 
     paths = RunPaths(cfg)
-    quality = quality_table(needs["evaluate:references"]["rows"],
-                            [row for v in cfg.variants for row in needs[f"evaluate:{v.name}"]["rows"]],
-                            cfg.dense_variant.name)
+    quality = _quality(cfg, needs)
     hop_ms = 1000.0 * cfg.features.hop / cfg.data.sample_rate
     rows = []
     for variant in cfg.variants:
@@ -87,6 +113,8 @@ def _write_tables(cfg: ExperimentConfig, needs) -> dict:
     outputs.append(write_html_report(rows, paths.report_dir / f"{stem}.html", f"{cfg.name}: quality and deployment",
                                      per_layer_csv=per_layer if per_layer.exists() else None,
                                      per_layer_label=f"{first.variant} on {first.target}",
-                                     notes=notes, quality_rows=quality))
+                                     notes=notes, quality_rows=quality,
+                                     listen_html=render_listen_section(*_listening(cfg, quality),
+                                                                       cfg.data.sample_rate)))
     log.info("report: %s", ", ".join(str(p) for p in outputs))
     return {"rows": as_dicts(rows), "outputs": [str(p) for p in outputs], "notes": notes}
