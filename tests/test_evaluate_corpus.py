@@ -224,23 +224,34 @@ def tiny_config(small_data_config, runs_dir):
 TOLERANCE = {"si_sdr": 1e-3, "pesq": 1e-3, "stoi": 1e-4, "dnsmos_sig": 1e-3, "dnsmos_bak": 1e-3, "dnsmos_ovrl": 1e-3}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("runtime", ["tflm", "tflite"])
-def test_the_figures_equal_the_experiments_own_evaluation(small_dataset, small_data_config, tmp_path_factory,
-                                                          tmp_path, capsys, runtime):
-    """Run the experiment's evaluation, export its test pairs to two WAV folders, score the run's model on
-    them: every per-file score and every mean agrees to float tolerance."""
+@pytest.fixture(scope="module")
+def evaluated_run(small_dataset, small_data_config, tmp_path_factory):
+    """A tiny experiment trained, converted and evaluated by its own stages; its test pairs as two WAV folders."""
     from sepipe import experiment as exp
 
-    cfg = tiny_config(small_data_config, tmp_path_factory.getbasetemp() / "tinyeval_runs")
+    cfg = tiny_config(small_data_config, tmp_path_factory.mktemp("runs"))
     dataset = exp.stage_data(cfg, build=False)
-    summary = exp.evaluate_all(cfg, dataset, progress=False)     # reuses the run when the other runtime made it
+    exp.stage_train(cfg, dataset, progress=False)
+    exp.stage_convert(cfg, dataset, cfg.variants[0], progress=False)
+    summary = exp.evaluate_all(cfg, dataset, progress=False)
+    folders = tmp_path_factory.mktemp("test_split")
     for pair in dataset.pairs("test", limit=cfg.evaluate.test_files):
-        _wav(tmp_path / "noisy" / f"{pair.name}.wav", pair.noisy)
-        _wav(tmp_path / "clean" / f"{pair.name}.wav", pair.clean)
+        _wav(folders / "noisy" / f"{pair.name}.wav", pair.noisy)
+        _wav(folders / "clean" / f"{pair.name}.wav", pair.clean)
+    return cfg, summary, folders
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["tflm", "tflite"])
+def test_the_figures_equal_the_experiments_own_evaluation(evaluated_run, tmp_path, capsys, runtime):
+    """Score the run's model on its exported test split: every per-file score and every mean agrees with
+    the experiment's own evaluation to float tolerance."""
+    from sepipe import experiment as exp
+
+    cfg, summary, folders = evaluated_run
     out = tmp_path / "out"
-    code, _, err = _evaluate(capsys, "--model", cfg.run_dir, "--runtime", runtime, "--noisy", tmp_path / "noisy",
-                             "--clean", tmp_path / "clean", "-o", out, "--workers", "1")
+    code, _, err = _evaluate(capsys, "--model", cfg.run_dir, "--runtime", runtime, "--noisy", folders / "noisy",
+                             "--clean", folders / "clean", "-o", out, "--workers", "1")
     assert code == 0, err
 
     evaluate_dir = exp.RunPaths(cfg).evaluate_dir
