@@ -120,6 +120,16 @@ def test_the_command_line_takes_an_experiment_or_a_model(tmp_path, capsys, argv,
     assert code == 2 and err.count("\n") == 1 and expected in err, err
 
 
+def test_a_corpus_evaluation_needs_tflm_by_default_and_the_report_extra():
+    from argparse import Namespace
+
+    from sepipe.extras import command_extras
+
+    assert command_extras("sepipe evaluate", Namespace(experiment="x.yaml", model=None, runtime=None)) == ("eval",)
+    assert command_extras("sepipe evaluate", Namespace(model="m.tflite", runtime=None)) == ("eval", "tflm", "report")
+    assert command_extras("sepipe evaluate", Namespace(model="m.tflite", runtime="tflite")) == ("eval", "report")
+
+
 # --------------------------------------------------------------------------- refused input (a real model)
 
 @pytest.fixture(scope="module")
@@ -217,7 +227,7 @@ def tiny_config(small_data_config, runs_dir):
         "convert": {"calibration_files": 1, "calibration_frames": 32},
         "compile": {"targets": ["ethos-u55-128"]},
         "evaluate": {"test_files": 3, "dnsmos": True, "write_audio": 0, "baselines": ["noisy", "rnnoise"],
-                     "interpreters": ["tflite", "tflm"], "workers": 1},
+                     "interpreters": ["float", "tflite", "tflm"], "workers": 1},
     })
 
 
@@ -242,7 +252,7 @@ def evaluated_run(small_dataset, small_data_config, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("runtime", ["tflm", "tflite"])
+@pytest.mark.parametrize("runtime", ["tflm", "tflite", "float"])
 def test_the_figures_equal_the_experiments_own_evaluation(evaluated_run, tmp_path, capsys, runtime):
     """Score the run's model on its exported test split: every per-file score and every mean agrees with
     the experiment's own evaluation to float tolerance."""
@@ -257,7 +267,7 @@ def test_the_figures_equal_the_experiments_own_evaluation(evaluated_run, tmp_pat
     evaluate_dir = exp.RunPaths(cfg).evaluate_dir
     theirs = [*json.loads((evaluate_dir / "references_per_file.json").read_text()),
               *json.loads((evaluate_dir / "ptq_per_file.json").read_text())]
-    system = {"tflm": "ptq/int8 TFLite Micro", "tflite": "ptq/int8 TFLite"}[runtime]
+    system = {"tflm": "ptq/int8 TFLite Micro", "tflite": "ptq/int8 TFLite", "float": "ptq/float32 Keras"}[runtime]
     theirs = {(r["system"], r["file"]): r for r in theirs
               if r["system"] in (system, "unprocessed", "RNNoise (pyrnnoise)")}
     ours = {(r["system"], r["file"]): r for r in csv.DictReader((out / "per_file.csv").open())}

@@ -138,7 +138,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if (args.experiment is None) == (args.model is None):
         raise UsageError("sepipe evaluate", "give either EXP.yaml (an experiment's test split) or --model "
                                             "M.tflite|RUN_DIR with a corpus, " +
-                         ("not both" if args.model is not None else "one of them"))
+                         ("not both" if args.model is not None else "neither was given"))
     if args.model is not None:
         return _evaluate_corpus(args)
     given = [f"--{name}" for name in MODEL_ONLY if getattr(args, name) is not None]
