@@ -12,6 +12,11 @@ and .flac, 16 kHz). Clean files are grouped by reader (`reader_<id>` in DNS name
 in VCTK names, otherwise each file is its own group) and the groups, and the noise files,
 are split with the dataset seed: ~10% valid, ~10% test (at least one each), the rest train.
 
+Scoring a corpus (`sepipe evaluate --model`, sepipe.corpus_eval) pairs files with the same functions:
+`pair_by_name` (two folders; what VoiceBank-DEMAND's split folders are), `voicebank_files` (a split, with
+`strict`: a noisy file without its clean one is refused too) and `dns_test_files` (a DNS-Challenge test
+folder, `noisy/` and `clean/` paired by `fileid_N`). They read names only; the caller checks the audio.
+
 Listing reads each file's header (`check_audio`: readable, 16 kHz, not empty). Before the old build
 is removed, every file the new dataset will read is decoded whole (`check_content`, with
 `sepipe.audio.sample_problem`): finite samples within +-MAX_PEAK (the first bad sample is named),
