@@ -6,7 +6,7 @@ are named for what they let you run and build on each other, so one extra makes 
 
     data    audio I/O, resampling, G.722, room/mic simulation    sepipe data build
     train   data + TensorFlow, tf_keras, TFMOT, LiteRT           sepipe train, convert
-    eval    train + PESQ, STOI, DNSMOS, the RNNoise baseline     sepipe evaluate
+    eval    train + PESQ, STOI, DNSMOS, the RNNoise baseline     sepipe evaluate (+ tflm, report with --model)
     tflm    TensorFlow Lite Micro's Python interpreter           bundle, verify-bundle, TFLM evaluation
     report  matplotlib                                           sepipe report (the HTML plots)
     ray     Ray                                                  sepipe run --executor ray
@@ -61,7 +61,7 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
     "sepipe data build": ("data",),
     "sepipe train": ("train",),
     "sepipe convert": ("train",),
-    "sepipe evaluate": ("eval",),
+    "sepipe evaluate": ("eval",),      # + 'tflm' and 'report' with --model: see command_extras
     "sepipe report": ("report",),
     "sepipe run": ("eval", "report"),
     "sepipe bundle": ("train", "tflm"),
@@ -86,6 +86,9 @@ def command_extras(command: str, args: argparse.Namespace | None = None) -> tupl
         extras += ("ray",)
     if args is not None and getattr(args, "runtime", None) == "tflm":
         extras += ("tflm",)
+    if command == "sepipe evaluate" and args is not None and getattr(args, "model", None) is not None:
+        # any model on a corpus: TFLite Micro by default (`--runtime` left out), and the HTML page's plots
+        extras += ("tflm",) * (getattr(args, "runtime", None) is None) + ("report",)
     return extras
 
 

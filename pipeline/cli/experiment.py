@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from sepipe.cli.common import bounded_int, parse_overrides, print_conditions, print_table
+from sepipe.cli.common import bounded_int, output_folder, parse_overrides, print_conditions, print_table
 from sepipe.config import load_experiment
+from sepipe.errors import UsageError
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -22,8 +24,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         .set_defaults(handler=_train)
     sub.add_parser("convert", parents=[common], help="convert the streaming model to full-integer int8 .tflite") \
         .set_defaults(handler=_convert)
-    sub.add_parser("evaluate", parents=[common], help="stream the test set through float/TFLite/TFLM and score it") \
-        .set_defaults(handler=_evaluate)
+    add_evaluate_parser(sub)
     sub.add_parser("report", parents=[common], help="join quality and Vela figures into CSV, Markdown and HTML") \
         .set_defaults(handler=_report)
     run = sub.add_parser("run", parents=[common], help="every stage of the experiment, skipping those up to date")
@@ -81,13 +82,89 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_evaluate_parser(sub) -> None:
+    """`sepipe evaluate EXP.yaml` (the experiment's variants on its test split) or `sepipe evaluate --model ...`
+    (any streaming model on any corpus: sepipe.corpus_eval)."""
+    evaluate = sub.add_parser(
+        "evaluate", help="score an experiment's variants on its test split, or any streaming model on any corpus",
+        description="sepipe evaluate EXP.yaml [--set KEY=VALUE] | sepipe evaluate --model M.tflite|RUN_DIR "
+                    "[--variant V] [--runtime tflm|tflite|float] (--noisy DIR --clean DIR | --list CSV | "
+                    "--corpus DIR) [--baselines noisy,rnnoise] [-o OUT_DIR]")
+    evaluate.add_argument("experiment", nargs="?", default=None, help="experiment YAML, e.g. experiments/demo.yaml")
+    evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a config value of EXP.yaml (repeatable)")
+    evaluate.add_argument("--model", type=Path, default=None, metavar="M.tflite|RUN_DIR",
+                          help="score this streaming .tflite or run folder (runs/<experiment>) on a corpus")
+    evaluate.add_argument("--variant", default=None, metavar="V", help="the run's variant (default: 'ptq')")
+    evaluate.add_argument("--runtime", choices=("tflm", "tflite", "float"), default=None,
+                          help="tflm (default: what firmware runs), tflite, or float (run folders)")
+    evaluate.add_argument("--noisy", type=Path, default=None, metavar="DIR", help="noisy .wav files (16 kHz mono)")
+    evaluate.add_argument("--clean", type=Path, default=None, metavar="DIR",
+                          help="their clean references, paired by file name")
+    evaluate.add_argument("--list", dest="listing", type=Path, default=None, metavar="CSV",
+                          help="a CSV of noisy,clean paths (relative to the CSV) instead of two folders")
+    evaluate.add_argument("--corpus", type=Path, default=None, metavar="DIR",
+                          help="a VoiceBank-DEMAND folder (its testset) or a DNS-Challenge test folder "
+                               "(noisy/, clean/, paired by fileid_N)")
+    evaluate.add_argument("--baselines", type=_baselines, default=("noisy", "rnnoise"), metavar="NAMES",
+                          help="comma-separated from noisy, rnnoise, or 'none' (default: noisy,rnnoise)")
+    evaluate.add_argument("--workers", type=bounded_int(0, 1024), default=0, metavar="N",
+                          help="scoring processes (default 0: one per core)")
+    evaluate.add_argument("-o", "--out", type=Path, default=None, metavar="OUT_DIR",
+                          help="folder for quality.{csv,md}, per_file.{csv,md}, report.html "
+                               "(default: evaluations/<model>)")
+    evaluate.set_defaults(handler=_evaluate)
+
+
+def _baselines(text: str) -> tuple[str, ...]:
+    from sepipe.corpus_eval import BASELINES
+
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if names == ("none",):
+        return ()
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{text[:60]!r}: expected a comma-separated list of {', '.join(BASELINES)} "
+                                         "(or 'none')")
+    return names
+
+
+MODEL_ONLY = ("variant", "runtime", "noisy", "clean", "listing", "corpus", "out")
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from sepipe import experiment as exp
 
+    if (args.experiment is None) == (args.model is None):
+        raise UsageError("sepipe evaluate", "give either EXP.yaml (an experiment's test split) or --model "
+                                            "M.tflite|RUN_DIR with a corpus, " +
+                         ("not both" if args.model is not None else "neither was given"))
+    if args.model is not None:
+        return _evaluate_corpus(args)
+    given = [f"--{name}" for name in MODEL_ONLY if getattr(args, name) is not None]
+    if given:
+        raise UsageError("sepipe evaluate", f"{', '.join(given)} go(es) with --model, not with EXP.yaml")
     cfg = _config(args)
     summary = exp.evaluate_all(cfg, exp.stage_data(cfg, build=False), progress=not args.quiet)
     print_table(summary)
     print_conditions(summary)
+    return 0
+
+
+def _evaluate_corpus(args: argparse.Namespace) -> int:
+    from sepipe.corpus_eval import check_pairs, corpus_pairs, evaluate_corpus, model_names
+    from sepipe.enhance import SAMPLE_RATE, load_model
+
+    if args.overrides:
+        raise UsageError("sepipe evaluate", "--set goes with EXP.yaml, not with --model")
+    pairs = corpus_pairs(args.noisy, args.clean, args.listing, args.corpus)
+    check_pairs(pairs, SAMPLE_RATE)       # every header before the model loads (the model's rate is checked again)
+    names = model_names(args.model, args.variant, args.noisy or args.listing or args.corpus)
+    out_dir = output_folder("-o", args.out or Path("evaluations") / names["stem"])
+    model = load_model(args.model, args.variant, args.runtime or "tflm")
+    result = evaluate_corpus(model, pairs, out_dir, names, args.baselines, args.workers, progress=not args.quiet)
+    print_table({"rows": result.rows})
+    print("written: " + ", ".join(str(p) for p in result.outputs))
     return 0
 
 

@@ -12,6 +12,11 @@ and .flac, 16 kHz). Clean files are grouped by reader (`reader_<id>` in DNS name
 in VCTK names, otherwise each file is its own group) and the groups, and the noise files,
 are split with the dataset seed: ~10% valid, ~10% test (at least one each), the rest train.
 
+Scoring a corpus (`sepipe evaluate --model`, sepipe.corpus_eval) pairs files with the same functions:
+`pair_by_name` (two folders; what VoiceBank-DEMAND's split folders are), `voicebank_files` (a split, with
+`strict`: a noisy file without its clean one is refused too) and `dns_test_files` (a DNS-Challenge test
+folder, `noisy/` and `clean/` paired by `fileid_N`). They read names only; the caller checks the audio.
+
 Listing reads each file's header (`check_audio`: readable, 16 kHz, not empty). Before the old build
 is removed, every file the new dataset will read is decoded whole (`check_content`, with
 `sepipe.audio.sample_problem`): finite samples within +-MAX_PEAK (the first bad sample is named),
@@ -39,6 +44,8 @@ VB_LAYOUT = ("expected the VoiceBank-DEMAND layout <root>/{clean,noisy}_{train,t
              "with 16 kHz files paired by name")
 DNS_LAYOUT = "expected the DNS layout <root>/clean/ and <root>/noise/ holding 16 kHz .wav or .flac files"
 DNS_SUFFIXES = (".wav", ".flac")
+DNS_TEST_LAYOUT = ("expected a DNS-Challenge test folder <root>/noisy/ and <root>/clean/ whose files are paired "
+                   "by their fileid_N")
 VB_VALID_SPEAKERS = ("p226", "p287")
 MIN_SECONDS = 0.1              # shorter than ten 10 ms hops: no speech, and no noise worth looping
 CHECK_BLOCK = 1 << 18          # frames decoded at a time by check_content (bounded memory on long files)
@@ -128,26 +135,54 @@ def list_voicebank(root: str | Path) -> dict[str, list[VoiceBankPair]]:
     root = Path(root)
     if not root.is_dir():
         raise InputFileError(root, f"corpus folder not found; {VB_LAYOUT}")
-    folders = {key: _folder(root, name, VB_LAYOUT) for key, name in VB_FOLDERS.items()}
+    for name in VB_FOLDERS.values():     # every folder first: a missing trainset is named before a test file
+        _folder(root, name, VB_LAYOUT)
     out = {}
     for split in ("train", "test"):
-        clean_dir, noisy_dir = folders[("clean", split)], folders[("noisy", split)]
-        clean_files = sorted(clean_dir.glob("*.wav"))
-        if not clean_files:
-            raise InputFileError(clean_dir, f"no .wav files; {VB_LAYOUT}")
         pairs = []
-        for clean in clean_files:
-            noisy = noisy_dir / clean.name
-            if not noisy.exists():
-                raise InputFileError(noisy, f"missing: {clean} has no noisy counterpart; {VB_LAYOUT}")
+        for name, noisy, clean in voicebank_files(root, split):
             frames = check_audio(clean)
             noisy_frames = check_audio(noisy)
             if noisy_frames != frames:
                 raise InputFileError(noisy, f"has {noisy_frames} samples but {clean} has {frames}; "
                                      "a noisy file and its clean reference must have the same length")
-            pairs.append(VoiceBankPair(clean.stem, noisy, clean, frames))
+            pairs.append(VoiceBankPair(name, noisy, clean, frames))
         out[split] = pairs
     return out
+
+
+def voicebank_files(root: str | Path, split: str, strict: bool = False) -> list[tuple[str, Path, Path]]:
+    """(name, noisy, clean) of a VoiceBank-DEMAND split, paired by file name, sorted; nothing is read.
+
+    A clean file without its noisy counterpart is an InputFileError; so is, with `strict` (scoring a
+    corpus, `sepipe evaluate`), a noisy file without its clean reference (a build ignores those)."""
+    root = Path(root)
+    clean_dir = _folder(root, VB_FOLDERS[("clean", split)], VB_LAYOUT)
+    noisy_dir = _folder(root, VB_FOLDERS[("noisy", split)], VB_LAYOUT)
+    return pair_by_name(noisy_dir, clean_dir, VB_LAYOUT, strict=strict)
+
+
+def pair_by_name(noisy_dir: Path, clean_dir: Path, layout: str, strict: bool = True,
+                 suffixes: tuple[str, ...] = (".wav",)) -> list[tuple[str, Path, Path]]:
+    """(name, noisy, clean) of the audio files of two folders paired by file name, sorted by name.
+
+    InputFileError naming the first file without its counterpart (a noisy file without its clean one
+    only with `strict`), or the clean folder when it has no audio file; `layout` ends each line."""
+    def listing(folder: Path) -> dict[str, Path]:
+        return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes and p.is_file()}
+
+    noisy, clean = listing(noisy_dir), listing(clean_dir)
+    for folder, files in ((noisy_dir, noisy if strict else True), (clean_dir, clean)):
+        if not files:
+            raise InputFileError(folder, f"no {'/'.join(suffixes)} files; {layout}")
+    for name, path in clean.items():
+        if name not in noisy:
+            raise InputFileError(noisy_dir / name, f"missing: {path} has no noisy counterpart; {layout}")
+    if strict:
+        for name, path in noisy.items():
+            if name not in clean:
+                raise InputFileError(clean_dir / name, f"missing: {path} has no clean reference; {layout}")
+    return [(Path(name).stem, noisy[name], path) for name, path in clean.items()]
 
 
 def pick_valid_speakers(speakers: list[str], seed: int, where: Path) -> list[str]:
@@ -181,6 +216,37 @@ def dns_group(path: Path) -> str:
     """The speaker group of a clean file: DNS reader id, VCTK speaker, else the file itself."""
     match = re.search(r"reader_(\d+)", path.name) or re.match(r"(p\d+)_", path.name)
     return match.group(0) if match else path.as_posix()
+
+
+def dns_test_files(root: str | Path) -> list[tuple[str, Path, Path]]:
+    """(fileid_N, noisy, clean) of a DNS-Challenge test folder, `<root>/noisy/*fileid_N.wav` paired with
+    `<root>/clean/*fileid_N.wav` (e.g. `clnsp1_..._snr15_tl-21_fileid_158.wav` and `clean_fileid_158.wav`),
+    sorted by id; nothing is read. InputFileError naming a file without its counterpart, a file without a
+    fileid or two files of one id."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputFileError(root, f"corpus folder not found; {DNS_TEST_LAYOUT}")
+    found = []
+    for name in ("noisy", "clean"):
+        folder = _folder(root, name, DNS_TEST_LAYOUT)
+        ids: dict[str, Path] = {}
+        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in DNS_SUFFIXES and p.is_file()):
+            match = re.search(r"fileid_(\d+)", path.stem)
+            if match is None:
+                raise InputFileError(path, f"no fileid_N in the name; {DNS_TEST_LAYOUT}")
+            key = f"fileid_{int(match.group(1))}"
+            if key in ids:
+                raise InputFileError(path, f"{ids[key]} has the same {key}; {DNS_TEST_LAYOUT}")
+            ids[key] = path
+        found.append(ids)
+    noisy, clean = found
+    if not clean:
+        raise InputFileError(root / "clean", f"no audio files; {DNS_TEST_LAYOUT}")
+    for mine, other, what in ((clean, noisy, "noisy counterpart"), (noisy, clean, "clean reference")):
+        for key, path in mine.items():
+            if key not in other:
+                raise InputFileError(path, f"missing: no {what} with {key}; {DNS_TEST_LAYOUT}")
+    return [(key, noisy[key], clean[key]) for key in sorted(clean, key=lambda k: int(k.split("_")[1]))]
 
 
 def split_groups(keys: list[str], seed: int, salt: int, fraction: float = 0.1) -> dict[str, str]:
