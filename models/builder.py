@@ -152,6 +152,10 @@ def derive_contract(streaming, bins: int, family: str) -> ModelContract:
                                  f"one-frame model is (1, n) (batch_size=1, a flat vector: reshape inside)")
     if MASK not in outputs:
         raise ValueError(f"the streaming model has no output named '{MASK}' (outputs: {sorted(outputs)})")
+    unpaired = [n for n in inputs if n != "features" and f"{n}_out" not in outputs]
+    if "features" in inputs and unpaired:
+        raise ValueError(f"state input '{unpaired[0]}' has no output '{unpaired[0]}_out' feeding it back "
+                         f"(outputs: {sorted(outputs)})")
     contract = infer_contract({n: s[1:] for n, s in inputs.items()}, {n: s[1:] for n, s in outputs.items()})
     extra = [h.name for h in contract.heads if h.name != MASK]
     if extra:
