@@ -14,7 +14,8 @@ The name is registered in `FAMILIES` the first time a config names it (`prepare_
 `sepipe.config.experiment_from_dict` and `model_config_from_dict`), so every stage and child process
 that loads the config finds it. The module is imported from `sys.path`, to which the experiment file's
 folder and the current folder are added (and to PYTHONPATH, for the pipeline's child processes), or
-from an installed package. No TensorFlow at import here (the builder's module decides what it imports).
+from an installed package; a config read from a run folder (`sepipe bundle runs/<exp>`) also adds the
+folder the train stage imported it from (its recorded `model_source`). No TensorFlow at import here (the builder's module decides what it imports).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import json
 import os
 import re
 import sys
@@ -55,7 +57,7 @@ def prepare_family(family: object, source: str = "<config>") -> None:
     if not NAME_RULE.match(family):
         raise ConfigError(source, KEY, family, WHAT)
     module_name, _, attr = family.partition(":")
-    _extend_search_path(source)
+    _extend_search_path(source, module_name)
     target = getattr(_import(module_name, family, source), attr, None)
     if target is None:
         raise ConfigError(source, KEY, family, f"a name defined in module '{module_name}' "
@@ -143,12 +145,15 @@ def _rebuild(data: dict) -> ModelConfig:
     return model_config_from_dict(data)
 
 
-def _extend_search_path(source: str) -> None:
+def _extend_search_path(source: str, module_name: str) -> None:
     """Put the experiment file's folder and the current folder on sys.path (after what is there, so they
-    shadow nothing installed) and on PYTHONPATH, which the converter's subprocess inherits."""
+    shadow nothing installed) and on PYTHONPATH, which the converter's subprocess inherits. A config read
+    from a run folder's manifest.json adds the folder the train stage imported the module from."""
     folders = [Path.cwd()]
     if Path(source).suffix in (".yaml", ".yml"):
         folders.insert(0, Path(source).resolve().parent)
+    elif Path(source).name == "manifest.json":
+        folders[:0] = _recorded_import_root(Path(source).parent, module_name)
     known = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     for folder in map(str, folders):
         if folder not in sys.path:
@@ -156,6 +161,20 @@ def _extend_search_path(source: str) -> None:
         if folder not in known:
             known.append(folder)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in known if p)
+
+
+def _recorded_import_root(run_dir: Path, module_name: str) -> list[Path]:
+    """The sys.path entry the train stage imported `module_name` from: its recorded source file
+    (input 'model_source') up one folder per dotted part ([] when the record has none)."""
+    from sepipe.engine import records
+
+    try:
+        recorded = json.loads(records.record_path(run_dir, "train").read_text())["input_files"]["model_source"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    path = Path(run_dir) / str(recorded)          # absolute paths stay absolute
+    parts = module_name.count(".") + (2 if path.name == "__init__.py" else 1)
+    return [path.parents[parts - 1]] if len(path.parents) >= parts else []
 
 
 def _file_of(module) -> Path | None:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import pickle
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -104,6 +107,19 @@ def test_the_train_fingerprint_follows_the_builders_source(tmp_path):
     assert model_sources(load_experiment(REPO / "experiments" / "demo.yaml")) == {}   # built-ins: unchanged
 
 
+def test_a_run_folder_finds_the_module_the_train_stage_imported(tmp_path):
+    from sepipe.engine import records
+    from sepipe.models.custom import _recorded_import_root
+
+    run = tmp_path / "runs" / "byo"
+    record = records.record_path(run, "train")
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"input_files": {"model_source": str(tmp_path / "proj" / "pkg" / "mod.py")}}))
+    assert _recorded_import_root(run, "pkg.mod") == [tmp_path / "proj"]
+    assert _recorded_import_root(run, "mod") == [tmp_path / "proj" / "pkg"]
+    assert _recorded_import_root(tmp_path, "mod") == []          # no train record: nothing added
+
+
 # --------------------------------------------------------------------------- building (TensorFlow, no training)
 
 def test_the_contract_and_layer_groups_are_read_off_the_streaming_model(tmp_path):
@@ -177,11 +193,19 @@ def test_the_example_runs_every_stage_and_its_bundle_verifies(small_dataset, sma
     rows = {(r["variant"], r["system"]) for r in json.loads((run / "manifest.json").read_text())["stages"]
             ["evaluate:ptq"]["summary"]["rows"]}
     assert ("ptq", "int8 TFLite Micro") in rows
+    from sepipe.engine import records
+    train = json.loads(records.record_path(run, "train").read_text())
+    assert train["input_files"]["model_source"] == str((project / "tiny_crn.py").resolve())
+    assert "model_source" in train["fingerprint"]["inputs"]
     variant = json.loads((run / "variants" / "w50" / "variant.json").read_text())
     assert sorted(variant["pruned_layers"]) == ["conv", "gru"] and variant["nonzero_params"] < variant["params"]
+    # a later command in a fresh process, from another folder, given only the run folder
     out = tmp_path / "bundles"
-    assert main(["-q", "bundle", str(run), "--variant", "w50", "--target", "ethos-u55-128", "--out", str(out),
-                 "--frames", "20"]) == 0, capsys.readouterr().err
+    bundled = subprocess.run([sys.executable, "-m", "sepipe.cli.main", "-q", "bundle", str(run), "--variant", "w50",
+                              "--target", "ethos-u55-128", "--out", str(out), "--frames", "20"],
+                             cwd=tmp_path, capture_output=True, text=True,
+                             env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert bundled.returncode == 0, bundled.stderr[-2000:]
     bundle = next(p for p in out.iterdir() if p.is_dir())
     manifest = json.loads((bundle / "model_manifest.json").read_text())
     assert manifest["contract"]["family"] == "tiny_crn:build"
