@@ -42,6 +42,17 @@ def build(bins, units: int = 4):
 '''
 
 
+@pytest.fixture(autouse=True)
+def families_restored():
+    """The families a test registers are removed after it (other modules list the built-in ones)."""
+    from sepipe.models import FAMILIES
+
+    before = dict(FAMILIES._entries)
+    yield
+    FAMILIES._entries.clear()
+    FAMILIES._entries.update(before)
+
+
 def experiment(tmp_path: Path, source: str, model: dict | None = None, **sections) -> Path:
     """An experiment YAML next to a fresh module holding `source` (unique name: modules are cached)."""
     module = f"byo_model_{next(_names)}"
