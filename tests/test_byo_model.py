@@ -98,6 +98,19 @@ def test_a_family_that_cannot_be_used_is_one_line_and_exit_2(tmp_path, capsys, s
     assert line.startswith("sepipe: error:") and str(path) in line and wanted in line, line
 
 
+def test_a_model_family_subclass_gets_the_whole_interface(tmp_path):
+    from sepipe.models import family_of
+
+    source = "from sepipe.models.mask_rnn import GruFamily\n\n\nclass build(GruFamily):\n    pass\n"
+    path = experiment(tmp_path, source, {"rnn_units": 16}, variants=[{"name": "ptq"}, {"name": "u", "kind": "unit"}])
+    cfg = load_experiment(path)
+    family = family_of(cfg.model)
+    assert type(family).__name__ == "build" and cfg.model.rnn_units == 16
+    assert family.group_width(cfg.model, "rnn") == 16                  # unit pruning: declared widths
+    module = cfg.model.family.split(":")[0]
+    assert family.source_files(cfg.model) == ((path.parent / f"{module}.py").resolve(),)
+
+
 def test_unit_pruning_and_feature_norm_are_refused_for_a_builder(tmp_path, capsys):
     unit = experiment(tmp_path, GOOD, variants=[{"name": "ptq"}, {"name": "u", "kind": "unit", "sparsity": 0.5}])
     assert "option 'variants[1].kind' = 'unit'" in refused(unit, capsys)
