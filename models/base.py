@@ -10,11 +10,12 @@ No TensorFlow at import: the builders import Keras when called, so loading a con
     family.build_sequence(cfg, bins) / family.build_streaming(cfg, bins) / family.copy_weights(src, dst)
     family.contract(cfg, bins) -> ModelContract     family.export_graph(cfg, bins) -> ExportGraph
     family.layer_groups(cfg) / compressible_layers / output_layers / feature_layer / group_width / with_group_widths
-    family.gates(cfg, layer) / family.label(cfg)
+    family.gates(cfg, layer) / family.label(cfg) / family.source_files(cfg) / family.check_experiment(exp, src)
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sepipe.config import ModelConfig
@@ -82,3 +83,12 @@ class ModelFamily:
     def label(self, cfg: ModelConfig) -> str:
         """Short architecture label shown in reports."""
         return self.name
+
+    def source_files(self, cfg: ModelConfig) -> tuple[Path, ...]:
+        """Files whose text defines the architecture outside sepipe (a user family's module): the train
+        stage hashes them, so editing the architecture retrains. Built-in families: none (sepipe's version)."""
+        source = getattr(self, "source_file", None)
+        return (Path(source),) if source else ()
+
+    def check_experiment(self, experiment: Any, src: str) -> None:
+        """Refuse, as a ConfigError, what the rest of an experiment asks that this family cannot do."""

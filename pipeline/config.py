@@ -289,6 +289,7 @@ class ExperimentConfig:
         for section in (self.data, self.features, self.model, self.train, self.convert, self.compile, self.evaluate,
                         *self.variants):
             section.validate(src)
+        self.model.registry().get(self.model.family).check_experiment(self, src)
         names = [v.name for v in self.variants]
         check(src, "variants", names, len(set(names)) == len(names) and all(
             n.replace("-", "").replace("_", "").isalnum() for n in names), "unique names of letters, digits, '-', '_'")
@@ -315,6 +316,10 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
 
 
 def experiment_from_dict(raw: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
+    model = raw.get("model") if isinstance(raw, dict) else None
+    if isinstance(model, dict):          # a user family ('module:function') is registered before it is built
+        from sepipe.models import prepare_family
+        prepare_family(model.get("family"), source)
     config = _build(ExperimentConfig, raw, source, prefix="")
     config.validate(source)
     return config

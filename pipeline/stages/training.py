@@ -25,11 +25,20 @@ def declare_train(cfg: ExperimentConfig, data: DataHandle) -> Stage:
         name="train", tools=tools.TRAIN,
         config={"seed": cfg.seed, "data": cfg.data, "features": cfg.features, "model": cfg.model,
                 "train": cfg.train, "kernels": fingerprint_settings()},
-        inputs=lambda needs: {"dataset_manifest": data.manifest},
+        inputs=lambda needs: {"dataset_manifest": data.manifest, **model_sources(cfg)},
         outputs=[paths.sequence_weights, paths.streaming_weights, paths.train_dir / "history.json"],
         writes=[paths.train_dir / "train_state.json", paths.train_dir / "fingerprint.json"],
         run=lambda ctx: _train(cfg, data, ctx),
         hint=f"train first: sepipe train {cfg.name}.yaml")
+
+
+def model_sources(cfg: ExperimentConfig) -> dict[str, Path]:
+    """The files outside sepipe that define the architecture (a user family's module), hashed into the
+    fingerprint: editing the builder retrains instead of reusing the old weights. Built-in families: none."""
+    from sepipe.models import family_of
+
+    files = family_of(cfg.model).source_files(cfg.model)
+    return {f"model_source_{i}" if i else "model_source": path for i, path in enumerate(files)}
 
 
 def _train(cfg: ExperimentConfig, data: DataHandle, ctx: StageContext) -> dict | Done:
