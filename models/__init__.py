@@ -8,7 +8,8 @@ function (or a ModelFamily subclass) in their code, registered on first use (`se
 
 from sepipe.registry import Registry
 
-FAMILIES = Registry("model family", key="model.family")
+FAMILIES = Registry("model family", key="model.family",
+                    open_form="'package.module:function' (your own builder, see docs/model-contract.md)")
 
 from sepipe.models.mask_rnn import GRU, LSTM, MaskRnnConfig  # noqa: E402
 from sepipe.models.custom import prepare_family  # noqa: E402,F401  (re-exported: sepipe.config calls it)

@@ -140,8 +140,7 @@ class ModelConfig(Tagged):
 
     def validate(self, src: str) -> None:
         registry = self.registry()
-        check(src, "model.family", self.family, self.family in registry,
-               "one of " + ", ".join(map(repr, registry.names())))
+        check(src, "model.family", self.family, self.family in registry, registry.valid())
         check(src, "model.family", self.family, isinstance(self, registry.config_class(self.family)),
                f"a family whose config class is {type(self).__name__}")
 

@@ -172,7 +172,7 @@ def _registered_class(cls: type, raw: dict[str, Any], source: str, prefix: str) 
     name = raw.get(cls.TAG, default)
     registry = cls.registry()
     if not isinstance(name, str) or name not in registry:
-        raise ConfigError(source, prefix + cls.TAG, name, "one of " + ", ".join(map(repr, registry.names())))
+        raise ConfigError(source, prefix + cls.TAG, name, registry.valid())
     return registry.config_class(name) or cls
 
 

@@ -41,10 +41,16 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """Name -> entry, in registration order; unknown names are a ConfigError listing the valid ones."""
 
-    def __init__(self, what: str, key: str):
+    def __init__(self, what: str, key: str, open_form: str = ""):
         self.what = what        # "model family": how errors and --help name an entry
         self.key = key          # "model.family": the YAML key or option that selects an entry
+        self.open_form = open_form  # what else a name may be, registered on first use ("'package.module:function'")
         self._entries: dict[str, Entry[T]] = {}
+
+    def valid(self) -> str:
+        """What an error says is valid: the registered names, and the open form where there is one."""
+        names = "one of " + ", ".join(map(repr, self.names()))
+        return f"{names}, or {self.open_form}" if self.open_form else names
 
     def register(self, name: str, config: type | None = None, help: str = "") -> Callable[[T], T]:
         """Decorator: `@REGISTRY.register("name", config=NameConfig)` over a class or function."""
@@ -63,7 +69,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise ConfigError(source, self.key, name, "one of " + ", ".join(map(repr, self.names()))) from None
+            raise ConfigError(source, self.key, name, self.valid()) from None
 
     def get(self, name: str, source: str = "<config>") -> T:
         """The registered target; a "package.module:attr" string target is imported on first use,

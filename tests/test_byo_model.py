@@ -120,7 +120,7 @@ def test_unit_pruning_and_feature_norm_are_refused_for_a_builder(tmp_path, capsy
 
 def test_the_train_fingerprint_follows_the_builders_source(tmp_path):
     from sepipe.engine import records
-    from sepipe.stages.training import model_sources
+    from sepipe.stages.paths import model_sources
 
     cfg = load_experiment(experiment(tmp_path, GOOD))
     inputs = model_sources(cfg)

@@ -126,3 +126,11 @@ def load_streaming_model(model: VariantModel, bins: int):
     streaming = family_of(model.model).build_streaming(model.model, bins)
     streaming.load_weights(str(model.streaming_weights))
     return streaming
+
+
+def model_sources(cfg: ExperimentConfig) -> dict[str, Path]:
+    """The files outside sepipe that define the architecture (a user family's module), hashed into the
+    fingerprints of every stage that builds the model (train, fine-tune, convert): editing the builder retrains
+    and reconverts instead of reusing the old model. Built-in families: none, so their fingerprints are unchanged."""
+    files = family_of(cfg.model).source_files(cfg.model)
+    return {f"model_source_{i}" if i else "model_source": path for i, path in enumerate(files)}

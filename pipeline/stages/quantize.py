@@ -16,7 +16,8 @@ from sepipe.errors import MissingArtifactError
 from sepipe.models import family_of
 from sepipe.models.kernels import fingerprint_settings
 from sepipe.stages import tools
-from sepipe.stages.paths import DataHandle, RunPaths, load_streaming_model, variant_model, variant_stage
+from sepipe.stages.paths import (DataHandle, RunPaths, load_streaming_model, model_sources, variant_model,
+                                  variant_stage)
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ def declare_variant(cfg: ExperimentConfig, data: DataHandle, variant: VariantCon
         name=name, needs=("train",), group=variant.name, tools=tools.FINETUNE,
         config={"seed": cfg.seed, "data": cfg.data, "features": cfg.features, "model": cfg.model,
                 "train": cfg.train, "variant": variant, "kernels": fingerprint_settings()},
-        inputs=lambda needs: {"base_sequence_weights": paths.sequence_weights, "dataset_manifest": data.manifest},
+        inputs=lambda needs: {"base_sequence_weights": paths.sequence_weights, "dataset_manifest": data.manifest,
+                              **model_sources(cfg)},
         outputs=[paths.variant_dir(variant.name) / "streaming.weights.h5"],
         run=lambda ctx: _finetune(cfg, data, variant, ctx),
         hint=f"fine-tune it: sepipe convert {cfg.name}.yaml")
@@ -70,7 +72,7 @@ def declare_convert(cfg: ExperimentConfig, data: DataHandle, variant: VariantCon
     return Stage(
         name=name, needs=(stage or "train",), group=variant.name, tools=tools.CONVERT, config=config,
         inputs=lambda needs: {"streaming_weights": variant_model(cfg, variant, needs).streaming_weights,
-                              "dataset_manifest": data.manifest},
+                              "dataset_manifest": data.manifest, **model_sources(cfg)},
         outputs=[tflite, paths.calibration(variant.name)],
         run=lambda ctx: _convert(cfg, data, variant, ctx), hint=hint)
 

@@ -14,7 +14,7 @@ from sepipe.engine.stage import Done, Stage, StageContext
 from sepipe.errors import InputFileError
 from sepipe.models.kernels import fingerprint_settings
 from sepipe.stages import tools
-from sepipe.stages.paths import DataHandle, RunPaths
+from sepipe.stages.paths import DataHandle, RunPaths, model_sources
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +30,6 @@ def declare_train(cfg: ExperimentConfig, data: DataHandle) -> Stage:
         writes=[paths.train_dir / "train_state.json", paths.train_dir / "fingerprint.json"],
         run=lambda ctx: _train(cfg, data, ctx),
         hint=f"train first: sepipe train {cfg.name}.yaml")
-
-
-def model_sources(cfg: ExperimentConfig) -> dict[str, Path]:
-    """The files outside sepipe that define the architecture (a user family's module), hashed into the
-    fingerprint: editing the builder retrains instead of reusing the old weights. Built-in families: none."""
-    from sepipe.models import family_of
-
-    files = family_of(cfg.model).source_files(cfg.model)
-    return {f"model_source_{i}" if i else "model_source": path for i, path in enumerate(files)}
 
 
 def _train(cfg: ExperimentConfig, data: DataHandle, ctx: StageContext) -> dict | Done:
