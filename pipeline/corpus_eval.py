@@ -220,9 +220,9 @@ def evaluate_corpus(model, pairs: list[CorpusPair], out_dir: Path, names: dict, 
 
 def quality_rows(per_file: list[dict], model, names: dict, loop_rtf: float) -> list[dict]:
     """The experiment's quality table (sepipe.evaluate.quality_table): references first, then the model."""
-    from sepipe.evaluate import _means, quality_table
+    from sepipe.evaluate import mean_by_system, quality_table
 
-    means = _means(per_file)
+    means = mean_by_system(per_file)
     system = f"{names['variant']}/{model.runner.system}"
     references = [{"experiment": names["experiment"], "variant": "-", "model": "-", "system": name, **stats}
                   for name, stats in means.items() if name != system]
