@@ -582,6 +582,26 @@ def test_the_kept_wavs_are_outputs_of_the_evaluate_records_so_an_edit_makes_them
     assert set(Runner(graph, cfg.run_dir).needs(report)) == set(report.needs)
 
 
+def test_evaluation_returns_the_wavs_it_kept_for_the_stage_to_declare(tmp_path):
+    """The real evaluate_references: its result lists exactly the WAVs it wrote (first write_audio files)."""
+    from types import SimpleNamespace as NS
+
+    import numpy as np
+
+    from sepipe.evaluate import evaluate_references
+
+    rng = np.random.default_rng(0)
+    tone = (0.3 * np.sin(np.arange(8000) / 5)).astype(np.float32)
+    pairs = [NS(name=n, source=n, clean=tone, noisy=tone + 0.05 * rng.standard_normal(8000).astype(np.float32))
+             for n in "abc"]
+    cfg = NS(name="t", data=NS(sample_rate=16000),
+             evaluate=NS(test_files=3, write_audio=2, baselines=["noisy"], workers=1, dnsmos=False))
+    result = evaluate_references(cfg, NS(pairs=lambda split, limit=None: pairs[:limit]), tmp_path, progress=False)
+    assert sorted(str(p.relative_to(tmp_path)) for p in result.audio) == sorted(
+        f"audio/{system}/{name}.wav" for system in ("unprocessed", "clean") for name in "ab")
+    assert sorted(result.audio) == sorted(tmp_path.rglob("*.wav"))
+
+
 def test_a_budget_file_alias_bomb_is_one_line_in_bounded_time(toy, tmp_path, capsys):
     toy.run()
     levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
