@@ -47,6 +47,7 @@ class EvaluationResult:
     per_file: list[dict]      # one per (system, file)
     interpreter_gap: dict     # TFLM against TFLite: mask LSB and SI-SDR differences
     speed: dict               # real-time factors of each streaming loop
+    audio: tuple = ()         # the WAVs kept (evaluate.write_audio): the stage declares them as its outputs
 
 
 def _pairs(cfg: ExperimentConfig, dataset):
@@ -85,28 +86,31 @@ class Scorer:
         return rows
 
 
-def _score_and_keep(cfg, scorer: Scorer, pair, index, system, enhanced, out_dir) -> None:
+def _score_and_keep(cfg, scorer: Scorer, pair, index, system, enhanced, out_dir) -> tuple[Path, ...]:
+    """Submit `enhanced` for scoring; the WAV kept for one of the first write_audio files, if any."""
     scorer.submit(system, pair, enhanced)
     if index < cfg.evaluate.write_audio:
-        write_wav(Path(out_dir) / "audio" / system / f"{pair.name}.wav", enhanced, cfg.data.sample_rate)
+        return (write_wav(Path(out_dir) / "audio" / system / f"{pair.name}.wav", enhanced, cfg.data.sample_rate),)
+    return ()
 
 
 def evaluate_references(cfg: ExperimentConfig, dataset, out_dir: Path, progress: bool = True) -> EvaluationResult:
     """Score the unprocessed input and RNNoise on the test split (independent of any model)."""
     from sepipe.baselines import rnnoise_enhance
 
-    scorer, pairs = Scorer(cfg), _pairs(cfg, dataset)
+    scorer, pairs, kept = Scorer(cfg), _pairs(cfg, dataset), []
     log.info("references: %s on %d test files", ", ".join(cfg.evaluate.baselines), len(pairs))
     for index, pair in enumerate(bar(pairs, progress, desc="references")):
         for name in cfg.evaluate.baselines:
             enhanced = pair.noisy if name == "noisy" else rnnoise_enhance(pair.noisy, cfg.data.sample_rate)
-            _score_and_keep(cfg, scorer, pair, index, SYSTEM_OF_REFERENCE[name], enhanced, out_dir)
+            kept += _score_and_keep(cfg, scorer, pair, index, SYSTEM_OF_REFERENCE[name], enhanced, out_dir)
         if index < cfg.evaluate.write_audio:
-            write_wav(Path(out_dir) / "audio" / "clean" / f"{pair.name}.wav", pair.clean, cfg.data.sample_rate)
+            kept.append(write_wav(Path(out_dir) / "audio" / "clean" / f"{pair.name}.wav", pair.clean,
+                                  cfg.data.sample_rate))
     per_file = scorer.results()
     rows = [{"experiment": cfg.name, "variant": "-", "model": "-", "system": system, **stats}
-            for system, stats in _means(per_file).items()]
-    return EvaluationResult(rows, per_file, {}, {})
+            for system, stats in mean_by_system(per_file).items()]
+    return EvaluationResult(rows, per_file, {}, {}, tuple(kept))
 
 
 def evaluate_models(cfg: ExperimentConfig, dataset, variant: str, model_label: str, streaming_model,
@@ -130,18 +134,20 @@ def evaluate_models(cfg: ExperimentConfig, dataset, variant: str, model_label: s
     scorer = Scorer(cfg)
     index_of = {pair.name: index for index, pair in enumerate(pairs)}
     systems = {kind: runner.system for kind, runner in runners.items()}
+    kept = []
     for pair, kind, audio in bar(enhanced, progress, desc=f"score {variant}"):
-        _score_and_keep(cfg, scorer, pair, index_of[pair.name], f"{variant}/{systems[kind]}", audio, out_dir)
+        kept += _score_and_keep(cfg, scorer, pair, index_of[pair.name], f"{variant}/{systems[kind]}", audio, out_dir)
     per_file = scorer.results()
     rows = []
     for kind in runners:
         system = systems[kind]
-        stats = _means([r for r in per_file if r["system"] == f"{variant}/{system}"])[f"{variant}/{system}"]
+        stats = mean_by_system([r for r in per_file if r["system"] == f"{variant}/{system}"])[f"{variant}/{system}"]
         rows.append({"experiment": cfg.name, "variant": variant, "model": model_label, "system": system, **stats,
                      "loop_rtf": speed[kind]["loop_rtf"]})
     quantized = next((r for r in runners.values() if hasattr(r, "io")), None)
     mask_lsb = quantized.io.head.scale if quantized is not None else float("nan")
-    return EvaluationResult(rows, per_file, _interpreter_gap(masks, per_file, variant, mask_lsb, systems), speed)
+    return EvaluationResult(rows, per_file, _interpreter_gap(masks, per_file, variant, mask_lsb, systems), speed,
+                            tuple(kept))
 
 
 def _stream_all(cfg: ExperimentConfig, runners: dict, pairs: list, desc: str, progress: bool):
@@ -169,7 +175,8 @@ def _stream_all(cfg: ExperimentConfig, runners: dict, pairs: list, desc: str, pr
     return enhanced, masks, speed
 
 
-def _means(per_file: list[dict]) -> dict[str, dict]:
+def mean_by_system(per_file: list[dict]) -> dict[str, dict]:
+    """{system: {'files': n, mean of each metric}} of per-file rows, systems in their first-seen order."""
     systems = list(dict.fromkeys(row["system"] for row in per_file))
     return {s: {"files": sum(1 for r in per_file if r["system"] == s),
                 **mean_scores([{m: r[m] for m in METRICS} for r in per_file if r["system"] == s])} for s in systems}

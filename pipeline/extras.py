@@ -8,7 +8,7 @@ are named for what they let you run and build on each other, so one extra makes 
     train   data + TensorFlow, tf_keras, TFMOT, LiteRT           sepipe train, convert
     eval    train + PESQ, STOI, DNSMOS, the RNNoise baseline     sepipe evaluate (+ tflm, report with --model)
     tflm    TensorFlow Lite Micro's Python interpreter           bundle, verify-bundle, TFLM evaluation
-    report  matplotlib                                           sepipe report (the HTML plots)
+    report  matplotlib, Pillow                                   sepipe report (the HTML plots, spectrograms)
     ray     Ray                                                  sepipe run --executor ray
     all     every extra above
 
@@ -45,6 +45,7 @@ MODULE_EXTRAS: dict[str, tuple[str, str]] = {
     "pyrnnoise": ("eval", "pyrnnoise"),
     "tflite_micro": ("tflm", "tflite-micro"),
     "matplotlib": ("report", "matplotlib"),
+    "PIL": ("report", "pillow"),        # the Listen section's WebP spectrograms (sepipe.report.listen)
     "ray": ("ray", "ray"),
 }
 

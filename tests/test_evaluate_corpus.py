@@ -113,6 +113,8 @@ def test_exactly_one_corpus_is_named(tmp_path):
     ([], "give either EXP.yaml"),
     (["x.yaml", "--model", "m.tflite"], "not both"),
     (["x.yaml", "--noisy", "n"], "--noisy go(es) with --model"),
+    (["x.yaml", "--list", "l.csv", "--resample", "--write-audio", "2"], "--list, --resample, --write-audio go(es)"),
+    (["--model", "m.tflite", "--noisy", "n", "--clean", "c", "--write-audio", "-1"], "-1 is not an integer from 0"),
     (["--model", "m.tflite", "--noisy", "n", "--clean", "c", "--baselines", "noisy,wiener"], "'noisy,wiener'"),
 ])
 def test_the_command_line_takes_an_experiment_or_a_model(tmp_path, capsys, argv, expected):
@@ -202,8 +204,8 @@ def test_a_tflite_on_two_folders_writes_every_table(int8_tflite, tmp_path, capsy
     code, stdout, err = _evaluate(capsys, "--model", int8_tflite, "--noisy", noisy, "--clean", clean, "-o", out,
                                   "--workers", "1")
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["per_file.csv", "per_file.md", "quality.csv", "quality.md",
-                                                     "report.html"]
+    assert sorted(p.name for p in out.iterdir()) == ["audio", "per_file.csv", "per_file.md", "quality.csv",
+                                                     "quality.md", "report.html"]
     rows = list(csv.DictReader((out / "quality.csv").open()))
     assert [r["system"] for r in rows] == ["unprocessed", "RNNoise (pyrnnoise)", "int8 TFLite Micro"]
     assert all(r["files"] == "2" for r in rows) and float(rows[0]["si_sdr_gain_db"]) == 0.0
@@ -211,7 +213,107 @@ def test_a_tflite_on_two_folders_writes_every_table(int8_tflite, tmp_path, capsy
     assert len(per_file) == 6 and {r["file"] for r in per_file} == {"a", "b"}
     page = (out / "report.html").read_text()
     assert "int8 TFLite Micro" in page and "RNNoise (pyrnnoise)" in page
-    assert "int8 TFLite Micro" in stdout
+    assert "int8 TFLite Micro" in stdout and "8 WAV file(s) under" in stdout
+    assert "<h2>Deployment" not in page          # a corpus has no Vela figures: no empty section or plots
+
+
+def _players(page: str) -> list[bytes]:
+    import base64
+    import re
+
+    return [base64.b64decode(b) for b in re.findall(r'src="data:audio/flac;base64,([A-Za-z0-9+/=]+)"', page)]
+
+
+def test_the_first_files_audio_is_kept_and_played_in_the_page(int8_tflite, tmp_path, capsys):
+    """--write-audio N (default 3): the first N files' noisy, clean, baselines' and model's audio under
+    OUT_DIR/audio/<system>/ (the experiment's layout), one player per file and system in report.html."""
+    import io
+
+    noisy, clean = _corpus(tmp_path / "c", ("a", "b", "c", "d"))
+    out = tmp_path / "out"
+    code, _, err = _evaluate(capsys, "--model", int8_tflite, "--noisy", noisy, "--clean", clean, "-o", out,
+                             "--workers", "1")
+    assert code == 0, err
+    model = f"{int8_tflite.stem}/int8 TFLite Micro"
+    folders = ["unprocessed", "clean", "RNNoise (pyrnnoise)", model]
+    assert sorted(str(p.relative_to(out / "audio")) for p in (out / "audio").rglob("*.wav")) == sorted(
+        f"{folder}/{name}.wav" for folder in folders for name in "abc")
+    page = (out / "report.html").read_text()
+    players = _players(page)
+    assert "<h2>Listen</h2>" in page and len(players) == 3 * 4 and "(--write-audio)" in page
+    assert page.index("<h3>a</h3>") < page.index("<h3>b</h3>") < page.index("<h3>c</h3>") and "<h3>d</h3>" not in page
+    for k, folder in enumerate(folders):        # player k of file a is system k, the kept WAV bit-exact
+        kept, _ = sf.read(str(out / "audio" / folder / "a.wav"), dtype="int16")
+        played, rate = sf.read(io.BytesIO(players[k]), dtype="int16")
+        assert rate == RATE and np.array_equal(played, kept), folder
+    assert sf.read(str(out / "audio" / "clean" / "b.wav"), dtype="float32")[0] == pytest.approx(
+        sf.read(str(clean / "b.wav"), dtype="float32")[0], abs=1e-4)
+
+    code, _, err = _evaluate(capsys, "--model", int8_tflite, "--noisy", noisy, "--clean", clean, "-o",
+                             tmp_path / "one", "--workers", "1", "--baselines", "none", "--write-audio", "1")
+    assert code == 0, err
+    assert sorted(p.parent.name for p in (tmp_path / "one" / "audio").rglob("a.wav")) == [
+        "clean", "int8 TFLite Micro", "unprocessed"]       # the input is kept even when it is no baseline
+    assert len(_players((tmp_path / "one" / "report.html").read_text())) == 3
+    code, _, err = _evaluate(capsys, "--model", int8_tflite, "--noisy", noisy, "--clean", clean, "-o",
+                             tmp_path / "none", "--workers", "1", "--baselines", "noisy", "--write-audio", "0")
+    assert code == 0, err
+    assert not (tmp_path / "none" / "audio").exists()
+    assert "Listen" not in (tmp_path / "none" / "report.html").read_text()
+
+
+def _resampled(folder, rate, channels=1):
+    """The 16 kHz corpus in `folder` at `rate` Hz (soxr), with `channels` equal channels."""
+    import soxr
+
+    out = folder.parent / f"{folder.name}_{rate}_{channels}"
+    for path in sorted(folder.glob("*.wav")):
+        audio = soxr.resample(sf.read(str(path), dtype="float32")[0], RATE, rate, quality="VHQ")
+        _wav(out / path.name, np.repeat(audio[:, None], channels, axis=1) if channels > 1 else audio, rate)
+    return out
+
+
+def test_a_48_khz_corpus_needs_resample_and_scores_as_its_16_khz_original(int8_tflite, tmp_path, capsys, caplog):
+    """Users' corpora are often 48 kHz: without --resample the line names the option (which evaluate has);
+    with it the files are averaged to mono, resampled with soxr (said in the log) and score as the original."""
+    import logging
+
+    noisy, clean = _corpus(tmp_path / "c", seconds=1.0)
+    noisy48, clean48 = _resampled(noisy, 48000, channels=2), _resampled(clean, 48000)
+    code, _, err = _evaluate(capsys, "--model", int8_tflite, "--noisy", noisy48, "--clean", clean48, "-o",
+                             tmp_path / "refused")
+    assert code == 2 and err.count("\n") == 1 and "48000 Hz, 2 channel(s); expected 16000 Hz mono" in err, err
+    assert "--resample" in err and not (tmp_path / "refused").exists()
+
+    runs, said = {}, {}
+    for name, folders in (("16k", (noisy, clean)), ("48k", (noisy48, clean48)), ("mixed", (noisy48, clean))):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="sepipe.corpus_eval"):
+            code, _, err = _evaluate(capsys, "--model", int8_tflite, "--noisy", folders[0], "--clean", folders[1],
+                                     "-o", tmp_path / name, "--workers", "1", "--baselines", "noisy",
+                                     "--write-audio", "1", *(["--resample"] if name != "16k" else []))
+        assert code == 0, (name, err)
+        runs[name] = {r["system"]: r for r in csv.DictReader((tmp_path / name / "quality.csv").open())}
+        said[name] = [r.getMessage() for r in caplog.records if "resampled with soxr" in r.getMessage()]
+    assert said["16k"] == []
+    assert "4 of 4 file(s) are not 16000 Hz mono (e.g. " in said["48k"][0] and "2 of 4" in said["mixed"][0]
+    assert "48000 Hz, 2 channel(s)): channels averaged, resampled with soxr to 16000 Hz" in said["48k"][0]
+    for name in ("48k", "mixed"):      # the round trip through 48 kHz cuts the white noise above ~7.3 kHz
+        for system, row in runs["16k"].items():
+            assert float(runs[name][system]["si_sdr"]) == pytest.approx(float(row["si_sdr"]), abs=0.5), (name, system)
+        assert sf.info(str(tmp_path / name / "audio" / "clean" / "a.wav")).samplerate == RATE
+
+
+def test_with_resample_a_pair_must_still_last_as_long(tmp_path):
+    from sepipe.corpus_eval import check_pairs
+
+    noisy, clean = _corpus(tmp_path / "c", ("a",), seconds=0.5)
+    _wav(noisy / "a.wav", _noise(0.4, rate=48000), rate=48000)
+    with pytest.raises(InputFileError, match=r"a.wav: lasts 0.4000 s \(19200 samples at 48000 Hz\) but its clean "
+                                             r"reference .* lasts 0.5000 s \(8000 at 16000 Hz\)"):
+        check_pairs(corpus_pairs(noisy, clean, None, None), RATE, resample=True)
+    _wav(noisy / "a.wav", _noise(0.5, rate=48000), rate=48000)
+    assert len(check_pairs(corpus_pairs(noisy, clean, None, None), RATE, resample=True)) == 1
 
 
 # --------------------------------------------------------------------------- the same figures as the experiment

@@ -112,8 +112,18 @@ def test_missing_and_nan_values_show_a_dash_and_leave_the_plots_alone():
 
 def test_page_without_any_rows_still_renders():
     page = render_html([], "empty")
-    assert "No deployment rows" in page and "No evaluation rows" in page
-    assert len(images(page)) == 2
+    assert "No evaluation rows" in page and "Deployment" not in page
+    assert len(images(page)) == 0
+
+
+def test_a_page_without_deployment_rows_has_no_deployment_section_and_no_empty_plots():
+    """A corpus evaluation (sepipe evaluate --model) has quality rows but no Vela figures."""
+    page = render_html([], "corpus", quality_rows=[{"system": "unprocessed", "si_sdr": 3.0},
+                                                   {"variant": "ptq", "system": "int8 TFLite Micro", "si_sdr": 9.0}])
+    assert "<h2>Audio quality</h2>" in page and "int8 TFLite Micro" in page
+    for heading in ("Deployment", "SI-SDR against cycles", "SI-SDR against memory", "sparsity structure"):
+        assert heading not in page
+    assert images(page) == [] and "No deployment rows" not in page
 
 
 # --------------------------------------------------------------------------- per-layer cycles (real Vela)

@@ -140,8 +140,11 @@ def test_the_page_holds_the_section_after_the_quality_table_in_one_write(kept, t
     section = render_listen_section(audio_dir, FILES, systems, 16000)
     page = write_html_report([], tmp_path / "page.html", "t", quality_rows=ri.quality_rows(), listen_html=section)
     text = page.read_text()
-    assert text.index("Means over the test files") < text.index("<h2>Listen</h2>") < text.index("<h2>Deployment")
-    assert "div.listen" in text
+    assert text.index("Means over the test files") < text.index("<h2>Listen</h2>")
+    assert "div.listen" in text and "<h2>Deployment" not in text     # no deployment rows: no such section
+    with_rows = render_html([ri.record("ptq", "ethos-u55-128")], "t", quality_rows=ri.quality_rows(),
+                            listen_html=section)
+    assert with_rows.index("<h2>Listen</h2>") < with_rows.index("<h2>Deployment")
     assert not list(tmp_path.glob("*.tmp*"))
     # a page without the section keeps its bytes (no listening style either)
     assert "div.listen" not in render_html([], "t", quality_rows=ri.quality_rows())

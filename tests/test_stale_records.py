@@ -530,6 +530,78 @@ def test_the_experiments_stages_refuse_a_compile_record_of_the_previous_conversi
     assert set(Runner(_faked_graph(changed, dataset), cfg.run_dir).needs(report)) == set(report.needs)
 
 
+def test_the_kept_wavs_are_outputs_of_the_evaluate_records_so_an_edit_makes_them_stale(tmp_path, monkeypatch):
+    """evaluate:references and evaluate:<V> declare the WAVs evaluation keeps (the report's players): an
+    edited or deleted one is a stale record for the report, like any other output."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    import sepipe.evaluate
+    from sepipe.audio import write_wav
+    from sepipe.stages import evaluation
+    from sepipe.stages.graph import experiment_graph
+
+    def keep(out_dir, *systems):
+        return tuple(write_wav(out_dir / "audio" / system / "a.wav", [0.1, -0.1] * 8, 16000) for system in systems)
+
+    monkeypatch.setattr(sepipe.evaluate, "evaluate_references", lambda cfg, dataset, out_dir, progress=True:
+                        sepipe.evaluate.EvaluationResult([], [], {}, {}, keep(out_dir, "unprocessed", "clean")))
+    monkeypatch.setattr(sepipe.evaluate, "evaluate_models", lambda cfg, dataset, variant, label, streaming, tflite,
+                        out_dir, progress=True, contract=None: sepipe.evaluate.EvaluationResult(
+                            [], [], {}, {}, keep(out_dir, f"{variant}/int8 TFLite Micro")))
+    monkeypatch.setattr(evaluation, "load_streaming_model", lambda model, bins: None)
+    monkeypatch.setattr(evaluation, "family_of", lambda model: SimpleNamespace(contract=lambda *a: None))
+    dataset = SimpleNamespace(root=tmp_path / "dataset")
+    artifacts.write_text(dataset.root / "manifest.json", "{}")
+    cfg = _experiment(tmp_path)
+    faked = _faked_graph(cfg, dataset)
+    real = {s.name: s for s in experiment_graph(cfg, dataset).ordered()}
+    graph = Graph([dataclasses.replace(s, run=real[s.name].run) if s.name.startswith("evaluate:") else s
+                   for s in faked.ordered()])
+    runner = Runner(graph, cfg.run_dir, progress=False)
+    for stage in graph.ordered():
+        if stage.record:
+            runner.run(stage)
+    report = graph["report"]
+    outputs = {name: set(records.read_record(cfg.run_dir, name)["outputs"])
+               for name in ("evaluate:references", "evaluate:ptq")}
+    assert {"evaluate/audio/unprocessed/a.wav", "evaluate/audio/clean/a.wav"} <= outputs["evaluate:references"]
+    assert "evaluate/audio/ptq/int8 TFLite Micro/a.wav" in outputs["evaluate:ptq"]
+    assert set(Runner(graph, cfg.run_dir).needs(report)) == set(report.needs)     # all current
+
+    clean = cfg.run_dir / "evaluate" / "audio" / "clean" / "a.wav"
+    clean.write_bytes(clean.read_bytes()[:-2] + b"\x00\x00")                       # an edited WAV
+    with pytest.raises(PipelineError, match=r"references\.json: stale: its output evaluate/audio/clean/a\.wav "
+                                            r"changed.*refresh: sepipe evaluate tiny.yaml"):
+        Runner(graph, cfg.run_dir).needs(report)
+    Runner(graph, cfg.run_dir).run("evaluate:references")
+    (cfg.run_dir / "evaluate" / "audio" / "ptq" / "int8 TFLite Micro" / "a.wav").unlink()   # a deleted one
+    with pytest.raises(PipelineError, match=r"evaluate\.ptq\.json: stale: its output .*a\.wav is gone"):
+        Runner(graph, cfg.run_dir).needs(report)
+    Runner(graph, cfg.run_dir).run("evaluate:ptq")
+    assert set(Runner(graph, cfg.run_dir).needs(report)) == set(report.needs)
+
+
+def test_evaluation_returns_the_wavs_it_kept_for_the_stage_to_declare(tmp_path):
+    """The real evaluate_references: its result lists exactly the WAVs it wrote (first write_audio files)."""
+    from types import SimpleNamespace as NS
+
+    import numpy as np
+
+    from sepipe.evaluate import evaluate_references
+
+    rng = np.random.default_rng(0)
+    tone = (0.3 * np.sin(np.arange(8000) / 5)).astype(np.float32)
+    pairs = [NS(name=n, source=n, clean=tone, noisy=tone + 0.05 * rng.standard_normal(8000).astype(np.float32))
+             for n in "abc"]
+    cfg = NS(name="t", data=NS(sample_rate=16000),
+             evaluate=NS(test_files=3, write_audio=2, baselines=["noisy"], workers=1, dnsmos=False))
+    result = evaluate_references(cfg, NS(pairs=lambda split, limit=None: pairs[:limit]), tmp_path, progress=False)
+    assert sorted(str(p.relative_to(tmp_path)) for p in result.audio) == sorted(
+        f"audio/{system}/{name}.wav" for system in ("unprocessed", "clean") for name in "ab")
+    assert sorted(result.audio) == sorted(tmp_path.rglob("*.wav"))
+
+
 def test_a_budget_file_alias_bomb_is_one_line_in_bounded_time(toy, tmp_path, capsys):
     toy.run()
     levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sepipe.cli.common import bounded_int, output_folder, parse_overrides, print_conditions, print_table
 from sepipe.config import load_experiment
+from sepipe.corpus_eval import WRITE_AUDIO
 from sepipe.errors import UsageError
 
 
@@ -89,7 +90,7 @@ def add_evaluate_parser(sub) -> None:
         "evaluate", help="score an experiment's variants on its test split, or any streaming model on any corpus",
         description="sepipe evaluate EXP.yaml [--set KEY=VALUE] | sepipe evaluate --model M.tflite|RUN_DIR "
                     "[--variant V] [--runtime tflm|tflite|float] (--noisy DIR --clean DIR | --list CSV | "
-                    "--corpus DIR) [--baselines noisy,rnnoise] [-o OUT_DIR]")
+                    "--corpus DIR) [--resample] [--baselines noisy,rnnoise] [--write-audio N] [-o OUT_DIR]")
     evaluate.add_argument("experiment", nargs="?", default=None, help="experiment YAML, e.g. experiments/demo.yaml")
     evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                           help="override a config value of EXP.yaml (repeatable)")
@@ -106,12 +107,18 @@ def add_evaluate_parser(sub) -> None:
     evaluate.add_argument("--corpus", type=Path, default=None, metavar="DIR",
                           help="a VoiceBank-DEMAND folder (its testset) or a DNS-Challenge test folder "
                                "(noisy/, clean/, paired by fileid_N)")
+    evaluate.add_argument("--resample", action="store_true", default=None,
+                          help="accept any sample rate and channel count: average the channels, resample with soxr "
+                               "(as sepipe enhance --resample)")
+    evaluate.add_argument("--write-audio", type=bounded_int(0, 100_000), default=None, metavar="N",
+                          help=f"keep the first N files' audio (noisy, clean, baselines, model) under OUT_DIR/audio/ "
+                               f"and play them in report.html (default {WRITE_AUDIO}; 0: none)")
     evaluate.add_argument("--baselines", type=_baselines, default=("noisy", "rnnoise"), metavar="NAMES",
                           help="comma-separated from noisy, rnnoise, or 'none' (default: noisy,rnnoise)")
     evaluate.add_argument("--workers", type=bounded_int(0, 1024), default=0, metavar="N",
                           help="scoring processes (default 0: one per core)")
     evaluate.add_argument("-o", "--out", type=Path, default=None, metavar="OUT_DIR",
-                          help="folder for quality.{csv,md}, per_file.{csv,md}, report.html "
+                          help="folder for quality.{csv,md}, per_file.{csv,md}, report.html, audio/ "
                                "(default: evaluations/<model>)")
     evaluate.set_defaults(handler=_evaluate)
 
@@ -129,7 +136,9 @@ def _baselines(text: str) -> tuple[str, ...]:
     return names
 
 
-MODEL_ONLY = ("variant", "runtime", "noisy", "clean", "listing", "corpus", "out")
+MODEL_ONLY = {"variant": "--variant", "runtime": "--runtime", "noisy": "--noisy", "clean": "--clean",
+              "listing": "--list", "corpus": "--corpus", "resample": "--resample", "write_audio": "--write-audio",
+              "out": "-o"}      # dest -> option
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -141,7 +150,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                          ("not both" if args.model is not None else "neither was given"))
     if args.model is not None:
         return _evaluate_corpus(args)
-    given = [f"--{name}" for name in MODEL_ONLY if getattr(args, name) is not None]
+    given = [option for name, option in MODEL_ONLY.items() if getattr(args, name) is not None]
     if given:
         raise UsageError("sepipe evaluate", f"{', '.join(given)} go(es) with --model, not with EXP.yaml")
     cfg = _config(args)
@@ -158,13 +167,18 @@ def _evaluate_corpus(args: argparse.Namespace) -> int:
     if args.overrides:
         raise UsageError("sepipe evaluate", "--set goes with EXP.yaml, not with --model")
     pairs = corpus_pairs(args.noisy, args.clean, args.listing, args.corpus)
-    check_pairs(pairs, SAMPLE_RATE)       # every header before the model loads (the model's rate is checked again)
+    # every header before the model loads (the model's rate is checked again)
+    check_pairs(pairs, SAMPLE_RATE, bool(args.resample))
     names = model_names(args.model, args.variant, args.noisy or args.listing or args.corpus)
     out_dir = output_folder("-o", args.out or Path("evaluations") / names["stem"])
     model = load_model(args.model, args.variant, args.runtime or "tflm")
-    result = evaluate_corpus(model, pairs, out_dir, names, args.baselines, args.workers, progress=not args.quiet)
+    write_audio = WRITE_AUDIO if args.write_audio is None else args.write_audio
+    result = evaluate_corpus(model, pairs, out_dir, names, args.baselines, args.workers, progress=not args.quiet,
+                             resample=bool(args.resample), write_audio=write_audio)
     print_table({"rows": result.rows})
-    print("written: " + ", ".join(str(p) for p in result.outputs))
+    wavs = [p for p in result.outputs if p.suffix == ".wav"]
+    print("written: " + ", ".join(str(p) for p in result.outputs if p.suffix != ".wav")
+          + (f", {len(wavs)} WAV file(s) under {out_dir / 'audio'}" if wavs else ""))
     return 0
 
 

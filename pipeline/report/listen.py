@@ -160,24 +160,26 @@ def _file_block(name: str, clips: Sequence[Clip], sample_rate: int, seconds: flo
 
 
 def render_listen_section(audio_dir: Path, files: Sequence[str], systems: Sequence[tuple[str, str]],
-                          sample_rate: int, budget: float = AUDIO_SECONDS_BUDGET) -> str:
+                          sample_rate: int, budget: float = AUDIO_SECONDS_BUDGET,
+                          kept_by: str = "evaluate.write_audio") -> str:
     """The 'Listen' section: per kept file, a player and spectrogram per system (`systems_of`).
 
     audio_dir: the evaluation's audio folder; files: the kept test files (`kept_files`); a WAV that is
-    not there is named in place of its player. Raises InputFileError for a WAV that cannot be read or is
+    not there is named in place of its player; kept_by: the setting that chose how many files were kept
+    (the captions name it). Raises InputFileError for a WAV that cannot be read or is
     not at `sample_rate` (Hz). Same WAVs, same HTML bytes.
     """
     head = "<h2>Listen</h2>\n"
     shown = plan(len(files), len(systems), budget)
     if not shown.files:
-        return head + '<p class="note">No audio kept (evaluate.write_audio is 0).</p>\n'
+        return head + f'<p class="note">No audio kept ({html.escape(kept_by)} is 0).</p>\n'
     blocks, audio_bytes = [], 0
     for name in files[:shown.files]:
         clips = [Clip(label, Path(audio_dir) / folder / f"{name}.wav") for folder, label in systems]
         block, size = _file_block(name, clips, sample_rate, shown.seconds)
         blocks.append(block)
         audio_bytes += size
-    caption = (f"The first {shown.files} of the {len(files)} test files evaluation kept (evaluate.write_audio), "
+    caption = (f"The first {shown.files} of the {len(files)} test files evaluation kept ({kept_by}), "
                f"at most the first {shown.seconds:g} s of each, as lossless 16-bit FLAC at {sample_rate} Hz "
                f"({audio_bytes / 1024:,.0f} KiB of audio on this page). Spectrograms: log magnitude, 0 to "
                f"{sample_rate / 2000:g} kHz from bottom to top, one colour scale per file (its loudest bin down to "

@@ -123,6 +123,45 @@ def _img(b64: str, alt: str) -> str:
     return f'<img src="data:image/png;base64,{b64}" alt="{html.escape(alt)}">\n'
 
 
+def _deployment_sections(rows: list[dict], quality_rows: list[dict]) -> str:
+    """The deployment table, the quality per variant and the SI-SDR against cost plots (rows not empty)."""
+    # variants on the Pareto front of their target (cycles or flash), shown in bold in the table
+    on_front: set[int] = set()
+    index_of = {id(row): index for index, row in enumerate(rows)}
+    for group in by_target(rows).values():
+        members = [index_of[id(row)] for row in group]
+        for x_of in (lambda r: as_number(r.get("cycles_total")), lambda r: flash_x(r)[0]):
+            points = [(x_of(rows[i]), as_number(rows[i].get("si_sdr"))) for i in members]
+            on_front |= {members[j] for j in pareto_front(points)}
+    parts = ["<h2>Deployment</h2>\n", _table(rows, COST_TABLE, highlight=on_front)]
+    parts.append('<p class="caption">One row per variant and Vela target (cycles per inference; "of hop": '
+                 'inference time over the STFT hop). Variants in bold are on the SI-SDR Pareto front of '
+                 'their target for cycles or memory.</p>\n')
+    per_variant: dict[str, dict] = {}
+    for row in rows:
+        per_variant.setdefault(str(row.get("variant")), row)
+    parts.append(_table(list(per_variant.values()), VARIANT_QUALITY_TABLE))
+    parts.append('<p class="caption">Quality of each variant as int8 TFLite Micro runs it (what ships; '
+                 'the same on every target).</p>\n')
+
+    parts.append("<h2>SI-SDR against cycles</h2>\n")
+    parts.append(_img(png_base64(tradeoff_figure(rows, lambda r: (as_number(r.get("cycles_total")), False),
+                                                  cycles_x_label, "SI-SDR against total cycles, per target",
+                                                  quality_rows, thousands=True)), "SI-SDR against cycles"))
+    parts.append("<h2>SI-SDR against memory</h2>\n")
+    parts.append(_img(png_base64(tradeoff_figure(rows, flash_x, flash_x_label,
+                                                  "SI-SDR against flash (or DRAM) used, per target",
+                                                  quality_rows)), "SI-SDR against flash KiB"))
+    structures = {r.get("structure") or "" for r in rows}
+    if "dense" in structures and structures - {"dense", ""}:   # gains need the dense row and something else
+        parts.append("<h2>Which sparsity structure pays where</h2>\n")
+        parts.append(_img(png_base64(structure_figure(rows)), "Pareto front per sparsity structure"))
+        parts.append('<p class="caption">Each colour is one sparsity structure with its own Pareto front, '
+                     'starting from the dense int8 model (black square). Dotted lines: the reference '
+                     'claims\' loss limits, -0.1 dB for memory and -0.59 dB for speed.</p>\n')
+    return "".join(parts)
+
+
 def render_html(rows: Iterable[Row], title: str, per_layer_csv: Path | None = None, per_layer_label: str = "",
                 notes: Sequence[str] = (), quality_rows: Iterable[Row] = (), listen_html: str = "") -> str:
     """The page as a string; see write_html_report."""
@@ -143,44 +182,8 @@ def render_html(rows: Iterable[Row], title: str, per_layer_csv: Path | None = No
         parts.append('<p class="note">No evaluation rows.</p>\n')
     parts.append(listen_html)
 
-    # variants on the Pareto front of their target (cycles or flash), shown in bold in the table
-    on_front: set[int] = set()
-    index_of = {id(row): index for index, row in enumerate(rows)}
-    for group in by_target(rows).values():
-        members = [index_of[id(row)] for row in group]
-        for x_of in (lambda r: as_number(r.get("cycles_total")), lambda r: flash_x(r)[0]):
-            points = [(x_of(rows[i]), as_number(rows[i].get("si_sdr"))) for i in members]
-            on_front |= {members[j] for j in pareto_front(points)}
-    parts.append("<h2>Deployment</h2>\n")
-    if rows:
-        parts.append(_table(rows, COST_TABLE, highlight=on_front))
-        parts.append('<p class="caption">One row per variant and Vela target (cycles per inference; "of hop": '
-                     'inference time over the STFT hop). Variants in bold are on the SI-SDR Pareto front of '
-                     'their target for cycles or memory.</p>\n')
-        per_variant: dict[str, dict] = {}
-        for row in rows:
-            per_variant.setdefault(str(row.get("variant")), row)
-        parts.append(_table(list(per_variant.values()), VARIANT_QUALITY_TABLE))
-        parts.append('<p class="caption">Quality of each variant as int8 TFLite Micro runs it (what ships; '
-                     'the same on every target).</p>\n')
-    else:
-        parts.append('<p class="note">No deployment rows.</p>\n')
-
-    parts.append("<h2>SI-SDR against cycles</h2>\n")
-    parts.append(_img(png_base64(tradeoff_figure(rows, lambda r: (as_number(r.get("cycles_total")), False),
-                                                  cycles_x_label, "SI-SDR against total cycles, per target",
-                                                  quality_rows, thousands=True)), "SI-SDR against cycles"))
-    parts.append("<h2>SI-SDR against memory</h2>\n")
-    parts.append(_img(png_base64(tradeoff_figure(rows, flash_x, flash_x_label,
-                                                  "SI-SDR against flash (or DRAM) used, per target",
-                                                  quality_rows)), "SI-SDR against flash KiB"))
-    structures = {r.get("structure") or "" for r in rows}
-    if "dense" in structures and structures - {"dense", ""}:   # gains need the dense row and something else
-        parts.append("<h2>Which sparsity structure pays where</h2>\n")
-        parts.append(_img(png_base64(structure_figure(rows)), "Pareto front per sparsity structure"))
-        parts.append('<p class="caption">Each colour is one sparsity structure with its own Pareto front, '
-                     'starting from the dense int8 model (black square). Dotted lines: the reference '
-                     'claims\' loss limits, -0.1 dB for memory and -0.59 dB for speed.</p>\n')
+    if rows:       # a corpus evaluation has no Vela figures: no deployment section, no empty plots
+        parts.append(_deployment_sections(rows, quality_rows))
     if layers is not None:
         parts.append(f"<h2>Cycles per layer{': ' + html.escape(per_layer_label) if per_layer_label else ''}</h2>\n")
         parts.append(_img(png_base64(per_layer_figure(layers, per_layer_label)), "cycles per layer"))

@@ -9,7 +9,7 @@ from sepipe import artifacts
 from sepipe.compress import compressor_of
 from sepipe.config import ExperimentConfig, VariantConfig
 from sepipe.models import family_of
-from sepipe.engine.stage import Stage, StageContext
+from sepipe.engine.stage import Done, Stage, StageContext
 from sepipe.stages import tools
 from sepipe.stages.paths import DataHandle, RunPaths, load_streaming_model, variant_model, variant_stage
 
@@ -32,13 +32,15 @@ def declare_references(cfg: ExperimentConfig, data: DataHandle) -> Stage:
         hint=f"evaluate first: sepipe evaluate {cfg.name}.yaml")
 
 
-def _references(cfg: ExperimentConfig, data: DataHandle, ctx: StageContext) -> dict:
+def _references(cfg: ExperimentConfig, data: DataHandle, ctx: StageContext) -> Done:
     from sepipe.evaluate import evaluate_references
 
     paths = RunPaths(cfg)
     result = evaluate_references(cfg, data.dataset, paths.evaluate_dir, progress=ctx.progress)
     artifacts.write_json(paths.evaluate_dir / "references_per_file.json", result.per_file)
-    return {"rows": result.rows}
+    # the kept WAVs are outputs: their record hashes them, so an edited or deleted one makes it stale
+    # (the report embeds them, and its sources record digests this record)
+    return Done({"rows": result.rows}, result.audio)
 
 
 def _uses_tflite(cfg: ExperimentConfig) -> bool:
@@ -72,7 +74,7 @@ def declare_evaluate(cfg: ExperimentConfig, data: DataHandle, variant: VariantCo
         hint=f"evaluate first: sepipe evaluate {cfg.name}.yaml")
 
 
-def _evaluate(cfg: ExperimentConfig, data: DataHandle, variant: VariantConfig, ctx: StageContext) -> dict:
+def _evaluate(cfg: ExperimentConfig, data: DataHandle, variant: VariantConfig, ctx: StageContext) -> Done:
     from sepipe.evaluate import evaluate_models
 
     paths = RunPaths(cfg)
@@ -84,7 +86,8 @@ def _evaluate(cfg: ExperimentConfig, data: DataHandle, variant: VariantConfig, c
                              progress=ctx.progress,
                              contract=family_of(model.model).contract(model.model, cfg.features.bins))
     artifacts.write_json(paths.evaluate_dir / f"{variant.name}_per_file.json", result.per_file)
-    return {"rows": result.rows, "interpreter_gap": result.interpreter_gap, "speed": result.speed}
+    return Done({"rows": result.rows, "interpreter_gap": result.interpreter_gap, "speed": result.speed},
+                result.audio)     # the kept WAVs, hashed by the record as in _references
 
 
 def declare_quality(cfg: ExperimentConfig, data: DataHandle) -> Stage:
