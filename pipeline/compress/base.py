@@ -27,7 +27,9 @@ TF-backed helpers (`prune`, `units`, `sepipe.models`) inside their methods.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from sepipe.artifacts import ADDED_FIELD
 
 from sepipe.errors import ConfigError, check
 from sepipe.registry import Registry, Tagged
@@ -52,6 +54,9 @@ class VariantConfig(Tagged):
     kind: str = "ptq"                # the compressor (variants[].kind); a variant without `kind` is plain ptq
     layers: tuple[str, ...] = ()     # layers to compress (default: the family's compressible layers)
     qat: bool = False                # quantization-aware fine-tuning, keeping the sparsity pattern
+    # what QAT fake-quantises: 'weights' (weights only; the converter calibrates activations, PTQ) or
+    # 'full' (weights, activations and recurrent states; the trained ranges go into the .tflite)
+    qat_scope: Literal["weights", "full"] = field(default="weights", metadata=ADDED_FIELD)
     finetune_epochs: int = 4
     finetune_steps_per_epoch: int = 100
     learning_rate: float = 2e-4
@@ -81,6 +86,8 @@ class VariantConfig(Tagged):
               "an integer from 0 to 10,000 (epochs)")
         check(src, self.key("finetune_steps_per_epoch"), self.finetune_steps_per_epoch,
               1 <= self.finetune_steps_per_epoch <= 1_000_000, "an integer from 1 to 1,000,000 (steps)")
+        check(src, self.key("qat_scope"), self.qat_scope, self.qat_scope == "weights" or self.qat,
+              "'weights' unless qat is true ('full' fake-quantises activations during QAT)")
 
 
 def compressor_of(variant: VariantConfig) -> "Compressor":

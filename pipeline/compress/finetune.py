@@ -66,13 +66,15 @@ class FineTuneSession:
 
     # ------------------------------------------------------------------ training
     def train(self, model, steps: int, phase: str, masks: Sequence[tuple] = (), quantize: Sequence = (),
-              on_step: Callable[[int], None] | None = None) -> None:
+              on_step: Callable[[int], None] | None = None, after_step: Callable[[], None] | None = None) -> None:
         """Run `steps` steps on `model` (trainable variables: all of the model's).
 
         masks: (variable, 0/1 float array) pairs; the variable is multiplied by the mask after every step.
         quantize: variables fake-quantised in the forward pass (per output channel = last axis,
             symmetric, narrow range [-127, 127], as the converter quantises weights); the gradient
             at the quantised point updates the float weight (straight-through estimator).
+        after_step: traced into the step after the masks (QAT scope 'full': the EMA update of the
+            activation ranges, sepipe.compress.qat_model.commit).
         """
         if steps <= 0:
             return
@@ -95,6 +97,8 @@ class FineTuneSession:
             optimizer.apply_gradients(zip(grads, trainable))
             for var, keep in mask_pairs:
                 var.assign(var * keep)
+            if after_step is not None:
+                after_step()
             return loss, sisdr
 
         step = tf.function(step_fn)

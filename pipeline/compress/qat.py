@@ -9,12 +9,14 @@ weights for their quantised values, forward + gradient there, swap the floats ba
 gradient to the floats (STE), then multiply the pruned weights by their fixed 0/1 masks. Because
 Q(0) = 0 and the masks are re-applied after every step, the sparsity pattern is exactly kept.
 
-Activations are not fake-quantised: the int8 converter calibrates them on real audio with the states
-the float model carries (sepipe.quantize.calibration), as for every variant.
+Scope 'weights' (`qat: true`, the default scope): activations are not fake-quantised; the converter
+calibrates them on real audio with the states the float model carries (sepipe.quantize.calibration), as
+for every variant, and the QAT weights are converted like any others.
 
-Conversion of a QAT variant: the QAT-trained float weights (which sit close to the int8 grid the
-converter uses) are saved into the plain streaming model and converted by `sepipe.quantize.convert.convert_quantized`
-with the usual calibration; no TFMOT quantize layers exist to carry over.
+Scope 'full' (`qat_scope: full`, `full_qat` below): activations and recurrent states are fake-quantised
+too (sepipe.compress.qat_graph: the GRU/LSTM cells written out with a fake quantiser per TFLite tensor,
+EMA ranges, int8 or int16 per tensor), the sparsity masks held as above; the ranges are saved beside the
+weights (`qat_ranges.json`) and the converter puts them into the .tflite (sepipe.quantize.qat_ranges).
 """
 
 from __future__ import annotations
@@ -33,3 +35,40 @@ def quantizable_variables(model) -> list:
             if isinstance(var, tf.Variable):
                 found.append(var)
     return found
+
+
+# --------------------------------------------------------------------------- scope 'full'
+
+def default_precision(cfg):
+    """Every activation at the experiment scheme's width: 16 bits under int16x8, else 8."""
+    from sepipe.compress.qat_graph import Precision
+
+    return Precision(default=16 if cfg.convert.scheme_name == "int16x8" else 8)
+
+
+def full_qat(model, model_cfg, bins: int, session, steps: int, pruned_layers, precision, out_dir, variant) -> dict:
+    """QAT of weights, activations and states on a fake-quantised copy of `model` (sepipe.compress.qat_graph),
+    the pruning masks held fixed; the trained weights go back into `model` and the ranges to
+    `out_dir/qat_ranges.json`, which the converter applies (sepipe.quantize.qat_ranges)."""
+    from sepipe.artifacts import write_json
+    from sepipe.compress import prune
+    from sepipe.compress.qat_model import build_qat_sequence, collect_ranges, commit, copy_trainable
+    from sepipe.errors import ConfigError
+    from sepipe.models import family_of
+    from sepipe.quantize.convert import QAT_RANGES_FILE
+
+    try:
+        qmodel = build_qat_sequence(model, precision, family_of(model_cfg).feature_layer(model_cfg))
+    except ValueError as exc:
+        raise ConfigError("<variant>", variant.key("qat_scope"), variant.qat_scope, str(exc)) from None
+    masks = prune.zero_masks(qmodel, pruned_layers)
+    session.train(qmodel, steps, phase="qat", masks=masks, quantize=quantizable_variables(qmodel),
+                  after_step=lambda: commit(qmodel))
+    copy_trainable(qmodel, model)
+    ranges = collect_ranges(qmodel)
+    write_json(out_dir / QAT_RANGES_FILE, {"ranges": ranges, "precision": {
+        "default": precision.default, "overrides": [list(o) for o in precision.overrides]}})
+    return {"steps": steps, "scope": "full", "masked_weights": len(masks), "tensors": len(ranges),
+            "route": "weights (STE, per-channel symmetric int8) + activations and states (EMA ranges, "
+                     "fake_quant_with_min_max_vars), masks re-applied every step; ranges carried into the "
+                     ".tflite by sepipe.quantize.qat_ranges"}

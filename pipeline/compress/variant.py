@@ -53,11 +53,14 @@ def _save_streaming(model, model_cfg: ModelConfig, bins: int, out_dir: Path) -> 
 
 
 def finetune_variant(variant: VariantConfig, cfg: ExperimentConfig, dataset, base_sequence_weights: Path,
-                     out_dir: Path, progress: bool = True) -> VariantResult:
+                     out_dir: Path, progress: bool = True, precision=None) -> VariantResult:
     """Run the variant's compressor and / or QAT on the trained float model for
     `finetune_epochs * finetune_steps_per_epoch` steps, strip wrappers, copy into the streaming model
     and save its weights atomically to `out_dir/streaming.weights.h5` (plus `sequence.weights.h5`
-    and `variant.json` with the stats)."""
+    and `variant.json` with the stats).
+
+    precision: activation bits per tensor for QAT scope 'full' (sepipe.compress.qat_graph.Precision);
+    default: 16 for every tensor under scheme int16x8, else 8."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     compressor, bins = compressor_of(variant), cfg.features.bins
@@ -86,7 +89,10 @@ def finetune_variant(variant: VariantConfig, cfg: ExperimentConfig, dataset, bas
     model, model_cfg = done.model, done.model_cfg
     stats.update(done.stats)
 
-    if qat_steps:
+    if qat_steps and variant.qat_scope == "full":
+        stats["qat"] = qat_mod.full_qat(model, model_cfg, bins, session, qat_steps, done.pruned_layers,
+                                        precision or qat_mod.default_precision(cfg), out_dir, variant)
+    elif qat_steps:
         masks = prune.zero_masks(model, done.pruned_layers)
         session.train(model, qat_steps, phase="qat", masks=masks, quantize=qat_mod.quantizable_variables(model))
         stats["qat"] = {"steps": qat_steps, "route": "weight fake-quant (STE), per-channel symmetric int8, "

@@ -38,23 +38,26 @@ from sepipe.quantize.model_io import ModelIO, validate_quantized_model
 from sepipe.quantize.schemes import QuantScheme, get_scheme
 
 TOOL = "tflite converter"
+QAT_RANGES_FILE = "qat_ranges.json"      # written beside streaming.weights.h5 by a QAT variant of scope 'full'
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _worker_command(model_cfg: ModelConfig, bins: int, weights_path: Path, calibration_path: Path,
-                    out_path: Path, scheme: str = "int8") -> list[str]:
+                    out_path: Path, scheme: str = "int8", qat_ranges: Path | None = None) -> list[str]:
     """The converter subprocess command line (a function so tests can swap it for a crashing one)."""
+    extra = ["--qat-ranges", str(qat_ranges)] if qat_ranges is not None else []
     return [sys.executable, "-m", "sepipe.quantize.worker",
             "--model", json.dumps(dataclasses.asdict(model_cfg), sort_keys=True),
             "--bins", str(int(bins)),
             "--weights", str(weights_path),
             "--calibration", str(calibration_path),
             "--out", str(out_path),
-            "--scheme", scheme]
+            "--scheme", scheme] + extra
 
 
 def convert_quantized(model_cfg: ModelConfig, bins: int, weights_path: Path, calibration_path: Path, out_path: Path,
-                      scheme: str | QuantScheme = "int8", timeout_s: float = 600) -> Path:
+                      scheme: str | QuantScheme = "int8", timeout_s: float = 600,
+                      qat_ranges: Path | None = None) -> Path:
     """Full-integer .tflite of the streaming model by `scheme` (sepipe.quantize.schemes: 'int8', or
     'int16x8', TFLite's 16x8 mode: int16 activations and I/O, int8 weights, so flash and Vela's weight
     traffic do not change; the legacy names 'int16' is accepted), written atomically.
@@ -62,6 +65,10 @@ def convert_quantized(model_cfg: ModelConfig, bins: int, weights_path: Path, cal
     Converted in a subprocess; a crash (signal), non-zero exit or timeout raises ToolError
     with the exit code / signal and the last stderr line. The result is checked with
     `validate_quantized_model` against the family's contract and the scheme before it is renamed into place.
+
+    qat_ranges: trained activation ranges (`qat_ranges.json`, QAT scope 'full'); by default the file of that
+    name beside the weights, when a QAT variant wrote one. The model is converted as PTQ, then its
+    activation tensors take those ranges (sepipe.quantize.qat_ranges).
     """
     from sepipe.models import family_of
 
@@ -72,11 +79,13 @@ def convert_quantized(model_cfg: ModelConfig, bins: int, weights_path: Path, cal
         raise InputFileError(weights_path, "weights file not found (a Keras .weights.h5 from training)")
     if not calibration_path.is_file():
         raise InputFileError(calibration_path, "calibration file not found")
+    if qat_ranges is None and weights_path.with_name(QAT_RANGES_FILE).is_file():
+        qat_ranges = weights_path.with_name(QAT_RANGES_FILE)
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
     with atomic_path(out_path) as tmp:
         command = _worker_command(model_cfg, bins, weights_path.resolve(), calibration_path.resolve(), tmp.resolve(),
-                                  scheme.name)
+                                  scheme.name, Path(qat_ranges).resolve() if qat_ranges is not None else None)
         try:
             proc = subprocess.run(command, env=env, cwd=str(PROJECT_ROOT), capture_output=True, text=True,
                                   errors="replace", timeout=timeout_s)

@@ -11,7 +11,8 @@ which is then copied layer by layer into the streaming model; the file must
 hold exactly the model's weight arrays), calibrate with a
 representative dataset that yields dicts keyed by input name, write the
 full-integer flatbuffer to --out with the converter settings of `--scheme`
-(sepipe.quantize.schemes: int8, or int16x8, TFLite's 16x8 mode).
+(sepipe.quantize.schemes: int8, or int16x8, TFLite's 16x8 mode). With `--qat-ranges`, the activation
+tensors then take the QAT-trained ranges (sepipe.quantize.qat_ranges).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def load_streaming_weights(model_cfg, bins: int, weights_path: Path):
 
 
 def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path: Path, out_path: Path,
-            scheme_name: str = "int8") -> dict:
+            scheme_name: str = "int8", qat_ranges_path: Path | None = None) -> dict:
     from sepipe.models import family_of, model_config_from_dict
     from sepipe.models.keras_backend import tf
     from sepipe.quantize.calibration import load_calibration
@@ -117,10 +118,33 @@ def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path
     start = time.monotonic()
     flatbuffer = converter.convert()
     seconds = time.monotonic() - start
+    qat_record = None
+    if qat_ranges_path is not None:      # QAT scope 'full': the trained ranges replace calibration's
+        flatbuffer, qat_record = _apply_qat_ranges(flatbuffer, model, contract, cal, qat_ranges_path)
     with open(out_path, "wb") as handle:
         handle.write(flatbuffer)
     return {"bytes": len(flatbuffer), "convert_s": round(seconds, 3), "calibration_frames": cal.frames,
-            "weights_from": weights_from, **scheme.record()}
+            "weights_from": weights_from, **scheme.record(), **({"qat_ranges": qat_record} if qat_record else {})}
+
+
+QAT_MATCH_ROWS = 64      # calibration rows used to match TFLite tensors with the trained ranges' tensors
+
+
+def _apply_qat_ranges(flatbuffer: bytes, model, contract, cal, ranges_path: Path) -> tuple[bytes, dict]:
+    from sepipe.compress.qat_model import range_key, record_intermediates
+    from sepipe.quantize.qat_ranges import apply_trained_ranges, match_tensors
+
+    try:
+        ranges = json.loads(Path(ranges_path).read_text())["ranges"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise WorkerError(f"{ranges_path}: not a QAT ranges file ({exc.__class__.__name__}: {exc})") from None
+    rows = {name: value[:QAT_MATCH_ROWS] for name, value in cal.inputs.items()}
+    recorded = record_intermediates(model, ranges, rows, contract.states, contract.feature.name)
+    matches = match_tensors(flatbuffer, rows, recorded)
+    flatbuffer, record = apply_trained_ranges(flatbuffer, ranges, matches, range_key)
+    if not record["from_qat"]:
+        raise WorkerError(f"{ranges_path}: no tensor of the converted model matched a trained range")
+    return flatbuffer, record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,9 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--scheme", default="int8", help="a registered quantization scheme (int8, int16x8)")
+    parser.add_argument("--qat-ranges", type=Path, default=None, help="trained activation ranges (QAT scope full)")
     args = parser.parse_args(argv)
     try:
-        summary = convert(args.model, args.bins, args.weights, args.calibration, args.out, args.scheme)
+        summary = convert(args.model, args.bins, args.weights, args.calibration, args.out, args.scheme,
+                          args.qat_ranges)
     except Exception as exc:  # noqa: BLE001 - report every failure as one line for the parent
         message = " ".join(str(exc).split()) or exc.__class__.__name__
         if not isinstance(exc, WorkerError):
