@@ -50,6 +50,11 @@ class PrecisionPlan:
         return ", ".join(f"{k} {short[p]}" for k, p in items)
 
 
+def precision_label(mapping: Mapping[str, str] | None) -> str | None:
+    """The report's label of a precision mapping (None for a uniform variant)."""
+    return PrecisionPlan(tuple(mapping.items())).label() if mapping else None
+
+
 def valid_keys(contract: ModelContract) -> list[str]:
     kinds = {s.kind for s in contract.states}
     classes = [c for c, kind in TENSOR_CLASSES.items() if kind in kinds]
@@ -109,14 +114,20 @@ def operator_precisions(operators: list[tuple[str, list[str], list[str]]], plan:
 
 
 def _cell_state_ops(operators, contract: ModelContract, tensor_names: Mapping[str, str]) -> set[int]:
-    """The LSTM cell-state path: the operator producing each `c` state output (the ADD of f*c and i*g)
-    and the operators producing its inputs (the two MULs)."""
+    """The LSTM cell-state path: the operator producing each `c` state output (the ADD of f*c and i*g),
+    the two MULs feeding it and the gates feeding those (forget f, input i, candidate g). The gates belong
+    to it: with |c| in the hundreds, an int8 forget gate (step 1/256) moves c by ~1 per frame, which is
+    the int8 LSTM's error; a 16-bit c alone does not remove it (measured: tests/test_mixed_precision.py).
+    And the TANH reading c (its int8 input step would be |c|max/128)."""
     wanted = [tensor_names.get(s.output, s.output) for s in contract.states if s.kind == "c"]
     producer = {name: i for i, (_, _, outs) in enumerate(operators) for name in outs}
     path = set()
     for name in wanted:
         if name in producer:
-            i = producer[name]
-            path.add(i)
-            path.update(producer[x] for x in operators[i][1] if x in producer)
+            add = producer[name]
+            muls = {producer[x] for x in operators[add][1] if x in producer}
+            gates = {producer[x] for m in muls for x in operators[m][1] if x in producer}
+            # tanh(c) too: in int8 its input step is |c|max/128 (~2), which flattens tanh for small c
+            readers = {i for i, (_, ins, _) in enumerate(operators) if name in ins and operators[i][0] == "TANH"}
+            path |= {add} | muls | gates | readers
     return path

@@ -102,6 +102,7 @@ class DeploymentRow:
     compiled: CompileRecord
     hop_ms: float
     quality: QualityRow | None = None
+    precision: str | None = None     # a mixed-precision variant's groups ('input 16x8, rnn int8, ...'); None: uniform
 
     @property
     def key(self) -> tuple[str, str]:
@@ -136,7 +137,9 @@ class DeploymentRow:
     def to_dict(self) -> dict[str, Any]:
         """The rendered row: configuration columns, the compile record's columns as written on disk
         (so `sepipe budget check` reads a report CSV as is), hop fraction, then the quality columns."""
-        return {"experiment": self.experiment, "variant": self.variant, "structure": self.structure,
+        # a mixed variant's precision rides in the structure column (existing runs render as before)
+        structure = f"{self.structure}; {self.precision}" if self.precision else self.structure
+        return {"experiment": self.experiment, "variant": self.variant, "structure": structure,
                 "model_label": self.model_label, "params": self.params, "nonzero_weights": self.nonzero_weights,
                 "tflite_bytes": self.tflite_bytes, "tflite_kib": self.tflite_kib, **self.compiled.to_record(),
                 "hop_fraction": self.hop_fraction, **{key: self.quality_value(key) for key in QUALITY_COLUMNS}}
@@ -162,12 +165,15 @@ def shipped_quality(rows: Sequence[QualityRow], variant: str) -> QualityRow | No
 def build_deployment_rows(experiment: str, variant: str, structure: str, model_label: str, params: int,
                           nonzero_weights: int, tflite_bytes: int,
                           quality: Iterable[QualityRow | Mapping[str, Any]],
-                          records: Iterable[CompileRecord | Mapping[str, Any]], hop_ms: float) -> list[DeploymentRow]:
-    """One row per compile record of `variant`, joined with its shipped quality row (by variant name)."""
+                          records: Iterable[CompileRecord | Mapping[str, Any]], hop_ms: float,
+                          precision: str | None = None) -> list[DeploymentRow]:
+    """One row per compile record of `variant`, joined with its shipped quality row (by variant name);
+    `precision`: a mixed-precision variant's label (sepipe.quantize.precision.PrecisionPlan.label)."""
     shipped = shipped_quality(quality_rows(quality), variant)
     compiled = [r if isinstance(r, CompileRecord) else CompileRecord.from_record(r, f"compile:{variant}")
                 for r in records]
     return [DeploymentRow(experiment=experiment, variant=variant, structure=structure, model_label=model_label,
                           params=int(params), nonzero_weights=int(nonzero_weights), tflite_bytes=int(tflite_bytes),
-                          compiled=record, hop_ms=hop_ms, quality=shipped) for record in compiled]
+                          compiled=record, hop_ms=hop_ms, quality=shipped, precision=precision)
+            for record in compiled]
 
