@@ -18,6 +18,19 @@ from sepipe.deploy.figures import CompileRecord, VelaFigures
 SYSTEM_LABELS = {"float": "float32 Keras", "tflite": "int8 TFLite", "tflm": "int8 TFLite Micro",
                  "noisy": "unprocessed", "rnnoise": "RNNoise (pyrnnoise)"}
 _SYSTEM_OF_LABEL = {label: key for key, label in SYSTEM_LABELS.items()}
+# a quantised runner's label names the model's I/O type ('int16 TFLite Micro', 'mixed TFLite'): the kind by
+# the runner's system name, the label kept as written
+_RUNNER_SYSTEMS = (("tflm", " TFLite Micro"), ("tflite", " TFLite"))
+
+
+def _system_of_label(label: str) -> tuple[str, str | None]:
+    """(runner kind or reference, the label to render when it is not the kind's usual one)."""
+    if label in _SYSTEM_OF_LABEL:
+        return _SYSTEM_OF_LABEL[label], None
+    for kind, suffix in _RUNNER_SYSTEMS:
+        if label.endswith(suffix):
+            return kind, label
+    return label, None
 SHIPPED_RUNNER = "tflm"      # what ships: the int8 model as TensorFlow Lite Micro runs it
 DENSE_STRUCTURE = "dense"    # the structure of the variant of kind 'ptq', the dense reference
 NO_VARIANT = "-"             # the variant and model columns of a reference row
@@ -44,12 +57,13 @@ class QualityRow:
     loop_rtf: float | None = None
     si_sdr_gain_db: float | None = None
     si_sdr_vs_float_db: float | None = None
+    label: str | None = None     # the system's label as evaluation wrote it, when not SYSTEM_LABELS' ('int16 TFLite')
 
     _NAMED = ("experiment", "variant", "model", "system", "files", "loop_rtf", "si_sdr_gain_db", "si_sdr_vs_float_db")
 
     @property
     def system_label(self) -> str:
-        return SYSTEM_LABELS.get(self.system, self.system)
+        return self.label or SYSTEM_LABELS.get(self.system, self.system)
 
     def value(self, column: str) -> float:
         """A score or derived column by name; NaN when the row does not have it."""
@@ -63,11 +77,11 @@ class QualityRow:
     def from_dict(cls, row: Mapping[str, Any]) -> "QualityRow":
         """From an evaluation row (as manifests of existing runs hold them: `system` as its label)."""
         variant, model = row.get("variant"), row.get("model")
-        system = str(row.get("system", ""))
+        system, label = _system_of_label(str(row.get("system", "")))
         return cls(experiment=str(row.get("experiment", "")),
                    variant=None if variant in (None, NO_VARIANT) else str(variant),
                    model_label=None if model in (None, NO_VARIANT) else str(model),
-                   system=_SYSTEM_OF_LABEL.get(system, system), files=row.get("files"),
+                   system=system, label=label, files=row.get("files"),
                    scores={k: v for k, v in row.items() if k not in cls._NAMED},
                    loop_rtf=row.get("loop_rtf"), si_sdr_gain_db=row.get("si_sdr_gain_db"),
                    si_sdr_vs_float_db=row.get("si_sdr_vs_float_db"))
