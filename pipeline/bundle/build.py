@@ -42,6 +42,11 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | No
     model_bytes = read_tflite_bytes(source.tflite)
     vela_bytes = read_tflite_bytes(source.vela_tflite)
     io = tflite_io(model_bytes, model_contract(source))
+    if io.io_type is None:
+        # model_io.h (sepipe.c_export) and the firmware stub have one activation type per model
+        raise BundleError(f"{source.tflite}: a mixed-precision model (inputs and outputs of types "
+                          f"{sorted({t.dtype for t in io.inputs + io.outputs})}) cannot be bundled yet: "
+                          "model_io.h has one activation type; bundle a uniform variant")
     _check_vela_io(vela_bytes, io, source.vela_tflite)
     audio, audio_record = pick_test_audio(cfg, frames)
     arena = measure_tflm_arena(model_bytes)
