@@ -161,3 +161,29 @@ def test_a_mix_is_not_the_dense_reference_and_reads_back(tmp_path):
     assert cfg.precision_of("cell16") == {"default": "int8", "cell_state": "int16x8"}
     from sepipe.config import experiment_from_dict
     assert experiment_from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.slow
+def test_golden_vectors_of_a_mixed_model_keep_each_tensor_type_and_rerun_bit_for_bit(tiny_models, mixed, tmp_path):
+    from sepipe.config import FeatureConfig
+    from sepipe.golden import write_golden_vectors
+    from sepipe.runtime.quantized import TFLMStreamingRunner
+
+    data, frames = mixed["lstm_cell16"], 12
+    audio = np.random.default_rng(0).standard_normal(frames * FeatureConfig().hop).astype(np.float32) * 0.1
+    golden = write_golden_vectors(data, audio, FeatureConfig(), frames, tmp_path)
+    assert golden["activation_dtype"] == "mixed"
+    types = {name: golden["files"][entry["file"]]["dtype"] for name, entry in golden["tensors"].items()}
+    assert types["features"] == "int8" and types["rnn_1_c"] == "int16" and types["rnn_1_h_out"] == "int8"
+    runner = TFLMStreamingRunner(data)
+    inputs, outputs = runner.run_recorded(np.fromfile(tmp_path / "features.f32", "<f4").reshape(frames, -1))
+    for name, entry in golden["tensors"].items():
+        got = np.fromfile(tmp_path / entry["file"], dtype=np.dtype(types[name]).newbyteorder("<"))
+        want = (inputs.get(name) if name in inputs else outputs[name]).reshape(-1)
+        np.testing.assert_array_equal(got, want)
+    # the int16 cell state is fed back by the formula: frame t+1's input is frame t's output requantised
+    from sepipe.runtime.arith import requantize
+    out, inp = runner.io.output("rnn_1_c_out"), runner.io.input("rnn_1_c")
+    np.testing.assert_array_equal(inputs["rnn_1_c"][1:].reshape(frames - 1, -1),
+                                  requantize(outputs["rnn_1_c_out"][:-1].reshape(frames - 1, -1), out.scale,
+                                             out.zero_point, inp.scale, inp.zero_point, dtype=np.int16))

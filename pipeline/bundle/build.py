@@ -164,16 +164,21 @@ def _source_section(source: BundleSource) -> dict[str, Any]:
     return {"experiment": cfg.name, "variant": source.variant, "target": source.target,
             "target_id": source.target_id, "run": source.run_label,
             "tflite_sha256": artifacts.sha256_file(source.tflite),
-            "scheme": cfg.convert.scheme_name, "model": source.model,
+            "scheme": _scheme_name(source), "model": source.model,
             "variant_config": source.variant_config,
             "calibration": {k: v for k, v in source.convert_summary.get("calibration", {}).items()
                             if k in ("files", "seed", "drawn_frames", "states_from")}}
 
 
+def _scheme_name(source: BundleSource) -> str:
+    """'mixed' for a variant with a precision mapping, else the experiment's scheme."""
+    return "mixed" if source.cfg.precision_of(source.variant) is not None else source.cfg.convert.scheme_name
+
+
 def _model_section(source: BundleSource, io_dtype: str, vela_size: int) -> dict[str, Any]:
     return {
         "tflite": "model/" + tflite_name(source), "vela_tflite": "model/" + vela_name(source),
-        "io_dtype": io_dtype, "scheme": source.cfg.convert.scheme_name,
+        "io_dtype": io_dtype, "scheme": _scheme_name(source),
         "c_array": {"source": f"c/{C_SOURCE}", "header": f"c/{C_HEADER}", "symbol": C_SYMBOL,
                     "section": C_SECTION, "alignment": C_ALIGNMENT, "bytes": vela_size,
                     "holds": "model/" + vela_name(source)},
