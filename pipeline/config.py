@@ -213,6 +213,10 @@ class ConvertConfig:
         if self.scheme is not None:
             check(src, "convert.scheme", self.scheme, self.scheme in SCHEMES,
                    "one of " + ", ".join(map(repr, SCHEMES.names())))
+            # the mixed scheme is per variant: a variant's `precision:` mapping selects it
+            check(src, "convert.scheme", self.scheme, not getattr(SCHEMES.get(self.scheme), "mixed", False),
+                  "a uniform scheme (int8, int16x8); for mixed precision give a variant "
+                  "`precision: {group: int8 | int16x8 | float}`")
             legacy = SCHEMES.get(self.scheme).activations
             check(src, "convert.activations", self.activations, self.activations in ("int8", legacy),
                    f"'{legacy}' or left out with convert.scheme '{self.scheme}' (scheme replaces activations)")

@@ -152,6 +152,13 @@ def test_a_bad_precision_mapping_is_one_line_exit_2(tmp_path, precision, message
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+def test_the_mixed_scheme_is_chosen_per_variant_not_for_the_experiment(tmp_path):
+    path = tmp_path / "mix.yaml"
+    path.write_text("name: mix\nconvert: {scheme: mixed}\n")
+    with pytest.raises(ConfigError, match="for mixed precision give a variant `precision"):
+        load_experiment(path)
+
+
 def test_a_mix_is_not_the_dense_reference_and_reads_back(tmp_path):
     path = tmp_path / "mix.yaml"
     path.write_text("name: mix\nmodel: {family: lstm, rnn_units: 24}\nvariants:\n  - {name: ptq, kind: ptq}\n"
