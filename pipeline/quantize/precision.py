@@ -42,10 +42,13 @@ class PrecisionPlan:
         return {p for _, p in self.mapping} | {self.as_dict.get(DEFAULT, "int8")}
 
     def label(self) -> str:
-        """How reports name it: 'input 16x8, rnn int8, ...' (declared order; default last)."""
+        """How reports name it: 'input 16x8, rnn int8, ...' (declared order; the default last as 'rest';
+        'all 16x8' when only a default is given)."""
         short = {"int8": "int8", "int16x8": "16x8", "float": "float"}
         items = [(k, p) for k, p in self.mapping if k != DEFAULT]
-        if DEFAULT in self.as_dict or not items:
+        if not items:
+            return f"all {short[self.as_dict.get(DEFAULT, 'int8')]}"
+        if DEFAULT in self.as_dict:
             items.append(("rest", self.as_dict.get(DEFAULT, "int8")))
         return ", ".join(f"{k} {short[p]}" for k, p in items)
 
