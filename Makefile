@@ -41,6 +41,9 @@ test-fast: $(STAMP) firmware-toolchain ## The edit loop: tests that neither trai
 exp-%: $(STAMP) ## Run experiments/<name>.yaml end to end (e.g. make exp-baseline)
 	$(SEPIPE) run experiments/$*.yaml
 
+exp-mixed-precision: $(STAMP) ## Mixed precision (issue 13): experiments/mixed_precision.yaml (reuses the demo's training if copied)
+	$(SEPIPE) run experiments/mixed_precision.yaml
+
 exp-sparsity: $(STAMP) ## The sparsity sweep on both families: sparsity_gru.yaml, then sparsity_lstm.yaml
 	$(SEPIPE) run experiments/sparsity_gru.yaml
 	$(SEPIPE) run experiments/sparsity_lstm.yaml

@@ -17,7 +17,7 @@ from sepipe.compress import COMPRESSORS, VariantConfig, compressor_of  # noqa: F
 from sepipe.config_loading import (  # noqa: F401  (re-exported: budgets, targets and models build with _build)
     _build, _coerce, _item_key, _registered_class, _set_dotted, _type_name, _without_unset_foreign_keys,
     read_yaml_file, set_dotted)
-from sepipe.errors import InputFileError, check, short_repr
+from sepipe.errors import ConfigError, InputFileError, check, short_repr
 from sepipe.loss import LossTermConfig, legacy_terms
 from sepipe.mic_config import MicConfig
 from sepipe.reverb_config import ReverbConfig
@@ -213,6 +213,10 @@ class ConvertConfig:
         if self.scheme is not None:
             check(src, "convert.scheme", self.scheme, self.scheme in SCHEMES,
                    "one of " + ", ".join(map(repr, SCHEMES.names())))
+            # the mixed scheme is per variant: a variant's `precision:` mapping selects it
+            check(src, "convert.scheme", self.scheme, not getattr(SCHEMES.get(self.scheme), "mixed", False),
+                  "a uniform scheme (int8, int16x8); for mixed precision give a variant "
+                  "`precision: {group: int8 | int16x8 | float}`")
             legacy = SCHEMES.get(self.scheme).activations
             check(src, "convert.activations", self.activations, self.activations in ("int8", legacy),
                    f"'{legacy}' or left out with convert.scheme '{self.scheme}' (scheme replaces activations)")
@@ -255,6 +259,19 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class VariantPrecision:
+    """A variant's `precision:` mapping (sepipe.quantize.precision), kept beside the variants so every
+    compressor's config stays as it is: `entries` are 'key=precision' in the declared order."""
+
+    variant: str
+    entries: tuple[str, ...] = ()
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        return dict(entry.split("=", 1) for entry in self.entries)
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str
     seed: int = 0                    # training, calibration selection and evaluation draws
@@ -268,6 +285,12 @@ class ExperimentConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     # a YAML without `variants` has one: plain post-training int8 of the trained model
     variants: tuple[VariantConfig, ...] = field(default_factory=lambda: (VariantConfig.create(name="ptq"),))
+    # per-variant precision (`variants[].precision` in the YAML; the mixed scheme), lifted out on load
+    precisions: tuple[VariantPrecision, ...] = field(default=(), metadata=ADDED_FIELD)
+
+    def precision_of(self, variant: str) -> dict[str, str] | None:
+        """The precision mapping variant `variant` declares (None: the experiment's `convert.scheme`)."""
+        return next((p.mapping for p in self.precisions if p.variant == variant), None)
 
     @property
     def run_dir(self) -> Path:
@@ -277,7 +300,11 @@ class ExperimentConfig:
     def dense_variant(self) -> VariantConfig:
         """The dense reference: the one variant whose compressor is the dense reference (kind 'ptq'),
         what 'vs dense' figures compare with and what kinds deriving from the dense int8 model start from."""
-        return next(v for v in self.variants if compressor_of(v).dense_reference)
+        return next(v for v in self.variants if self._is_dense_reference(v))
+
+    def _is_dense_reference(self, variant: VariantConfig) -> bool:
+        # a variant with its own precision mapping is a mix, compared with the reference, not the reference
+        return compressor_of(variant).dense_reference and self.precision_of(variant.name) is None
 
     def validate(self, src: str) -> None:
         check_run_name(src, "name", self.name)
@@ -292,11 +319,25 @@ class ExperimentConfig:
         names = [v.name for v in self.variants]
         check(src, "variants", names, len(set(names)) == len(names) and all(
             n.replace("-", "").replace("_", "").isalnum() for n in names), "unique names of letters, digits, '-', '_'")
-        dense = [v for v in self.variants if compressor_of(v).dense_reference]
+        self._validate_precisions(src, names)
+        dense = [v for v in self.variants if self._is_dense_reference(v)]
         reference_kinds = " or ".join(repr(e.name) for e in COMPRESSORS if COMPRESSORS.get(e.name).dense_reference)
         check(src, "variants", [v.kind for v in self.variants], len(dense) == 1,
-               f"exactly one variant of kind {reference_kinds} (the dense reference the other variants are "
+               f"exactly one variant of kind {reference_kinds} without a precision (the dense reference the others are "
                f"compared with and 'offline' ones prune); {len(dense)} given")
+
+    def _validate_precisions(self, src: str, names: list[str]) -> None:
+        for entry in self.precisions:
+            check(src, "precisions", entry.variant, entry.variant in names, f"a variant name ({', '.join(names)})")
+            variant = next(v for v in self.variants if v.name == entry.variant)
+            check(src, f"variants[{variant.name}].precision", entry.mapping,
+                  not compressor_of(variant).derives_from_dense_model,
+                  f"left out for kind '{variant.kind}' (it edits the dense reference's .tflite)")
+            if ":" not in self.model.family:     # a builder's contract needs TensorFlow: checked at conversion
+                from sepipe.models import family_of
+                from sepipe.quantize.precision import check_precision
+                contract = family_of(self.model).contract(self.model, self.features.bins)
+                check_precision(src, f"variants[{variant.name}].precision", entry.mapping, contract)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -319,6 +360,27 @@ def experiment_from_dict(raw: dict[str, Any], source: str = "<config>") -> Exper
     if isinstance(model, dict):          # a user family ('module:function') is registered before it is built
         from sepipe.models import prepare_family
         prepare_family(model.get("family"), source)
-    config = _build(ExperimentConfig, raw, source, prefix="")
+    config = _build(ExperimentConfig, _lift_precisions(raw, source), source, prefix="")
     config.validate(source)
     return config
+
+
+def _lift_precisions(raw: Any, source: str) -> Any:
+    """`variants[].precision` mappings moved to `precisions` (VariantPrecision), the rest untouched."""
+    variants = raw.get("variants") if isinstance(raw, dict) else None
+    if not isinstance(variants, list) or not any(isinstance(v, dict) and "precision" in v for v in variants):
+        return raw
+    raw, lifted = dict(raw), list(raw.get("precisions") or [])
+    raw["variants"] = []
+    for variant in variants:
+        if isinstance(variant, dict) and "precision" in variant:
+            variant = dict(variant)
+            mapping, name = variant.pop("precision"), variant.get("name")
+            if not isinstance(mapping, dict) or not mapping or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+                raise ConfigError(source, f"variants[{name}].precision", mapping,
+                                  "a mapping of layer group to precision, e.g. {rnn: int8, output: int16x8}")
+            lifted.append({"variant": name, "entries": [f"{k}={v}" for k, v in mapping.items()]})
+        raw["variants"].append(variant)
+    raw["precisions"] = lifted
+    return raw

@@ -79,7 +79,7 @@ def write_golden_vectors(tflite_bytes: bytes, audio: np.ndarray, feature_cfg: Fe
     runner = TFLMStreamingRunner(tflite_bytes, contract=contract)
     io, contract = runner.io, runner.contract
     feature_name, head_name = contract.feature.name, contract.head.name
-    act = np.dtype(runner.dtype).name                # 'int8' or 'int16' (16x8)
+    act = io.io_type or "mixed"                      # 'int8', 'int16' (16x8), or 'mixed': each tensor its own
     if int(io.feature.shape[-1]) != feature_cfg.bins:
         raise ValueError(f"model takes {io.feature.shape[-1]} feature bins; the feature "
                          f"config (fft_size {feature_cfg.fft_size}) gives {feature_cfg.bins}")
@@ -107,7 +107,7 @@ def write_golden_vectors(tflite_bytes: bytes, audio: np.ndarray, feature_cfg: Fe
                 f"state TFLM got at each frame (zero point at t=0, then '{pair_of_input[tensor.name].output}' "
                 f"of frame t-1" + (", requantised)" if not pair_of_input[tensor.name].same_quantization else ")")
                 if tensor.name in pair_of_input else "input TFLM got at each frame")
-        put(name, recorded_in[tensor.name].reshape(frames, -1), act, what)
+        put(name, recorded_in[tensor.name].reshape(frames, -1), tensor.dtype, what)
         tensors[tensor.name] = {"file": name, "scale": tensor.scale, "zero_point": tensor.zero_point,
                                 "position": tensor.position}
     for tensor in io.outputs:
@@ -115,7 +115,7 @@ def write_golden_vectors(tflite_bytes: bytes, audio: np.ndarray, feature_cfg: Fe
         what = ("quantised mask TFLM returned at each frame" if tensor.name == head_name else
                 "new state TFLM returned at each frame" if any(s.output == tensor.name for s in contract.states) else
                 f"head '{tensor.name}' TFLM returned at each frame")
-        put(name, recorded_out[tensor.name].reshape(frames, -1), act, what)
+        put(name, recorded_out[tensor.name].reshape(frames, -1), tensor.dtype, what)
         tensors[tensor.name] = {"file": name, "scale": tensor.scale, "zero_point": tensor.zero_point,
                                 "position": tensor.position}
     put("audio_out.f32", enhanced, "float32",

@@ -80,6 +80,6 @@ def test_the_registries_list_every_existing_kind():
 
     assert FAMILIES.names() == ["gru", "lstm"]
     assert COMPRESSORS.names() == ["ptq", "weight", "block", "unit", "offline"]
-    assert SCHEMES.names() == ["int8", "int16x8"]
+    assert SCHEMES.names() == ["int8", "int16x8", "mixed"]
     assert RUNNERS.names() == ["float", "tflite", "tflm"]
     assert EXECUTORS.names() == ["local", "ray"]

@@ -129,7 +129,7 @@ def _convert_summary(env) -> str:
 
     summary = worker.convert(json.dumps(dataclasses.asdict(env.cfg.model)), env.bins, env.result.streaming_weights,
                              env.cal, env.root / "again.tflite", env.cfg.convert.scheme_name,
-                             env.root / "bq" / "qat_ranges.json")
+                             qat_ranges_path=env.root / "bq" / "qat_ranges.json")
     assert (env.root / "again.tflite").read_bytes() == env.qat          # same inputs, same bytes
     return json.dumps(summary["qat_ranges"])
 

@@ -42,6 +42,11 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | No
     model_bytes = read_tflite_bytes(source.tflite)
     vela_bytes = read_tflite_bytes(source.vela_tflite)
     io = tflite_io(model_bytes, model_contract(source))
+    if io.io_type is None:
+        # model_io.h (sepipe.c_export) and the firmware stub have one activation type per model
+        raise BundleError(f"{source.tflite}: a mixed-precision model (inputs and outputs of types "
+                          f"{sorted({t.dtype for t in io.inputs + io.outputs})}) cannot be bundled yet: "
+                          "model_io.h has one activation type; bundle a uniform variant")
     _check_vela_io(vela_bytes, io, source.vela_tflite)
     audio, audio_record = pick_test_audio(cfg, frames)
     arena = measure_tflm_arena(model_bytes)
@@ -159,16 +164,21 @@ def _source_section(source: BundleSource) -> dict[str, Any]:
     return {"experiment": cfg.name, "variant": source.variant, "target": source.target,
             "target_id": source.target_id, "run": source.run_label,
             "tflite_sha256": artifacts.sha256_file(source.tflite),
-            "scheme": cfg.convert.scheme_name, "model": source.model,
+            "scheme": _scheme_name(source), "model": source.model,
             "variant_config": source.variant_config,
             "calibration": {k: v for k, v in source.convert_summary.get("calibration", {}).items()
                             if k in ("files", "seed", "drawn_frames", "states_from")}}
 
 
+def _scheme_name(source: BundleSource) -> str:
+    """'mixed' for a variant with a precision mapping, else the experiment's scheme."""
+    return "mixed" if source.cfg.precision_of(source.variant) is not None else source.cfg.convert.scheme_name
+
+
 def _model_section(source: BundleSource, io_dtype: str, vela_size: int) -> dict[str, Any]:
     return {
         "tflite": "model/" + tflite_name(source), "vela_tflite": "model/" + vela_name(source),
-        "io_dtype": io_dtype, "scheme": source.cfg.convert.scheme_name,
+        "io_dtype": io_dtype, "scheme": _scheme_name(source),
         "c_array": {"source": f"c/{C_SOURCE}", "header": f"c/{C_HEADER}", "symbol": C_SYMBOL,
                     "section": C_SECTION, "alignment": C_ALIGNMENT, "bytes": vela_size,
                     "holds": "model/" + vela_name(source)},

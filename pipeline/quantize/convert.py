@@ -43,7 +43,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _worker_command(model_cfg: ModelConfig, bins: int, weights_path: Path, calibration_path: Path,
-                    out_path: Path, scheme: str = "int8", qat_ranges: Path | None = None) -> list[str]:
+                    out_path: Path, scheme: str = "int8", precision: dict | None = None,
+                    qat_ranges: Path | None = None) -> list[str]:
     """The converter subprocess command line (a function so tests can swap it for a crashing one)."""
     extra = ["--qat-ranges", str(qat_ranges)] if qat_ranges is not None else []
     return [sys.executable, "-m", "sepipe.quantize.worker",
@@ -52,15 +53,17 @@ def _worker_command(model_cfg: ModelConfig, bins: int, weights_path: Path, calib
             "--weights", str(weights_path),
             "--calibration", str(calibration_path),
             "--out", str(out_path),
-            "--scheme", scheme] + extra
+            "--scheme", scheme, "--precision", json.dumps(precision or {})] + extra
 
 
 def convert_quantized(model_cfg: ModelConfig, bins: int, weights_path: Path, calibration_path: Path, out_path: Path,
                       scheme: str | QuantScheme = "int8", timeout_s: float = 600,
-                      qat_ranges: Path | None = None) -> Path:
+                      precision: dict | None = None, qat_ranges: Path | None = None) -> Path:
     """Full-integer .tflite of the streaming model by `scheme` (sepipe.quantize.schemes: 'int8', or
     'int16x8', TFLite's 16x8 mode: int16 activations and I/O, int8 weights, so flash and Vela's weight
-    traffic do not change; the legacy names 'int16' is accepted), written atomically.
+    traffic do not change; the legacy names 'int16' is accepted; or 'mixed' with `precision`, a mapping
+    of layer group / layer / tensor class to int8, int16x8 or float: sepipe.quantize.precision), written
+    atomically.
 
     Converted in a subprocess; a crash (signal), non-zero exit or timeout raises ToolError
     with the exit code / signal and the last stderr line. The result is checked with
@@ -74,6 +77,9 @@ def convert_quantized(model_cfg: ModelConfig, bins: int, weights_path: Path, cal
 
     scheme = get_scheme(scheme)
     contract = family_of(model_cfg).contract(model_cfg, bins)
+    if precision is not None:       # one-line ConfigError for a key the family lacks or a bad precision
+        from sepipe.quantize.precision import check_precision
+        check_precision("convert", "precision", precision, contract)
     weights_path, calibration_path, out_path = Path(weights_path), Path(calibration_path), Path(out_path)
     if not weights_path.is_file():
         raise InputFileError(weights_path, "weights file not found (a Keras .weights.h5 from training)")
@@ -85,7 +91,8 @@ def convert_quantized(model_cfg: ModelConfig, bins: int, weights_path: Path, cal
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
     with atomic_path(out_path) as tmp:
         command = _worker_command(model_cfg, bins, weights_path.resolve(), calibration_path.resolve(), tmp.resolve(),
-                                  scheme.name, Path(qat_ranges).resolve() if qat_ranges is not None else None)
+                                  scheme.name, precision,
+                                  Path(qat_ranges).resolve() if qat_ranges is not None else None)
         try:
             proc = subprocess.run(command, env=env, cwd=str(PROJECT_ROOT), capture_output=True, text=True,
                                   errors="replace", timeout=timeout_s)
@@ -106,7 +113,7 @@ def convert_quantized(model_cfg: ModelConfig, bins: int, weights_path: Path, cal
 
 
 def convert_untrained(model_cfg: ModelConfig, bins: int, out_path: Path, seed: int = 0, frames: int = 64,
-                      scheme: str | QuantScheme = "int8") -> Path:
+                      scheme: str | QuantScheme = "int8", precision: dict | None = None) -> Path:
     """Quantised .tflite of an UNTRAINED architecture: random weights, random calibration (features
     ~ N(0, 1), states uniform in (-1, 1)).
 
@@ -132,7 +139,7 @@ def convert_untrained(model_cfg: ModelConfig, bins: int, out_path: Path, seed: i
                   for name, t in ((t.name.split(":")[0], t) for t in model.inputs)}
         save_calibration(CalibrationSet(inputs, {"seed": seed, "source": "random (untrained model)"}), work / "cal.npz")
         return convert_quantized(model_cfg, bins, work / "streaming.weights.h5", work / "cal.npz", out_path,
-                                 scheme=scheme)
+                                 scheme=scheme, precision=precision)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

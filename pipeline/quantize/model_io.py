@@ -65,6 +65,11 @@ class ModelIO:
         return types.pop() if len(types) == 1 and types <= set(integer_io_types()) else None
 
     @property
+    def integer_io(self) -> bool:
+        """Every input and output int8 or int16 (one type, or a mixed-precision model's mix of both)."""
+        return all(t.dtype in integer_io_types() for t in self.inputs + self.outputs)
+
+    @property
     def scheme(self):
         """The registered QuantScheme whose models have this I/O type (None for a float or mixed model)."""
         from sepipe.quantize.schemes import scheme_for_io_dtype
@@ -102,7 +107,7 @@ class ModelIO:
 def integer_io_types() -> tuple[str, ...]:
     """The I/O dtypes the registered schemes make ('int8', 'int16')."""
     from sepipe.quantize.schemes import SCHEMES
-    return tuple(dict.fromkeys(e.target.io_dtype for e in SCHEMES))
+    return tuple(dict.fromkeys(e.target.io_dtype for e in SCHEMES if not getattr(e.target, "mixed", False)))
 
 
 def _by_name(tensors: tuple[TensorIO, ...], name: str, what: str) -> TensorIO:
@@ -201,6 +206,11 @@ def tflite_io(tflite_bytes: bytes, contract: ModelContract | None = None) -> Mod
     return io
 
 
+def _scheme(scheme):
+    from sepipe.quantize.schemes import get_scheme
+    return get_scheme(scheme)
+
+
 def validate_quantized_model(path: str | Path, contract: ModelContract | None = None, scheme=None) -> ModelIO:
     """Check that `path` is a full-integer streaming model (int8 weights; I/O all int8, or all int16 for a
     16x8 model, or the I/O type of `scheme` when given) whose tensors match `contract` (inferred from the
@@ -219,7 +229,8 @@ def validate_quantized_model(path: str | Path, contract: ModelContract | None = 
         raise InputFileError(path, str(exc)) from None
     io, problem = _build_io(inputs, outputs, contract)
     feature_name = io.contract.feature.name if io.contract else "features"
-    if io.io_type is None:
+    mixed = scheme is not None and getattr(_scheme(scheme), "mixed", False)
+    if io.io_type is None and not (mixed and io.integer_io):
         if all(t.dtype == "float32" for t in io.inputs + io.outputs):
             has_int8 = any(np.dtype(d["dtype"]) == np.int8 for d in interp.get_tensor_details())
             if has_int8:
@@ -236,9 +247,8 @@ def validate_quantized_model(path: str | Path, contract: ModelContract | None = 
         raise InputFileError(path, f"{kind} '{bad.name}' is {bad.dtype}; every input and output must be {expected} "
                                    f"like '{feature_name}' (all int8, or all int16 for a 16x8 model; "
                                    f"not {expected}: {[t.name for t in others]})")
-    if scheme is not None:
-        from sepipe.quantize.schemes import get_scheme
-        scheme = get_scheme(scheme)
+    if scheme is not None and not mixed:
+        scheme = _scheme(scheme)
         if io.io_type != scheme.io_dtype:
             raise InputFileError(path, f"inputs and outputs are {io.io_type}; scheme '{scheme.name}' makes "
                                        f"{scheme.io_dtype} ones")

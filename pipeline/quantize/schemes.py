@@ -8,7 +8,12 @@ and its range, the state requantisation rule, and the names it goes by in config
     int16x8   TFLite's 16x8 mode: int8 weights, int16 activations and I/O; requantised with the float32
               formula itself (a table would need 65536 entries)
 
-Adding a scheme (e.g. mixed precision): a `QuantScheme` instance (or subclass for another converter
+    mixed     per-layer-group precision (int8, int16x8 or float per group, `variants[].precision`): the
+              int8 and 16x8 (and float) conversions spliced into one graph with QUANTIZE/DEQUANTIZE
+              operators at the boundaries (sepipe.quantize.splice); each input and output has its own
+              type, each state is fed back by the rule of its own type
+
+Adding a scheme: a `QuantScheme` instance (or subclass for another converter
 setup / state rule) and one `SCHEMES.add(...)`. No TensorFlow at import: `converter_settings` takes
 the `tf` module from the conversion worker.
 """
@@ -53,12 +58,29 @@ class QuantScheme:
         return {"scheme": self.name, "io_dtype": self.io_dtype, "weights": "int8", "activations": self.io_dtype}
 
 
+@dataclass(frozen=True)
+class MixedScheme(QuantScheme):
+    """Per-operator precision: no single converter setting or I/O type (`parts` are the schemes spliced)."""
+
+    mixed: bool = True
+    parts: tuple[str, ...] = ("int8", "int16x8")
+
+    def converter_settings(self, tf) -> dict:
+        raise TypeError("the mixed scheme converts once per precision (sepipe.quantize.worker)")
+
+    def record(self) -> dict:
+        return {"scheme": self.name, "io_dtype": self.io_dtype, "weights": "int8", "activations": "per layer group"}
+
+
 INT8 = QuantScheme("int8", "int8", "int8", "TFLITE_BUILTINS_INT8", "table", "int8",
                    "int8 weights, int8 activations and I/O")
 INT16X8 = QuantScheme("int16x8", "int16", "int16", "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",
                       "formula", "16x8", "int8 weights, int16 activations and I/O (TFLite's 16x8 mode)")
 SCHEMES.add(INT8.name, INT8, help=INT8.description)
 SCHEMES.add(INT16X8.name, INT16X8, help=INT16X8.description)
+MIXED = MixedScheme("mixed", "mixed", "mixed", "", "per tensor", "mixed",
+                    "per-layer-group int8 / 16x8 / float (variants[].precision), one graph")
+SCHEMES.add(MIXED.name, MIXED, help=MIXED.description)
 
 
 def get_scheme(name_or_scheme: str | QuantScheme) -> QuantScheme:
@@ -82,4 +104,8 @@ def scheme_for_io_dtype(io_dtype: str) -> QuantScheme | None:
     return next((e.target for e in SCHEMES if e.target.io_dtype == io_dtype), None)
 
 
-INTEGER_IO_TYPES = tuple(dict.fromkeys(e.target.io_dtype for e in SCHEMES))   # ('int8', 'int16')
+def is_mixed(scheme) -> bool:
+    return bool(getattr(scheme, "mixed", False))
+
+
+INTEGER_IO_TYPES = tuple(dict.fromkeys(e.target.io_dtype for e in SCHEMES if not is_mixed(e.target)))   # int8, int16

@@ -11,8 +11,9 @@ which is then copied layer by layer into the streaming model; the file must
 hold exactly the model's weight arrays), calibrate with a
 representative dataset that yields dicts keyed by input name, write the
 full-integer flatbuffer to --out with the converter settings of `--scheme`
-(sepipe.quantize.schemes: int8, or int16x8, TFLite's 16x8 mode). With `--qat-ranges`, the activation
-tensors then take the QAT-trained ranges (sepipe.quantize.qat_ranges).
+(sepipe.quantize.schemes: int8, or int16x8, TFLite's 16x8 mode; or `mixed` with `--precision`: one
+conversion per precision, spliced). With `--qat-ranges`, the activation tensors then take the QAT-trained
+ranges (sepipe.quantize.qat_ranges).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def load_streaming_weights(model_cfg, bins: int, weights_path: Path):
 
 
 def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path: Path, out_path: Path,
-            scheme_name: str = "int8", qat_ranges_path: Path | None = None) -> dict:
+            scheme_name: str = "int8", precision_json: str = "", qat_ranges_path: Path | None = None) -> dict:
     from sepipe.models import family_of, model_config_from_dict
     from sepipe.models.keras_backend import tf
     from sepipe.quantize.calibration import load_calibration
@@ -108,23 +109,59 @@ def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path
         for i in range(cal.frames):
             yield {name: value[i:i + 1] for name, value in cal.inputs.items()}
 
-    settings = scheme.converter_settings(tf)
+    start = time.monotonic()
+    if getattr(scheme, "mixed", False):
+        if qat_ranges_path is not None:    # the trained ranges would have to reach each precision's conversion
+            raise WorkerError(f"{qat_ranges_path}: QAT ranges (qat_scope: full) with a mixed precision plan are "
+                              "not supported yet; use qat_scope: weights or a uniform scheme")
+        flatbuffer, extra = _convert_mixed(tf, model, representative_dataset, contract, precision_json)
+    else:
+        flatbuffer, extra = _convert_once(tf, model, representative_dataset, scheme), {}
+    seconds = time.monotonic() - start
+    if qat_ranges_path is not None:      # QAT scope 'full': the trained ranges replace calibration's
+        flatbuffer, qat_record = _apply_qat_ranges(flatbuffer, model, contract, cal, qat_ranges_path)
+        extra["qat_ranges"] = qat_record
+    with open(out_path, "wb") as handle:
+        handle.write(flatbuffer)
+    return {"bytes": len(flatbuffer), "convert_s": round(seconds, 3), "calibration_frames": cal.frames,
+            "weights_from": weights_from, **scheme.record(), **extra}
+
+
+def _convert_once(tf, model, representative_dataset, scheme) -> bytes:
+    """The flatbuffer of one scheme (or float: no quantization at all, for float regions)."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if scheme is None:
+        return converter.convert()
+    settings = scheme.converter_settings(tf)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset
     converter.target_spec.supported_ops = settings["supported_ops"]
     converter.inference_input_type = settings["inference_input_type"]
     converter.inference_output_type = settings["inference_output_type"]
-    start = time.monotonic()
-    flatbuffer = converter.convert()
-    seconds = time.monotonic() - start
-    qat_record = None
-    if qat_ranges_path is not None:      # QAT scope 'full': the trained ranges replace calibration's
-        flatbuffer, qat_record = _apply_qat_ranges(flatbuffer, model, contract, cal, qat_ranges_path)
-    with open(out_path, "wb") as handle:
-        handle.write(flatbuffer)
-    return {"bytes": len(flatbuffer), "convert_s": round(seconds, 3), "calibration_frames": cal.frames,
-            "weights_from": weights_from, **scheme.record(), **({"qat_ranges": qat_record} if qat_record else {})}
+    return converter.convert()
+
+
+def _convert_mixed(tf, model, representative_dataset, contract, precision_json: str) -> tuple[bytes, dict]:
+    """One conversion per precision the plan uses (the int8 one always: the base graph), spliced by the
+    precision each operator's layer group declares (sepipe.quantize.precision, sepipe.quantize.splice)."""
+    from sepipe.quantize.precision import PRECISIONS, PrecisionPlan, operator_precisions
+    from sepipe.quantize.schemes import get_scheme
+    from sepipe.quantize.splice import operator_names, signature_tensor_names, splice
+
+    plan = PrecisionPlan(tuple((k, v) for k, v in json.loads(precision_json or "{}").items()))
+    if not plan.mapping:
+        raise WorkerError("the mixed scheme needs a precision mapping (variants[].precision)")
+    needed = [p for p in PRECISIONS if p in plan.precisions() | {"int8"}]
+    models = {p: _convert_once(tf, model, representative_dataset, None if p == "float" else get_scheme(p))
+              for p in needed}
+    operators = operator_names(models["int8"])
+    precisions, layers = operator_precisions(operators, plan, contract, signature_tensor_names(models["int8"]))
+    flatbuffer = splice(models, precisions)
+    per_layer: dict[str, dict[str, int]] = {}
+    for layer, precision in zip(layers, precisions):
+        per_layer.setdefault(layer, {}).setdefault(precision, 0)
+        per_layer[layer][precision] += 1
+    return flatbuffer, {"precision": plan.as_dict, "precision_label": plan.label(), "operators_by_layer": per_layer}
 
 
 QAT_MATCH_ROWS = 64      # calibration rows used to match TFLite tensors with the trained ranges' tensors
@@ -154,12 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", required=True, type=Path)
     parser.add_argument("--calibration", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--scheme", default="int8", help="a registered quantization scheme (int8, int16x8)")
+    parser.add_argument("--scheme", default="int8", help="a registered quantization scheme (int8, int16x8, mixed)")
+    parser.add_argument("--precision", default="", help="mixed scheme: the precision mapping as JSON")
     parser.add_argument("--qat-ranges", type=Path, default=None, help="trained activation ranges (QAT scope full)")
     args = parser.parse_args(argv)
     try:
         summary = convert(args.model, args.bins, args.weights, args.calibration, args.out, args.scheme,
-                          args.qat_ranges)
+                          args.precision, args.qat_ranges)
     except Exception as exc:  # noqa: BLE001 - report every failure as one line for the parent
         message = " ".join(str(exc).split()) or exc.__class__.__name__
         if not isinstance(exc, WorkerError):

@@ -18,6 +18,19 @@ from sepipe.deploy.figures import CompileRecord, VelaFigures
 SYSTEM_LABELS = {"float": "float32 Keras", "tflite": "int8 TFLite", "tflm": "int8 TFLite Micro",
                  "noisy": "unprocessed", "rnnoise": "RNNoise (pyrnnoise)"}
 _SYSTEM_OF_LABEL = {label: key for key, label in SYSTEM_LABELS.items()}
+# a quantised runner's label names the model's I/O type ('int16 TFLite Micro', 'mixed TFLite'): the kind by
+# the runner's system name, the label kept as written
+_RUNNER_SYSTEMS = (("tflm", " TFLite Micro"), ("tflite", " TFLite"))
+
+
+def _system_of_label(label: str) -> tuple[str, str | None]:
+    """(runner kind or reference, the label to render when it is not the kind's usual one)."""
+    if label in _SYSTEM_OF_LABEL:
+        return _SYSTEM_OF_LABEL[label], None
+    for kind, suffix in _RUNNER_SYSTEMS:
+        if label.endswith(suffix):
+            return kind, label
+    return label, None
 SHIPPED_RUNNER = "tflm"      # what ships: the int8 model as TensorFlow Lite Micro runs it
 DENSE_STRUCTURE = "dense"    # the structure of the variant of kind 'ptq', the dense reference
 NO_VARIANT = "-"             # the variant and model columns of a reference row
@@ -44,12 +57,13 @@ class QualityRow:
     loop_rtf: float | None = None
     si_sdr_gain_db: float | None = None
     si_sdr_vs_float_db: float | None = None
+    label: str | None = None     # the system's label as evaluation wrote it, when not SYSTEM_LABELS' ('int16 TFLite')
 
     _NAMED = ("experiment", "variant", "model", "system", "files", "loop_rtf", "si_sdr_gain_db", "si_sdr_vs_float_db")
 
     @property
     def system_label(self) -> str:
-        return SYSTEM_LABELS.get(self.system, self.system)
+        return self.label or SYSTEM_LABELS.get(self.system, self.system)
 
     def value(self, column: str) -> float:
         """A score or derived column by name; NaN when the row does not have it."""
@@ -63,11 +77,11 @@ class QualityRow:
     def from_dict(cls, row: Mapping[str, Any]) -> "QualityRow":
         """From an evaluation row (as manifests of existing runs hold them: `system` as its label)."""
         variant, model = row.get("variant"), row.get("model")
-        system = str(row.get("system", ""))
+        system, label = _system_of_label(str(row.get("system", "")))
         return cls(experiment=str(row.get("experiment", "")),
                    variant=None if variant in (None, NO_VARIANT) else str(variant),
                    model_label=None if model in (None, NO_VARIANT) else str(model),
-                   system=_SYSTEM_OF_LABEL.get(system, system), files=row.get("files"),
+                   system=system, label=label, files=row.get("files"),
                    scores={k: v for k, v in row.items() if k not in cls._NAMED},
                    loop_rtf=row.get("loop_rtf"), si_sdr_gain_db=row.get("si_sdr_gain_db"),
                    si_sdr_vs_float_db=row.get("si_sdr_vs_float_db"))
@@ -102,6 +116,7 @@ class DeploymentRow:
     compiled: CompileRecord
     hop_ms: float
     quality: QualityRow | None = None
+    precision: str | None = None     # a mixed-precision variant's groups ('input 16x8, rnn int8, ...'); None: uniform
 
     @property
     def key(self) -> tuple[str, str]:
@@ -136,7 +151,9 @@ class DeploymentRow:
     def to_dict(self) -> dict[str, Any]:
         """The rendered row: configuration columns, the compile record's columns as written on disk
         (so `sepipe budget check` reads a report CSV as is), hop fraction, then the quality columns."""
-        return {"experiment": self.experiment, "variant": self.variant, "structure": self.structure,
+        # a mixed variant's precision rides in the structure column (existing runs render as before)
+        structure = f"{self.structure}; {self.precision}" if self.precision else self.structure
+        return {"experiment": self.experiment, "variant": self.variant, "structure": structure,
                 "model_label": self.model_label, "params": self.params, "nonzero_weights": self.nonzero_weights,
                 "tflite_bytes": self.tflite_bytes, "tflite_kib": self.tflite_kib, **self.compiled.to_record(),
                 "hop_fraction": self.hop_fraction, **{key: self.quality_value(key) for key in QUALITY_COLUMNS}}
@@ -162,12 +179,15 @@ def shipped_quality(rows: Sequence[QualityRow], variant: str) -> QualityRow | No
 def build_deployment_rows(experiment: str, variant: str, structure: str, model_label: str, params: int,
                           nonzero_weights: int, tflite_bytes: int,
                           quality: Iterable[QualityRow | Mapping[str, Any]],
-                          records: Iterable[CompileRecord | Mapping[str, Any]], hop_ms: float) -> list[DeploymentRow]:
-    """One row per compile record of `variant`, joined with its shipped quality row (by variant name)."""
+                          records: Iterable[CompileRecord | Mapping[str, Any]], hop_ms: float,
+                          precision: str | None = None) -> list[DeploymentRow]:
+    """One row per compile record of `variant`, joined with its shipped quality row (by variant name);
+    `precision`: a mixed-precision variant's label (sepipe.quantize.precision.PrecisionPlan.label)."""
     shipped = shipped_quality(quality_rows(quality), variant)
     compiled = [r if isinstance(r, CompileRecord) else CompileRecord.from_record(r, f"compile:{variant}")
                 for r in records]
     return [DeploymentRow(experiment=experiment, variant=variant, structure=structure, model_label=model_label,
                           params=int(params), nonzero_weights=int(nonzero_weights), tflite_bytes=int(tflite_bytes),
-                          compiled=record, hop_ms=hop_ms, quality=shipped) for record in compiled]
+                          compiled=record, hop_ms=hop_ms, quality=shipped, precision=precision)
+            for record in compiled]
 

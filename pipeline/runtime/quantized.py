@@ -39,7 +39,8 @@ class StateFeedback:
 class QuantizedRunner:
     """The shared loop; subclasses bind `_set(slot, array)`, `_invoke()`, `_get(slot)` and the slots.
 
-    Runs every registered scheme's models (int8, 16x8): `dtype` is the I/O type, `scheme` the scheme."""
+    Runs every registered scheme's models (int8, 16x8) and mixed-precision ones (each input and output
+    its own type): `dtype` is the feature input's type, `scheme` the scheme (None when mixed)."""
 
     kind = ""
     needs = "tflite_bytes"
@@ -52,14 +53,16 @@ class QuantizedRunner:
 
     def __init__(self, tflite_bytes: bytes, contract: ModelContract | None = None):
         self.io: ModelIO = tflite_io(tflite_bytes, contract)
-        if self.io.io_type is None or self.io.contract is None:
-            raise ValueError(f"{self.kind} runner needs a model with all-int8 (or all-int16) I/O and a readable "
+        if not self.io.integer_io or self.io.contract is None:
+            raise ValueError(f"{self.kind} runner needs a model with integer (int8 / int16) I/O and a readable "
                              f"contract; has { {t.name: t.dtype for t in self.io.inputs + self.io.outputs} }")
         self.contract = self.io.contract
-        self.scheme = self.io.scheme
-        self.dtype = np.dtype(self.io.io_type).type
-        self.system = self.system_label(self.io.io_type)
+        self.scheme = self.io.scheme          # None for a mixed-precision model (I/O of both types)
         feat, mask = self.io.feature, self.io.head
+        # each tensor keeps its own type: a mixed-precision model's feature input, head and states may differ
+        self.dtype = np.dtype(feat.dtype).type
+        self._mask_dtype = np.dtype(mask.dtype).type
+        self.system = self.system_label(self.io.io_type or "mixed")
         self.bins = int(feat.shape[-1])
         self._feat = (feat.scale, feat.zero_point)
         self._mask = (mask.scale, mask.zero_point)
@@ -69,8 +72,11 @@ class QuantizedRunner:
         self._pairs = []
         for pair in self.io.state_pairs:
             inp, out = self.io.input(pair.input), self.io.output(pair.output)
-            zero = np.full(inp.shape, inp.zero_point, dtype=self.dtype)   # quantised 0.0
-            feedback = StateFeedback(pair.same_quantization, out, inp, self.dtype, self.scheme.state_rule)
+            dtype = np.dtype(inp.dtype).type
+            zero = np.full(inp.shape, inp.zero_point, dtype=dtype)   # quantised 0.0
+            # int8 states: a 256-entry table; int16: the formula (the rule of the scheme of that type)
+            rule = "table" if dtype == np.int8 else "formula"
+            feedback = StateFeedback(pair.same_quantization, out, inp, dtype, rule)
             self._pairs.append((self._input_slot(inp), self._output_slot(out), feedback, zero))
         self.reset()
 
@@ -93,7 +99,7 @@ class QuantizedRunner:
         if reset:
             self.reset()
         q_features = quantize(check_features(features, self.bins), *self._feat, self.dtype)[:, None, :]  # (T, 1, bins)
-        q_mask = np.empty((len(q_features), int(np.prod(self.io.head.shape[1:]))), self.dtype)
+        q_mask = np.empty((len(q_features), int(np.prod(self.io.head.shape[1:]))), self._mask_dtype)
         set_, get, invoke = self._set, self._get, self._invoke
         feat_slot, mask_slot = self._feat_slot, self._mask_slot
         pairs = [(i, o, feedback) for i, o, feedback, _ in self._pairs]

@@ -49,7 +49,11 @@ def compile_variant(cfg: ExperimentConfig, variant: VariantConfig) -> Done:
     paths = RunPaths(cfg)
     tflite = paths.tflite(variant.name)
     name = f"{cfg.name}_{variant.name}"
-    options = CompileOptions(require_full_npu=cfg.compile.require_full_npu)
+    # a variant that declares a float group puts it on the Cortex-M on purpose: Vela leaves those operators
+    # on the CPU, the records count them (npu_op_share, cpu_ops) and the placement JSON names them
+    precision = cfg.precision_of(variant.name) or {}
+    declared_cpu = "float" in precision.values()
+    options = CompileOptions(require_full_npu=cfg.compile.require_full_npu and not declared_cpu)
     root = cache_root(cfg.data.cache_dir)
     outcomes = [compile_cached(tflite, target, paths.compile_dir, name, options, root)
                 for target in resolve_targets(cfg.compile.targets, _targets_file(cfg))]
@@ -59,5 +63,8 @@ def compile_variant(cfg: ExperimentConfig, variant: VariantConfig) -> Done:
                  r["target"], r["cycles_total"], r["inference_time_ms"], r["sram_memory_used_kib"],
                  100 * r["npu_op_share"], " (cached)" if outcome.cache_hit else "")
     records_csv = write_records_csv([o.record for o in outcomes], paths.compile_dir / f"{name}_vela_records.csv")
-    return Done({"records": [o.record for o in outcomes]},
+    summary = {"records": [o.record for o in outcomes]}
+    if declared_cpu:
+        summary["declared_cpu_groups"] = sorted(k for k, p in precision.items() if p == "float")
+    return Done(summary,
                 tuple(path for o in outcomes for path in o.outputs) + (records_csv,))

@@ -66,8 +66,10 @@ def declare_convert(cfg: ExperimentConfig, data: DataHandle, variant: VariantCon
 
     def config(needs):
         model = variant_model(cfg, variant, needs)
-        return {"seed": cfg.seed, "features": cfg.features, "model": model.model, "convert": cfg.convert,
-                "qat": model.qat}
+        slice_ = {"seed": cfg.seed, "features": cfg.features, "model": model.model, "convert": cfg.convert,
+                  "qat": model.qat}
+        precision = cfg.precision_of(variant.name)
+        return {**slice_, "precision": precision} if precision is not None else slice_   # others: as before
 
     return Stage(
         name=name, needs=(stage or "train",), group=variant.name, tools=tools.CONVERT, config=config,
@@ -94,12 +96,17 @@ def _convert(cfg: ExperimentConfig, data: DataHandle, variant: VariantConfig, ct
                                       contract=contract)
     save_calibration(calibration, paths.calibration(variant.name))
     log.info("%s: calibrating on %d frames from %d training mixtures", ctx.name, calibration.frames, len(files))
+    precision = cfg.precision_of(variant.name)
+    scheme = "mixed" if precision is not None else cfg.convert.scheme_name
     convert_quantized(model.model, cfg.features.bins, model.streaming_weights, paths.calibration(variant.name),
-                      tflite, scheme=cfg.convert.scheme_name)
-    model_io = validate_quantized_model(tflite, contract, cfg.convert.scheme_name)
+                      tflite, scheme=scheme, precision=precision)
+    model_io = validate_quantized_model(tflite, contract, scheme)
     check = _check_against_float(streaming, tflite.read_bytes(), frames[:2], contract)
     summary = {"tflite_bytes": tflite.stat().st_size, "calibration": {"files": [p.name for p in files],
                **calibration.selection}, "float_check": check, "io": model_io.to_dict()}
+    if precision is not None:
+        from sepipe.quantize.mixed_info import precision_summary
+        summary["precision"] = precision_summary(tflite.read_bytes(), precision, contract)
     log.info("%s: %s (%d bytes); quantized vs float mask on 2 calibration files: mean |diff| %.4f",
              ctx.name, tflite.name, summary["tflite_bytes"], check["mask_mean_abs_diff"])
     return summary

@@ -86,6 +86,7 @@ def _listen_inputs(cfg: ExperimentConfig, needs) -> dict[str, Path]:
 def _write_tables(cfg: ExperimentConfig, needs) -> dict:
     from sepipe.report import (DEPLOYMENT_COLUMNS, as_dicts, build_deployment_rows, headline_figures, headline_lines,
                                write_tables)
+    from sepipe.quantize.precision import precision_label
     from sepipe.report.listen import render_listen_section
     from sepipe.report.page import write_html_report
 
@@ -99,7 +100,8 @@ def _write_tables(cfg: ExperimentConfig, needs) -> dict:
         size = model_size(cfg, model, tflite)
         rows += build_deployment_rows(cfg.name, variant.name, compressor_of(variant).structure, model.label,
                                       size["params"], size["nonzero_weights"], tflite.stat().st_size, quality,
-                                      needs[f"compile:{variant.name}"]["records"], hop_ms)
+                                      needs[f"compile:{variant.name}"]["records"], hop_ms,
+                                      precision=precision_label(cfg.precision_of(variant.name)))
     files = quality[0]["files"] if quality else 0
     notes = [f"Quality columns: the int8 model as TFLite Micro runs it, on {files} test files; 'vs float' is against "
              f"the dense float model. Latency as a fraction of the {hop_ms:g} ms hop. On U65/U85 (Dedicated_Sram) "
