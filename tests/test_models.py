@@ -153,7 +153,7 @@ def test_the_quantization_scheme_is_registered_and_the_legacy_activations_key_st
     from sepipe.errors import ConfigError
     from sepipe.quantize.schemes import SCHEMES, get_scheme
 
-    assert SCHEMES.names() == ["int8", "int16x8"]
+    assert SCHEMES.names() == ["int8", "int16x8", "mixed"]
     legacy = experiment_from_dict({"name": "x", "convert": {"activations": "int16"}}).convert
     new = experiment_from_dict({"name": "x", "convert": {"scheme": "int16x8"}}).convert
     assert legacy.scheme_name == new.scheme_name == "int16x8" and ConvertConfig().scheme_name == "int8"
