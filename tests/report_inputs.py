@@ -104,6 +104,19 @@ def model_stats(variant: str) -> dict:
     return {"params": params, "nonzero_weights": nonzero}
 
 
+def deployment_dicts(quality: list[dict]) -> list[dict]:
+    """Every variant's deployment rows as dicts, built as the report stage builds them (a CSV reads them back so)."""
+    from sepipe.report import as_dicts, build_deployment_rows
+
+    rows = []
+    for variant, (structure, label, _, _, tflite_bytes, *_) in VARIANTS.items():
+        stats = model_stats(variant)
+        rows += as_dicts(build_deployment_rows("demo", variant, structure, label, stats["params"],
+                                               stats["nonzero_weights"], tflite_bytes, quality, records(variant),
+                                               HOP_MS))
+    return rows
+
+
 PER_LAYER_CSV = (
     "TFLite_operator,NNG Operator,SRAM Usage,Peak%,Op Cycles,Network%,NPU,SRAM AC,DRAM AC,OnFlash AC,OffFlash AC,"
     "MAC Count,Network%,Util%,Name,Target,Original Operator\n"

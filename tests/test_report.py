@@ -12,7 +12,7 @@ import pytest
 from sepipe.deploy.compile import compile_record
 from sepipe.deploy.figures import RECORD_KEYS, CompileRecord, RecordError, VelaFigures, write_records_csv
 from sepipe.deploy.vela import OpPlacement
-from sepipe.report import (DEPLOYMENT_COLUMNS, DISPLAY_COLUMNS, QualityRow, as_dicts, build_deployment_rows,
+from sepipe.report import (DEPLOYMENT_COLUMNS, DISPLAY_COLUMNS, QualityRow, build_deployment_rows,
                            headline_figures, headline_lines, markdown_table, write_tables)
 from sepipe.report.page import render_html
 from sepipe.targets import get_target
@@ -62,12 +62,7 @@ def test_tables_of_an_existing_run_are_byte_identical(tmp_path):
 def test_dict_rows_as_the_experiment_stage_passes_them_render_the_same(tmp_path):
     """Rows rendered as dicts (as a report CSV reads back) and dict quality rows give the same bytes as typed rows."""
     quality = ri.quality_rows()
-    rows = []
-    for variant, (structure, label, _, _, tflite_bytes, *_) in ri.VARIANTS.items():
-        stats = ri.model_stats(variant)
-        rows += as_dicts(build_deployment_rows("demo", variant, structure, label, stats["params"],
-                                               stats["nonzero_weights"], tflite_bytes, quality, ri.records(variant),
-                                               ri.HOP_MS))
+    rows = ri.deployment_dicts(quality)
     assert rows == [row.to_dict() for row in sweep(quality)]
     notes = ["Quality columns: a note.", ""] + headline_lines(headline_figures(rows))
     write_tables(rows, tmp_path, "demo_report", notes, columns=DEPLOYMENT_COLUMNS)

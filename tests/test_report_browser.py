@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 import report_inputs as ri
-from sepipe.report import as_dicts, build_deployment_rows
 from sepipe.report.listen import render_listen_section
 from sepipe.report.page import write_html_report
 
@@ -41,12 +40,7 @@ pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"no headless browse
 
 def test_players_play_and_images_decode_in_headless_chromium(tmp_path):
     quality = ri.quality_rows()
-    rows = []
-    for variant, (structure, label, _, _, tflite_bytes, *_) in ri.VARIANTS.items():
-        stats = ri.model_stats(variant)
-        rows += as_dicts(build_deployment_rows("demo", variant, structure, label, stats["params"],
-                                               stats["nonzero_weights"], tflite_bytes, quality, ri.records(variant),
-                                               ri.HOP_MS))
+    rows = ri.deployment_dicts(quality)
     audio_dir = tmp_path / "audio"
     systems = ri.write_kept_audio(audio_dir, FILES, seconds=1.5)
     per_layer = tmp_path / "per-layer.csv"
