@@ -41,21 +41,6 @@ class CorpusPair:
 
 
 @dataclass(frozen=True)
-class ScoreSettings:
-    """What `sepipe.evaluate.Scorer` reads of an experiment config: cfg.data.sample_rate and
-    cfg.evaluate.{workers, dnsmos}."""
-
-    data: object
-    evaluate: object
-
-    @classmethod
-    def make(cls, sample_rate: int, workers: int, dnsmos: bool = True) -> "ScoreSettings":
-        from types import SimpleNamespace
-
-        return cls(SimpleNamespace(sample_rate=sample_rate), SimpleNamespace(workers=workers, dnsmos=dnsmos))
-
-
-@dataclass(frozen=True)
 class CorpusResult:
     rows: list[dict]          # the quality table: one row per system
     per_file: list[dict]      # one per (system, file)
@@ -218,7 +203,7 @@ def evaluate_corpus(model, pairs: list[CorpusPair], out_dir: Path, names: dict, 
 
     checked = check_pairs(pairs, model.sample_rate, resample)
     _log_resampled(checked, model.sample_rate)
-    scorer = Scorer(ScoreSettings.make(model.sample_rate, workers))
+    scorer = Scorer(model.sample_rate, workers)
     system = f"{names['variant']}/{model.runner.system}"
     audio_seconds, stream_seconds, kept = 0.0, 0.0, {}
     try:

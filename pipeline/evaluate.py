@@ -63,17 +63,20 @@ class Scorer:
     `if __name__ == "__main__":` guard (the `sepipe` CLI and pytest have it).
     """
 
-    def __init__(self, cfg: ExperimentConfig):
-        self.cfg = cfg
-        workers = cfg.evaluate.workers or os.cpu_count() or 1
+    def __init__(self, sample_rate: int, workers: int = 0, dnsmos: bool = True):
+        self.sample_rate, self.dnsmos = sample_rate, dnsmos
+        workers = workers or os.cpu_count() or 1
         self.pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
                      if workers > 1 else None)
         self.jobs: list[tuple[str, str, Future | dict]] = []
 
+    @classmethod
+    def for_experiment(cls, cfg: ExperimentConfig) -> "Scorer":
+        return cls(cfg.data.sample_rate, cfg.evaluate.workers, cfg.evaluate.dnsmos)
+
     def submit(self, system: str, pair, enhanced: np.ndarray) -> None:
         # A bad sample is reported naming the test file (its noisy source, else its name) and the system.
-        args = (pair.source or pair.name, system, pair.clean, enhanced, self.cfg.data.sample_rate,
-                self.cfg.evaluate.dnsmos)
+        args = (pair.source or pair.name, system, pair.clean, enhanced, self.sample_rate, self.dnsmos)
         job = self.pool.submit(score_file, *args) if self.pool else score_file(*args)
         self.jobs.append((system, pair.name, job))
 
@@ -98,7 +101,7 @@ def evaluate_references(cfg: ExperimentConfig, dataset, out_dir: Path, progress:
     """Score the unprocessed input and RNNoise on the test split (independent of any model)."""
     from sepipe.baselines import rnnoise_enhance
 
-    scorer, pairs, kept = Scorer(cfg), _pairs(cfg, dataset), []
+    scorer, pairs, kept = Scorer.for_experiment(cfg), _pairs(cfg, dataset), []
     log.info("references: %s on %d test files", ", ".join(cfg.evaluate.baselines), len(pairs))
     for index, pair in enumerate(bar(pairs, progress, desc="references")):
         for name in cfg.evaluate.baselines:
@@ -131,7 +134,7 @@ def evaluate_models(cfg: ExperimentConfig, dataset, variant: str, model_label: s
     log.info("evaluate %s: streaming %d test files through %s", variant, len(pairs), ", ".join(runners))
     enhanced, masks, speed = _stream_all(cfg, runners, pairs, f"stream {variant}", progress)
     log.info("evaluate %s: scoring %d outputs", variant, len(enhanced))
-    scorer = Scorer(cfg)
+    scorer = Scorer.for_experiment(cfg)
     index_of = {pair.name: index for index, pair in enumerate(pairs)}
     systems = {kind: runner.system for kind, runner in runners.items()}
     kept = []

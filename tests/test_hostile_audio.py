@@ -247,7 +247,7 @@ def test_a_model_output_that_is_not_finite_is_named_with_its_file_and_system(tmp
     pair = Pair("test_0001", _tone(), _tone(), source="/data/test/noisy/test_0001.wav")
     enhanced = _tone()
     enhanced[99] = np.inf
-    scorer = Scorer(cfg)
+    scorer = Scorer.for_experiment(cfg)
     with pytest.raises(InputFileError, match=r"^/data/test/noisy/test_0001.wav: the gru/int8 TFLite output: "
                                              r"sample 99 \(0.006 s\) is inf"):
         scorer.submit("gru/int8 TFLite", pair, enhanced)
