@@ -47,50 +47,62 @@ static uint32_t ticks_between(uint32_t start, uint32_t end)
     return (start - end) & SE_SYST_MASK;
 }
 
+/* Writing SYST_CVR clears the counter and restarts its tick period at that instruction, so a
+ * span timed from a restart is floor(instructions / per_tick) ticks whatever came before: the
+ * figure does not depend on the history (e.g. the length of the golden folder's path). */
+static uint32_t systick_restart(void)
+{
+    SE_SYST_CVR = 0;
+    return systick_now();
+}
+
 /* Instructions per SysTick tick: `subs; bne` run SE_CALIBRATION_LOOPS times. */
 static double instructions_per_tick(void)
 {
     uint32_t n = SE_CALIBRATION_LOOPS;
-    const uint32_t start = systick_now();
+    const uint32_t start = systick_restart();
     __asm__ volatile("1:\n\tsubs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
     return 2.0 * (double)SE_CALIBRATION_LOOPS / (double)ticks_between(start, systick_now());
 }
 
 typedef struct {
     se_golden_cursor_t cursor;
-    uint32_t model_ticks; /* ticks inside the model calls of the current hop */
+    uint32_t start;       /* the counter when the current span started */
+    uint32_t loop_ticks;  /* ticks of the frame loop in the current hop, the model call left out */
 } timed_replay_t;
 
+/* Close the span before the model, run it, open a new span after it. */
 static int timed_model(se_model_io_t *io, void *ctx)
 {
     timed_replay_t *r = (timed_replay_t *)ctx;
-    const uint32_t start = systick_now();
-    const int status = se_golden_replay(io, &r->cursor);
-    r->model_ticks += ticks_between(start, systick_now());
+    int status;
+    r->loop_ticks += ticks_between(r->start, systick_now());
+    status = se_golden_replay(io, &r->cursor);
+    r->start = systick_restart();
     return status;
 }
 
-/* Run every golden frame through the frame loop; ticks per hop without the model call. */
+/* Run every golden frame through the frame loop; instructions per hop without the model call
+ * (two spans per hop, each floor()ed to whole ticks: within 2 ticks below the true count). */
 static int time_frame_loop(const se_golden_t *g, double per_tick, FILE *json)
 {
     static se_frame_t s;
     static float out[SE_HOP];
-    timed_replay_t r = {{g, 0}, 0};
+    timed_replay_t r = {{g, 0}, 0, 0};
     const float *x = (const float *)g->audio_in.data;
     double total = 0, lowest = 1e30, highest = 0;
     long t;
     se_init(&s, timed_model, &r);
     for (t = 0; t < g->frames; ++t) {
-        uint32_t start, ticks;
         double hop;
-        r.model_ticks = 0;
-        start = systick_now();
+        r.loop_ticks = 0;
+        r.start = systick_restart();
         if (se_process_hop(&s, &x[t * SE_HOP], out) != 0) {
             printf("FAIL the frame loop's model call failed while timing\n");
             return 1;
         }
-        ticks = ticks_between(start, systick_now());
-        hop = (double)(ticks - r.model_ticks) * per_tick;
+        r.loop_ticks += ticks_between(r.start, systick_now());
+        hop = (double)r.loop_ticks * per_tick;
         total += hop;
         lowest = hop < lowest ? hop : lowest;
         highest = hop > highest ? hop : highest;

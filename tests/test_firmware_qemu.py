@@ -108,3 +108,33 @@ def test_a_tampered_golden_file_fails_on_the_emulated_m55(bundles, tmp_path):
     assert "FAIL state feedback is not bit-exact" in proc.stdout and "FAIL (" in proc.stdout
     r = _results(proc.stdout)
     assert r["state_feedback_mismatches"] == "1" and r["loop_state_mismatches"] == "1"
+
+
+@pytest.mark.parametrize("key", ["gru-int8", "lstm-16x8"])
+def test_bundle_manifest_and_readme_carry_the_measured_frame_loop(bundles, key, tmp_path):
+    manifest = json.loads((bundles[key] / "model_manifest.json").read_text())
+    loop = manifest["frame_loop"]
+    assert loop["measured"] is True and loop["frames"] == FRAMES and "not cycles" in loop["counts"]
+    assert "QEMU" in loop["tools"]["qemu-system-arm"] and "arm-none-eabi-gcc" in loop["tools"]["arm-none-eabi-gcc"]
+    # instruction counting is deterministic: qemu-test on the bundle gives the recorded figure again
+    proc = qemu_test(bundles[key], tmp_path / "build")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    again = json.loads((tmp_path / "build" / "frame_loop.json").read_text())
+    assert again["frame_loop_instructions_per_hop"] == loop["frame_loop_instructions_per_hop"]
+    readme = (bundles[key] / "README.md").read_text()
+    assert f"**{loop['frame_loop_instructions_per_hop']:,} instructions per hop**" in readme
+    assert manifest["vela"]["figures"]["cycles_total"] > 0   # beside Vela's NPU cycles
+
+
+def test_frame_loop_is_recorded_as_not_measured_without_the_stub_or_qemu(tmp_path, monkeypatch):
+    from sepipe.bundle import frame_loop
+
+    monkeypatch.setattr(frame_loop, "STUB", tmp_path / "no_stub")
+    assert frame_loop.measure_frame_loop(tmp_path) == {
+        "measured": False, "reason": "firmware_stub/ is not beside the sepipe package (a source checkout has it)",
+        "command": frame_loop.COMMAND}
+    monkeypatch.setattr(frame_loop, "STUB", STUB)
+    monkeypatch.setattr(frame_loop, "TOOLS", ("make", "no-such-qemu-system-arm"))
+    missing = frame_loop.measure_frame_loop(tmp_path)
+    assert missing["measured"] is False and "no-such-qemu-system-arm not found" in missing["reason"]
+    assert "frame_loop_instructions_per_hop" not in missing

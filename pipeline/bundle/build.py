@@ -14,6 +14,7 @@ import numpy as np
 
 from sepipe import artifacts
 from sepipe.bundle.arena import arena_section, measure_tflm_arena
+from sepipe.bundle.frame_loop import measure_frame_loop
 from sepipe.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_STEM, C_SYMBOL,
                                     DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, MAX_FRAMES, QUANTIZE_FORMULA,
                                     REQUANTIZE_FORMULA, SUMS)
@@ -60,6 +61,7 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | No
         _copy_vela_reports(root, source)
         golden_info = _write_golden(root, model_bytes, io, audio, audio_record, cfg, frames)
         manifest = _manifest(source, io, len(vela_bytes), arena, frames, audio_record, golden_info)
+        manifest["frame_loop"] = measure_frame_loop(root)   # the C frame loop on the emulated Cortex-M55
         _write_readme_manifest_and_sums(root, manifest)
         write_zip(root, work / f"{name}.zip")
         _publish(root, work / f"{name}.zip", out_dir / name, out_dir / f"{name}.zip", work)

@@ -109,6 +109,24 @@ def _vela_figures(m: dict[str, Any]) -> list[str]:
         f"DRAM {fig.get('dram_memory_used_kib'):.2f} KiB; {fig.get('nn_macs'):,} MACs; "
         f"{fig.get('npu_ops')} operators on the NPU, {fig.get('cpu_ops')} on the CPU.",
         "",
+        *_frame_loop(m.get("frame_loop")),
+    ]
+
+
+def _frame_loop(loop: dict[str, Any] | None) -> list[str]:
+    """The CPU's share of a hop outside the Invoke: firmware_stub's frame loop on the emulated Cortex-M55."""
+    if loop is None:
+        return []
+    if not loop.get("measured"):
+        return [f"C frame loop on the Cortex-M55 (outside the Invoke): not measured ({loop.get('reason')}); "
+                f"`{loop.get('command')}` measures it.", ""]
+    return [
+        f"C frame loop on the Cortex-M55 (window, FFT, features, quantise, state feedback, mask, inverse FFT, "
+        f"overlap-add; outside the Invoke): **{loop['frame_loop_instructions_per_hop']:,} instructions per hop** "
+        f"(min {loop['min']:,}, max {loop['max']:,} over {loop['frames']} frames): QEMU instruction counts on "
+        f"mps3-an547, not cycles, with {loop['tools']['arm-none-eabi-gcc']} -O2. The golden vectors pass the "
+        f"host test's checks there too (`{loop['command']}`).",
+        "",
     ]
 
 
@@ -122,6 +140,7 @@ def _golden(m: dict[str, Any]) -> list[str]:
         "yourself) and compare every output with `out_<output>.bin`: the reference kernels must match bit for "
         "bit; the Vela model on the NPU may differ by a few LSB. The C frame loop of this repository's "
         "`firmware_stub/` checks itself against this folder: `make -C firmware_stub host-test "
-        "GOLDEN=<bundle>/golden MODEL_IO=<bundle>/c`.",
+        "GOLDEN=<bundle>/golden MODEL_IO=<bundle>/c` (on the build machine) and `make -C firmware_stub qemu-test "
+        "GOLDEN=<bundle>/golden MODEL_IO=<bundle>/c` (on QEMU's Cortex-M55).",
         "",
     ]
