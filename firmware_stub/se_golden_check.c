@@ -123,8 +123,9 @@ static void expect_json(const char *json, const char *key, const char *value)
 
 typedef struct {
     long frames, t;
-    const se_act_t *in_features, *out_mask;
-    const se_act_t *in_state[SE_STATE_TABLE_LEN], *out_state[SE_STATE_TABLE_LEN];
+    const se_features_t *in_features;
+    const se_mask_t *out_mask;
+    const void *in_state[SE_STATE_TABLE_LEN], *out_state[SE_STATE_TABLE_LEN]; /* each pair: its own types */
     const double *bound;        /* per bin of the current frame: the feature error bound */
     const unsigned char *well;  /* per bin of the current frame: 1 = well-conditioned */
     long lsb_hist[3];           /* quantised features: equal, 1 LSB apart, more */
@@ -161,14 +162,16 @@ static int replay_model(se_model_io_t *io, void *ctx)
     }
     for (k = 0; k < SE_NUM_STATES; ++k) {
         const se_state_pair_t *p = &se_state_pairs[k];
+        const void *in = se_state_in(io, p);
         for (i = 0; i < p->size; ++i) {
-            if (io->state_in[p->offset + i] != r->in_state[k][t * p->size + i]) {
+            if (se_load_q(in, i, p->input_bits) != se_load_q(r->in_state[k], t * p->size + i, p->input_bits)) {
                 r->state_mismatch++;
             }
         }
-        memcpy(&io->state_out[p->offset], &r->out_state[k][t * p->size], (size_t)p->size * sizeof(se_act_t));
+        memcpy(se_state_out(io, p), (const char *)r->out_state[k] + t * p->size * (p->output_bits / 8),
+               (size_t)p->size * (p->output_bits / 8u));
     }
-    memcpy(io->mask, &r->out_mask[t * SE_BINS], SE_BINS * sizeof(se_act_t));
+    memcpy(io->mask, &r->out_mask[t * SE_BINS], sizeof(io->mask));
     r->t++;
     return 0;
 }
@@ -210,7 +213,7 @@ void se_golden_load(se_golden_t *g, const char *dir)
     expect_json((const char *)g->json.data, "hop", text);
     snprintf(text, sizeof(text), "%d", SE_BINS);
     expect_json((const char *)g->json.data, "bins", text);
-    expect_json((const char *)g->json.data, "activation_dtype", SE_ACT_BITS == 8 ? "\"int8\"" : "\"int16\"");
+    expect_json((const char *)g->json.data, "activation_dtype", "\"" SE_IO_DTYPE "\"");
     expect_json((const char *)g->json.data, "window", "\"sqrt_hann_periodic\"");
 
     g->features = read_blob(dir, "features.f32");
@@ -226,18 +229,18 @@ void se_golden_load(se_golden_t *g, const char *dir)
     g->audio_out = read_blob(dir, "audio_out.f32");
     expect_size("audio_out.f32", g->audio_out, (frames - 1) * SE_HOP * (long)sizeof(float));
     g->in_features = read_blob(dir, "in_" SE_FEATURES_NAME ".bin");
-    expect_size("in_" SE_FEATURES_NAME ".bin", g->in_features, frames * SE_BINS * (long)sizeof(se_act_t));
+    expect_size("in_" SE_FEATURES_NAME ".bin", g->in_features, frames * SE_BINS * (long)sizeof(se_features_t));
     g->out_mask = read_blob(dir, "out_" SE_MASK_NAME ".bin");
-    expect_size("out_" SE_MASK_NAME ".bin", g->out_mask, frames * SE_BINS * (long)sizeof(se_act_t));
+    expect_size("out_" SE_MASK_NAME ".bin", g->out_mask, frames * SE_BINS * (long)sizeof(se_mask_t));
     for (k = 0; k < SE_NUM_STATES; ++k) {
         char name[256];
         const se_state_pair_t *p = &se_state_pairs[k];
         snprintf(name, sizeof(name), "in_%s.bin", p->input_name);
         g->in_state[k] = read_blob(dir, name);
-        expect_size(name, g->in_state[k], frames * p->size * (long)sizeof(se_act_t));
+        expect_size(name, g->in_state[k], frames * p->size * (long)(p->input_bits / 8));
         snprintf(name, sizeof(name), "out_%s.bin", p->output_name);
         g->out_state[k] = read_blob(dir, name);
-        expect_size(name, g->out_state[k], frames * p->size * (long)sizeof(se_act_t));
+        expect_size(name, g->out_state[k], frames * p->size * (long)(p->output_bits / 8));
     }
 }
 
@@ -251,10 +254,10 @@ int se_golden_replay(se_model_io_t *io, void *ctx)
     }
     for (k = 0; k < SE_NUM_STATES; ++k) {
         const se_state_pair_t *p = &se_state_pairs[k];
-        memcpy(&io->state_out[p->offset], (const se_act_t *)c->g->out_state[k].data + t * p->size,
-               (size_t)p->size * sizeof(se_act_t));
+        const size_t bytes = (size_t)p->size * (p->output_bits / 8u);
+        memcpy(se_state_out(io, p), (const char *)c->g->out_state[k].data + (size_t)t * bytes, bytes);
     }
-    memcpy(io->mask, (const se_act_t *)c->g->out_mask.data + t * SE_BINS, SE_BINS * sizeof(se_act_t));
+    memcpy(io->mask, (const se_mask_t *)c->g->out_mask.data + t * SE_BINS, sizeof(io->mask));
     c->t++;
     return 0;
 }
@@ -275,45 +278,38 @@ int se_golden_check(const se_golden_t *g)
     x = (const float *)g->audio_in.data;
     feat_py = (const float *)g->features.data;
     y_py = (const float *)g->audio_out.data;
-    printf("RESULT model=%s act_bits=%d fft=%s frames=%ld states=%d\n", SE_MODEL_NAME, SE_ACT_BITS,
+    printf("RESULT model=%s io=%s act_bits=%d features_bits=%d mask_bits=%d fft=%s frames=%ld states=%d\n",
+           SE_MODEL_NAME, SE_IO_DTYPE, SE_ACT_BITS, SE_FEATURES_BITS, SE_MASK_BITS,
            SE_FFT_DOUBLE ? "double" : "float32", frames, SE_NUM_STATES);
 
     /* (b) state feedback on TFLite Micro's own outputs */
     for (k = 0; k < SE_NUM_STATES; ++k) {
         const se_state_pair_t *p = &se_state_pairs[k];
-        const se_act_t *in = (const se_act_t *)g->in_state[k].data, *out = (const se_act_t *)g->out_state[k].data;
-        se_act_t next[1024];
+        const void *in = g->in_state[k].data, *out = g->out_state[k].data;
         for (i = 0; i < p->size; ++i) {
-            zero_mismatch += in[i] != (se_act_t)p->input_zero_point;
+            zero_mismatch += se_load_q(in, i, p->input_bits) != p->input_zero_point;
         }
-        for (t = 0; t + 1 < frames; ++t) {
-            long done;
-            for (done = 0; done < p->size; done += 1024) {
-                int n = (int)(p->size - done < 1024 ? p->size - done : 1024);
-                if (p->same_quantization) {
-                    memcpy(next, &out[t * p->size + done], (size_t)n * sizeof(se_act_t));
-                } else {
-                    se_requantize_array(&out[t * p->size + done], next, n, p->output_scale, p->output_zero_point,
-                                        p->input_scale, p->input_zero_point);
-                }
-                for (i = 0; i < n; ++i) {
-                    feedback_mismatch += next[i] != in[(t + 1) * p->size + done + i];
-                }
-                feedback_compared += n;
+        for (t = 0; t + 1 < frames; ++t) { /* what the frame loop's feedback computes, value by value */
+            for (i = 0; i < p->size; ++i) {
+                const int32_t q = se_load_q(out, t * p->size + i, p->output_bits);
+                const int32_t next = p->same_quantization ? q : se_requantize(q, p->output_scale, p->output_zero_point,
+                                                                             p->input_scale, p->input_zero_point,
+                                                                             p->input_bits);
+                feedback_mismatch += next != se_load_q(in, (t + 1) * p->size + i, p->input_bits);
             }
+            feedback_compared += p->size;
         }
-#if SE_ACT_BITS == 8
-        if (!p->same_quantization) { /* the table form equals the formula for all 256 values */
-            int8_t table[256];
+        if (!p->same_quantization && p->input_bits == 8 && p->output_bits == 8) {
+            int8_t table[256]; /* the table form (se_frame.c) equals the formula for all 256 values */
             int q;
             se_requantize_table(table, p->output_scale, p->output_zero_point, p->input_scale, p->input_zero_point);
             for (q = -128; q < 128; ++q) {
                 feedback_mismatch += table[q + 128] != se_requantize(q, p->output_scale, p->output_zero_point,
-                                                                     p->input_scale, p->input_zero_point);
+                                                                     p->input_scale, p->input_zero_point, 8);
             }
         }
-#endif
-        printf("RESULT state=%s<-%s same_quantization=%d\n", p->input_name, p->output_name, p->same_quantization);
+        printf("RESULT state=%s<-%s same_quantization=%d bits=%d<-%d\n", p->input_name, p->output_name,
+               p->same_quantization, p->input_bits, p->output_bits);
     }
     printf("RESULT state_feedback_compared=%ld state_feedback_mismatches=%ld state_zero_point_mismatches=%ld\n",
            feedback_compared, feedback_mismatch, zero_mismatch);
@@ -324,11 +320,11 @@ int se_golden_check(const se_golden_t *g)
     /* (a) + (c): the frame loop with the replayed model */
     memset(&r, 0, sizeof(r));
     r.frames = frames;
-    r.in_features = (const se_act_t *)g->in_features.data;
-    r.out_mask = (const se_act_t *)g->out_mask.data;
+    r.in_features = (const se_features_t *)g->in_features.data;
+    r.out_mask = (const se_mask_t *)g->out_mask.data;
     for (k = 0; k < SE_NUM_STATES; ++k) {
-        r.in_state[k] = (const se_act_t *)g->in_state[k].data;
-        r.out_state[k] = (const se_act_t *)g->out_state[k].data;
+        r.in_state[k] = g->in_state[k].data;
+        r.out_state[k] = g->out_state[k].data;
     }
     r.bound = bound;
     r.well = well;

@@ -206,10 +206,10 @@ int main(void) {{
     se_dsp_init();
     for (i = 0; i < SE_FFT_SIZE; ++i) printf("%a\\n", (double)se_window()[i]);
     for (i = 0; i < sizeof(values) / sizeof(values[0]); ++i)
-        printf("%d\\n", (int)se_quantize(values[i], SE_FEATURES_SCALE, SE_FEATURES_ZERO_POINT));
+        printf("%d\\n", (int)se_quantize(values[i], SE_FEATURES_SCALE, SE_FEATURES_ZERO_POINT, SE_FEATURES_BITS));
     for (i = 0; i < sizeof(qs) / sizeof(qs[0]); ++i)
         printf("%d %a\\n", (int)se_requantize(qs[i], {c_float_hex(s_out["scale"])}, {s_out["zero_point"]},
-                                              {c_float_hex(s_in["scale"])}, {s_in["zero_point"]}),
+                                              {c_float_hex(s_in["scale"])}, {s_in["zero_point"]}, {dtype().itemsize * 8}),
                (double)se_dequantize(qs[i], {c_float_hex(s_out["scale"])}, {s_out["zero_point"]}));
     return 0;
 }}
@@ -256,8 +256,9 @@ int main(void) {
     printf("mask %d %a %d\\n", SE_MASK_POSITION, (double)SE_MASK_SCALE, SE_MASK_ZERO_POINT);
     for (k = 0; k < SE_NUM_STATES; ++k) {
         const se_state_pair_t *p = &se_state_pairs[k];
-        printf("%s %s %d %d %d %d %a %d %a %d %d\\n", p->input_name, p->output_name, p->input_position,
-               p->output_position, p->size, p->offset, (double)p->input_scale, (int)p->input_zero_point,
+        printf("%s %s %d %d %d %d %d %d %d %a %d %a %d %d\\n", p->input_name, p->output_name, p->input_position,
+               p->output_position, p->size, p->input_bits, p->output_bits, p->input_offset, p->output_offset,
+               (double)p->input_scale, (int)p->input_zero_point,
                (double)p->output_scale, (int)p->output_zero_point, p->same_quantization);
     }
     return 0;
@@ -280,10 +281,12 @@ int main(void) {
         assert len(lines) - 4 == len(io.state_pairs) >= 2
         offset = 0
         for line, pair in zip(lines[4:], io.state_pairs):
-            name_in, name_out, pin, pout, size, off, sin, zin, sout, zout, same = line.split()
+            name_in, name_out, pin, pout, size, bin_, bout, off_in, off_out, sin, zin, sout, zout, same = line.split()
             inp, out = io.input(pair.input), io.output(pair.output)
             assert (name_in, name_out) == (pair.input, pair.output)
-            assert (int(pin), int(pout), int(size), int(off)) == (inp.position, out.position, inp.shape[-1], offset)
+            assert (int(pin), int(pout), int(size), int(off_in), int(off_out)) == \
+                (inp.position, out.position, inp.shape[-1], offset, offset)   # uniform: one buffer per direction
+            assert int(bin_) == int(bout) == bits
             assert same_f32(sin, inp.scale) and same_f32(sout, out.scale)
             assert (int(zin), int(zout), bool(int(same))) == (inp.zero_point, out.zero_point, pair.same_quantization)
             offset += int(size)

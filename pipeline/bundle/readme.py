@@ -14,7 +14,8 @@ def readme_text(m: dict[str, Any]) -> str:
 
 def _intro(m: dict[str, Any]) -> list[str]:
     src, fig, dtype = m["source"], m["vela"]["figures"], m["model"]["io_dtype"]
-    precision = "16x8: int16 activations, int8 weights" if dtype == "int16" else "int8 activations and weights"
+    precision = {"int16": "16x8: int16 activations, int8 weights", "int8": "int8 activations and weights"}.get(
+        dtype, "mixed precision: each input and output its own type, int8 or int16 (16x8), listed below")
     return [
         f"# {src['experiment']} / {src['variant']} on {src['target']}: firmware hand-off",
         "",
@@ -63,7 +64,8 @@ def _per_hop(m: dict[str, Any]) -> list[str]:
         f"1. Frame: the last {feats['fft_size']} samples (the stream starts with {feats['hop']} zeros), times a "
         f"periodic sqrt-Hann window, real FFT -> {feats['bins']} bins.",
         f"2. Features: `ln(|X|^2 + {feats['log_floor']:g})`, quantised: `{contract['quantize']}` "
-        f"(QMIN, QMAX = {contract['qmin_qmax'][0]}, {contract['qmin_qmax'][1]}).",
+        + (f"(QMIN, QMAX = {contract['qmin_qmax'][0]}, {contract['qmin_qmax'][1]})."
+           if isinstance(contract["qmin_qmax"], list) else f"(QMIN, QMAX: {contract['qmin_qmax']})."),
         "3. Set the features input and every state input (before the first hop: each state's zero point), Invoke.",
         f"4. Mask: `{contract['dequantize']}`, multiply each bin of X, inverse FFT, window, overlap-add.",
         "5. Copy every state output to its input: " + copy_back,
