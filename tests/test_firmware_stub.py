@@ -167,7 +167,11 @@ def test_m55_cross_build_and_size_report(golden, tmp_path):
             assert obj in rows, f"{obj} missing from the size report:\n{result.stdout}"
         text, data, bss, dec = rows["(TOTALS)"]
         assert text == sum(rows[o][0] for o in ("se_dsp.o", "se_quant.o", "se_frame.o")) and 1000 < text < 16384
-        assert bss >= FEATURES.fft_size * 4                 # at least the window table (static, no heap)
+        # the DSP tables are const data (flash): window, twiddles and bit reversal in text, nothing in RAM
+        assert rows["se_dsp.o"][0] >= FEATURES.fft_size * 4 + FEATURES.fft_size * 4 + FEATURES.fft_size and bss == 0
+        symbols = run(["arm-none-eabi-nm", str(build / "m55" / "se_stub_size.elf")]).stdout
+        linked = {line.split()[-1] for line in symbols.splitlines()}
+        assert "logf" in linked and not linked & {"cos", "sin", "sqrt"}   # no double-precision libm linked
         assert (build / "m55" / "libse_stub.a").is_file()
         assert "se_model_tflm.o" not in rows                 # the TFLM wrapper needs TFLM_ROOT
         arch = run(["arm-none-eabi-readelf", "-A", str(build / "m55" / "se_stub_size.elf")]).stdout
@@ -218,6 +222,12 @@ int main(void) {{
     n = FEATURES.fft_size
     window = np.array([float.fromhex(x) for x in lines[:n]], np.float32)
     np.testing.assert_array_equal(window.view(np.int32), analysis_window(FEATURES).view(np.int32))
+    # the generated const tables (what every Makefile build uses) hold the same window, bit for bit
+    made = run(["make", "-s", "-C", str(STUB), "tables", f"MODEL_IO={folder}", f"BUILD={tmp_path / 'build'}"])
+    assert made.returncode == 0, made.stdout + made.stderr
+    const = compile_and_run(tmp_path / "const", source, [STUB, folder, tmp_path / "build" / "gen"],
+                            [STUB / "se_dsp.c", STUB / "se_quant.c"], ("-DSE_DSP_CONST_TABLES=1",)).split("\n")
+    assert const == lines
     c_q = np.array([int(x) for x in lines[n:n + len(values)]])
     np.testing.assert_array_equal(c_q, quantize(values, feat["scale"], feat["zero_point"], dtype))
     rest = [line.split() for line in lines[n + len(values):n + len(values) + len(q_all)]]
