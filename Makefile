@@ -73,6 +73,10 @@ firmware-toolchain: ## Install Debian's gcc-arm-none-eabi and newlib (apt-get) w
 	  echo "firmware-toolchain: installing $(FIRMWARE_APT) with apt-get"; \
 	  $(APT_SUDO) apt-get install -y --no-install-recommends $(FIRMWARE_APT) || \
 	  { $(APT_SUDO) apt-get update && $(APT_SUDO) apt-get install -y --no-install-recommends $(FIRMWARE_APT); }; fi
+	@if command -v qemu-system-arm >/dev/null; then :; else \
+	  echo "firmware-toolchain: installing qemu-system-arm with apt-get (make -C firmware_stub qemu-test)"; \
+	  $(APT_SUDO) apt-get install -y --no-install-recommends qemu-system-arm || \
+	  { $(APT_SUDO) apt-get update && $(APT_SUDO) apt-get install -y --no-install-recommends qemu-system-arm; }; fi
 
 firmware: $(STAMP) firmware-toolchain ## firmware_stub: C vs Python/TFLM host tests, Cortex-M55 build and size report
 	$(BIN)/pytest -q -s tests/test_firmware_stub.py

@@ -2,6 +2,8 @@
  * --gc-sections) only so that arm-none-eabi-size reports the whole footprint of the frame
  * loop including what it pulls from libm (logf, roundf; cos, sin, sqrt at init). The "model"
  * is a placeholder returning a unity mask; it is not a firmware image. */
+#include <string.h>
+
 #include "se_frame.h"
 
 static se_frame_t frame;
@@ -11,10 +13,11 @@ static int unity_model(se_model_io_t *io, void *ctx)
     int k;
     (void)ctx;
     for (k = 0; k < SE_BINS; ++k) {
-        io->mask[k] = (se_act_t)SE_ACT_MAX;
+        io->mask[k] = (se_mask_t)SE_MASK_MAX;
     }
-    for (k = 0; k < SE_STATE_ELEMENTS; ++k) {
-        io->state_out[k] = io->state_in[k];
+    for (k = 0; k < SE_NUM_STATES; ++k) {
+        const se_state_pair_t *p = &se_state_pairs[k];
+        memcpy(se_state_out(io, p), se_state_in(io, p), (size_t)p->size * (p->input_bits / 8u));
     }
     return 0;
 }

@@ -6,6 +6,16 @@
 
 #define SE_M (SE_FFT_SIZE / 2) /* complex FFT size */
 
+#if SE_DSP_CONST_TABLES
+/* The tables as const data (gen_dsp_tables.c; the Makefile generates it for MODEL_IO's FFT
+ * size): in flash, nothing computed at start-up, no double-precision libm linked. */
+#include "se_dsp_tables.h"
+
+void se_dsp_init(void)
+{
+}
+#else
+/* Run-time fallback, for a build without the generated header: the same values, computed once. */
 static const double se_pi = 3.14159265358979323846;
 
 static float window_tab[SE_FFT_SIZE];
@@ -42,6 +52,7 @@ void se_dsp_init(void)
     }
     tables_ready = 1;
 }
+#endif
 
 const float *se_window(void)
 {

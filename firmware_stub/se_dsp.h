@@ -23,6 +23,12 @@
 #define SE_FFT_DOUBLE 0
 #endif
 
+/* 1: the tables are the generated const data of se_dsp_tables.h (gen_dsp_tables.c; every build of
+ * the Makefile); 0: se_dsp_init computes them at run time (double cos/sin/sqrt). Same values. */
+#ifndef SE_DSP_CONST_TABLES
+#define SE_DSP_CONST_TABLES 0
+#endif
+
 #if SE_FFT_DOUBLE
 typedef double se_real_t;
 #else
@@ -40,7 +46,8 @@ typedef float se_real_t;
 extern "C" {
 #endif
 
-/* Fills the window, twiddle and bit-reversal tables (idempotent; call before the rest). */
+/* Fills the window, twiddle and bit-reversal tables (idempotent; call before the rest); nothing
+ * to do with SE_DSP_CONST_TABLES. */
 void se_dsp_init(void);
 
 /* The analysis and synthesis window (SE_FFT_SIZE values). */

@@ -5,6 +5,17 @@
 
 #include "se_quant.h"
 
+void *se_state_in(se_model_io_t *io, const se_state_pair_t *p)
+{
+    return p->input_bits == 8 ? (void *)&io->state_in8[p->input_offset] : (void *)&io->state_in16[p->input_offset];
+}
+
+void *se_state_out(se_model_io_t *io, const se_state_pair_t *p)
+{
+    return p->output_bits == 8 ? (void *)&io->state_out8[p->output_offset]
+                               : (void *)&io->state_out16[p->output_offset];
+}
+
 int se_init(se_frame_t *s, se_model_fn model, void *model_ctx)
 {
     int k;
@@ -12,10 +23,10 @@ int se_init(se_frame_t *s, se_model_fn model, void *model_ctx)
     memset(s, 0, sizeof(*s));
     s->model = model;
     s->model_ctx = model_ctx;
-#if SE_ACT_BITS == 8
+#if SE_STATE_REQUANT8 > 0
     for (k = 0; k < SE_NUM_STATES; ++k) {
         const se_state_pair_t *p = &se_state_pairs[k];
-        if (!p->same_quantization) {
+        if (!p->same_quantization && p->input_bits == 8 && p->output_bits == 8) {
             /* output quantisation -> input quantisation */
             se_requantize_table(s->requant[k], p->output_scale, p->output_zero_point, p->input_scale,
                                 p->input_zero_point);
@@ -35,8 +46,9 @@ void se_reset(se_frame_t *s)
     memset(s->overlap, 0, sizeof(s->overlap));
     for (k = 0; k < SE_NUM_STATES; ++k) {
         const se_state_pair_t *p = &se_state_pairs[k];
+        void *in = se_state_in(&s->io, p);
         for (i = 0; i < p->size; ++i) {
-            s->io.state_in[p->offset + i] = (se_act_t)p->input_zero_point;
+            se_store_q(in, i, p->input_bits, p->input_zero_point);
         }
     }
     s->frames = 0;
@@ -47,17 +59,19 @@ void se_feed_back_states(se_frame_t *s)
     int k;
     for (k = 0; k < SE_NUM_STATES; ++k) {
         const se_state_pair_t *p = &se_state_pairs[k];
-        const se_act_t *from = &s->io.state_out[p->offset];
-        se_act_t *to = &s->io.state_in[p->offset];
+        const void *from = se_state_out(&s->io, p);
+        void *to = se_state_in(&s->io, p);
         if (p->same_quantization) {
-            memcpy(to, from, (size_t)p->size * sizeof(se_act_t));
-        } else {
-#if SE_ACT_BITS == 8
-            se_requantize_with_table(s->requant[k], from, to, p->size);
-#else
-            se_requantize_array(from, to, p->size, p->output_scale, p->output_zero_point, p->input_scale,
-                                p->input_zero_point);
+            memcpy(to, from, (size_t)p->size * (p->input_bits / 8u));
+        }
+#if SE_STATE_REQUANT8 > 0
+        else if (p->input_bits == 8 && p->output_bits == 8) {
+            se_requantize_with_table(s->requant[k], (const int8_t *)from, (int8_t *)to, p->size);
+        }
 #endif
+        else {
+            se_requantize_array(from, p->output_bits, to, p->input_bits, p->size, p->output_scale,
+                                p->output_zero_point, p->input_scale, p->input_zero_point);
         }
     }
 }
@@ -75,12 +89,13 @@ int se_process_hop(se_frame_t *s, const float in[SE_HOP], float out[SE_HOP])
     }
     se_rfft(s->frame, s->re, s->im, s->work);
     se_log_power(s->re, s->im, s->features);
-    se_quantize_array(s->features, s->io.features, SE_BINS, SE_FEATURES_SCALE, SE_FEATURES_ZERO_POINT);
+    se_quantize_array(s->features, s->io.features, SE_BINS, SE_FEATURES_SCALE, SE_FEATURES_ZERO_POINT,
+                      SE_FEATURES_BITS);
 
     /* the network */
     status = s->model(&s->io, s->model_ctx);
     if (status == 0) {
-        se_dequantize_array(s->io.mask, s->gain, SE_BINS, SE_MASK_SCALE, SE_MASK_ZERO_POINT);
+        se_dequantize_array(s->io.mask, SE_MASK_BITS, s->gain, SE_BINS, SE_MASK_SCALE, SE_MASK_ZERO_POINT);
         se_feed_back_states(s);
     } else {
         for (n = 0; n < SE_BINS; ++n) {

@@ -23,22 +23,35 @@
 #include "model_io.h"
 #include "se_dsp.h"
 
+#if !defined(SE_MODEL_IO_FORMAT) || SE_MODEL_IO_FORMAT < 2
+#error "model_io.h is of the older single-type format: regenerate it with sepipe.c_export.model_io_header (sepipe bundle does)"
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define SE_STATE_BUFFER_LEN (SE_STATE_ELEMENTS > 0 ? SE_STATE_ELEMENTS : 1)
+/* Array lengths of at least 1 (C99 has no empty arrays). */
+#define SE_LEN(n) ((n) > 0 ? (n) : 1)
 
-/* What the model reads and writes at each frame. States are concatenated in se_state_pairs
- * order: pair k occupies [se_state_pairs[k].offset, + se_state_pairs[k].size). */
+/* What the model reads and writes at each frame, each tensor in its own type (model_io.h).
+ * States: an int8 buffer and an int16 buffer per direction; pair k's input is at
+ * se_state_pairs[k].input_offset of the buffer of its input_bits, its output at output_offset of
+ * the buffer of its output_bits (se_state_in / se_state_out give the address). */
 typedef struct {
-    se_act_t features[SE_BINS];               /* in: quantised features */
-    se_act_t state_in[SE_STATE_BUFFER_LEN];   /* in: every state input */
-    se_act_t mask[SE_BINS];                   /* out: quantised mask */
-    se_act_t state_out[SE_STATE_BUFFER_LEN];  /* out: every state output */
+    se_features_t features[SE_BINS];                  /* in: quantised features */
+    int8_t state_in8[SE_LEN(SE_STATE_IN8_ELEMENTS)];  /* in: the int8 state inputs */
+    int16_t state_in16[SE_LEN(SE_STATE_IN16_ELEMENTS)];
+    se_mask_t mask[SE_BINS];                          /* out: quantised mask */
+    int8_t state_out8[SE_LEN(SE_STATE_OUT8_ELEMENTS)]; /* out: the int8 state outputs */
+    int16_t state_out16[SE_LEN(SE_STATE_OUT16_ELEMENTS)];
 } se_model_io_t;
 
-/* One model Invoke: read io->features and io->state_in, write io->mask and io->state_out.
+/* Where pair `p`'s state input / output lives in `io` (an int8_t or int16_t array of p->size). */
+void *se_state_in(se_model_io_t *io, const se_state_pair_t *p);
+void *se_state_out(se_model_io_t *io, const se_state_pair_t *p);
+
+/* One model Invoke: read io->features and the state inputs, write io->mask and the state outputs.
  * Return 0 on success. (se_model_tflm.h provides one for TensorFlow Lite Micro.) */
 typedef int (*se_model_fn)(se_model_io_t *io, void *ctx);
 
@@ -55,8 +68,8 @@ typedef struct {
     float gain[SE_BINS];                /* dequantised mask of the current frame */
     se_real_t work[SE_FFT_SIZE];        /* FFT scratch */
     se_model_io_t io;
-#if SE_ACT_BITS == 8
-    int8_t requant[SE_STATE_TABLE_LEN][256]; /* int8 feedback tables (pairs that need requantising) */
+#if SE_STATE_REQUANT8 > 0
+    int8_t requant[SE_STATE_TABLE_LEN][256]; /* int8 -> int8 feedback tables (pairs that need requantising) */
 #endif
 } se_frame_t;
 
@@ -70,7 +83,7 @@ void se_reset(se_frame_t *s);
  * status the frame is passed through with a unity mask and the states are left unchanged. */
 int se_process_hop(se_frame_t *s, const float in[SE_HOP], float out[SE_HOP]);
 
-/* The state feedback alone: io->state_out -> io->state_in for every pair (copy or requantise). */
+/* The state feedback alone: every state output -> its input (copy or requantise). */
 void se_feed_back_states(se_frame_t *s);
 
 #ifdef __cplusplus

@@ -28,7 +28,7 @@ namespace {
 
 constexpr unsigned int kNumOps = 1 + (SE_TFLM_CPU_OPS ? 13 : 0);
 using Resolver = tflite::MicroMutableOpResolver<kNumOps>;
-constexpr TfLiteType kActType = (SE_ACT_BITS == 8) ? kTfLiteInt8 : kTfLiteInt16;
+constexpr TfLiteType type_of(int bits) { return bits == 8 ? kTfLiteInt8 : kTfLiteInt16; }
 
 // Static storage, constructed in place by se_model_tflm_init (no heap).
 alignas(Resolver) unsigned char resolver_storage[sizeof(Resolver)];
@@ -39,8 +39,9 @@ TfLiteTensor* mask_out = nullptr;
 TfLiteTensor* state_in[SE_STATE_TABLE_LEN] = {};
 TfLiteTensor* state_out[SE_STATE_TABLE_LEN] = {};
 
-bool matches(const TfLiteTensor* t, size_t elements, float scale, int32_t zero_point) {
-  return t != nullptr && t->type == kActType && t->bytes == elements * sizeof(se_act_t) &&
+// Each tensor has its own type in model_io.h (int8, or int16 for 16x8; mixed in a mixed-precision model).
+bool matches(const TfLiteTensor* t, int bits, size_t elements, float scale, int32_t zero_point) {
+  return t != nullptr && t->type == type_of(bits) && t->bytes == elements * (static_cast<size_t>(bits) / 8u) &&
          t->data.raw != nullptr && t->params.scale == scale && t->params.zero_point == zero_point;
 }
 
@@ -80,16 +81,16 @@ extern "C" int se_model_tflm_init(const void* model_data, uint8_t* arena, size_t
   }
   features_in = interp->input(SE_FEATURES_POSITION);
   mask_out = interp->output(SE_MASK_POSITION);
-  if (!matches(features_in, SE_BINS, SE_FEATURES_SCALE, SE_FEATURES_ZERO_POINT) ||
-      !matches(mask_out, SE_BINS, SE_MASK_SCALE, SE_MASK_ZERO_POINT)) {
+  if (!matches(features_in, SE_FEATURES_BITS, SE_BINS, SE_FEATURES_SCALE, SE_FEATURES_ZERO_POINT) ||
+      !matches(mask_out, SE_MASK_BITS, SE_BINS, SE_MASK_SCALE, SE_MASK_ZERO_POINT)) {
     return SE_TFLM_IO_MISMATCH;
   }
   for (int k = 0; k < SE_NUM_STATES; ++k) {
     const se_state_pair_t& p = se_state_pairs[k];
     state_in[k] = interp->input(p.input_position);
     state_out[k] = interp->output(p.output_position);
-    if (!matches(state_in[k], p.size, p.input_scale, p.input_zero_point) ||
-        !matches(state_out[k], p.size, p.output_scale, p.output_zero_point)) {
+    if (!matches(state_in[k], p.input_bits, p.size, p.input_scale, p.input_zero_point) ||
+        !matches(state_out[k], p.output_bits, p.size, p.output_scale, p.output_zero_point)) {
       return SE_TFLM_IO_MISMATCH;
     }
   }
@@ -103,13 +104,13 @@ extern "C" int se_model_tflm_invoke(se_model_io_t* io, void* ctx) {
   std::memcpy(features_in->data.raw, io->features, sizeof(io->features));
   for (int k = 0; k < SE_NUM_STATES; ++k) {
     const se_state_pair_t& p = se_state_pairs[k];
-    std::memcpy(state_in[k]->data.raw, &io->state_in[p.offset], p.size * sizeof(se_act_t));
+    std::memcpy(state_in[k]->data.raw, se_state_in(io, &p), state_in[k]->bytes);
   }
   if (interpreter->Invoke() != kTfLiteOk) return SE_TFLM_INVOKE;
   std::memcpy(io->mask, mask_out->data.raw, sizeof(io->mask));
   for (int k = 0; k < SE_NUM_STATES; ++k) {
     const se_state_pair_t& p = se_state_pairs[k];
-    std::memcpy(&io->state_out[p.offset], state_out[k]->data.raw, p.size * sizeof(se_act_t));
+    std::memcpy(se_state_out(io, &p), state_out[k]->data.raw, state_out[k]->bytes);
   }
   return SE_TFLM_OK;
 }

@@ -33,7 +33,8 @@ extern "C" {
 
 /* Build the interpreter on `model_data` (16-byte aligned, e.g. pipeline.c_export's array) in
  * `arena` (16-byte aligned) and check every input and output against model_io.h: position,
- * type (se_act_t), size, scale and zero point. Returns SE_TFLM_OK or an error code. */
+ * type (each tensor's own: SE_<TENSOR>_BITS, a pair's input_bits / output_bits), size, scale
+ * and zero point. Returns SE_TFLM_OK or an error code. */
 int se_model_tflm_init(const void *model_data, uint8_t *arena, size_t arena_bytes);
 
 /* se_model_fn for se_init: copy features and states in, Invoke, copy mask and states out. */

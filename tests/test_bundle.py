@@ -17,32 +17,12 @@ from sepipe import artifacts
 from sepipe import experiment as exp
 from sepipe.bundle import BundleError, c_array_bytes, make_bundle, probe_tflm_arena, verify_bundle
 from sepipe.cli import main
-from sepipe.config import experiment_from_dict
 from sepipe.quantize.model_io import tflite_io
+from bundle_runs import TARGET, run_to_compile as _run_to_compile, tiny_config
 
 pytestmark = pytest.mark.slow   # every test here trains or converts a model
 
-TARGET = "ethos-u55-128"
 FRAMES = 200
-
-
-def tiny_config(small_data_config, runs_dir, name="tinyb", model=None, convert=None):
-    return experiment_from_dict({
-        "name": name, "seed": 5, "runs_dir": str(runs_dir),
-        "data": {"cache_dir": small_data_config.cache_dir},
-        "model": model or {"family": "gru", "input_units": 16, "rnn_units": 16, "rnn_layers": 1, "dense_units": 16},
-        "train": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 4, "valid_files": 1},
-        "convert": {"calibration_files": 1, "calibration_frames": 32, **(convert or {})},
-        "compile": {"targets": [TARGET]},
-    })
-
-
-def _run_to_compile(cfg):
-    dataset = exp.stage_data(cfg, build=False)
-    exp.stage_train(cfg, dataset, progress=False)
-    exp.stage_convert(cfg, dataset, cfg.variants[0], progress=False)
-    exp.stage_compile(cfg, cfg.variants[0])
-    return cfg
 
 
 @pytest.fixture(scope="module")

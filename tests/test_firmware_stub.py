@@ -167,7 +167,11 @@ def test_m55_cross_build_and_size_report(golden, tmp_path):
             assert obj in rows, f"{obj} missing from the size report:\n{result.stdout}"
         text, data, bss, dec = rows["(TOTALS)"]
         assert text == sum(rows[o][0] for o in ("se_dsp.o", "se_quant.o", "se_frame.o")) and 1000 < text < 16384
-        assert bss >= FEATURES.fft_size * 4                 # at least the window table (static, no heap)
+        # the DSP tables are const data (flash): window, twiddles and bit reversal in text, nothing in RAM
+        assert rows["se_dsp.o"][0] >= FEATURES.fft_size * 4 + FEATURES.fft_size * 4 + FEATURES.fft_size and bss == 0
+        symbols = run(["arm-none-eabi-nm", str(build / "m55" / "se_stub_size.elf")]).stdout
+        linked = {line.split()[-1] for line in symbols.splitlines()}
+        assert "logf" in linked and not linked & {"cos", "sin", "sqrt"}   # no double-precision libm linked
         assert (build / "m55" / "libse_stub.a").is_file()
         assert "se_model_tflm.o" not in rows                 # the TFLM wrapper needs TFLM_ROOT
         arch = run(["arm-none-eabi-readelf", "-A", str(build / "m55" / "se_stub_size.elf")]).stdout
@@ -206,10 +210,10 @@ int main(void) {{
     se_dsp_init();
     for (i = 0; i < SE_FFT_SIZE; ++i) printf("%a\\n", (double)se_window()[i]);
     for (i = 0; i < sizeof(values) / sizeof(values[0]); ++i)
-        printf("%d\\n", (int)se_quantize(values[i], SE_FEATURES_SCALE, SE_FEATURES_ZERO_POINT));
+        printf("%d\\n", (int)se_quantize(values[i], SE_FEATURES_SCALE, SE_FEATURES_ZERO_POINT, SE_FEATURES_BITS));
     for (i = 0; i < sizeof(qs) / sizeof(qs[0]); ++i)
         printf("%d %a\\n", (int)se_requantize(qs[i], {c_float_hex(s_out["scale"])}, {s_out["zero_point"]},
-                                              {c_float_hex(s_in["scale"])}, {s_in["zero_point"]}),
+                                              {c_float_hex(s_in["scale"])}, {s_in["zero_point"]}, {dtype().itemsize * 8}),
                (double)se_dequantize(qs[i], {c_float_hex(s_out["scale"])}, {s_out["zero_point"]}));
     return 0;
 }}
@@ -218,6 +222,12 @@ int main(void) {{
     n = FEATURES.fft_size
     window = np.array([float.fromhex(x) for x in lines[:n]], np.float32)
     np.testing.assert_array_equal(window.view(np.int32), analysis_window(FEATURES).view(np.int32))
+    # the generated const tables (what every Makefile build uses) hold the same window, bit for bit
+    made = run(["make", "-s", "-C", str(STUB), "tables", f"MODEL_IO={folder}", f"BUILD={tmp_path / 'build'}"])
+    assert made.returncode == 0, made.stdout + made.stderr
+    const = compile_and_run(tmp_path / "const", source, [STUB, folder, tmp_path / "build" / "gen"],
+                            [STUB / "se_dsp.c", STUB / "se_quant.c"], ("-DSE_DSP_CONST_TABLES=1",)).split("\n")
+    assert const == lines
     c_q = np.array([int(x) for x in lines[n:n + len(values)]])
     np.testing.assert_array_equal(c_q, quantize(values, feat["scale"], feat["zero_point"], dtype))
     rest = [line.split() for line in lines[n + len(values):n + len(values) + len(q_all)]]
@@ -256,8 +266,9 @@ int main(void) {
     printf("mask %d %a %d\\n", SE_MASK_POSITION, (double)SE_MASK_SCALE, SE_MASK_ZERO_POINT);
     for (k = 0; k < SE_NUM_STATES; ++k) {
         const se_state_pair_t *p = &se_state_pairs[k];
-        printf("%s %s %d %d %d %d %a %d %a %d %d\\n", p->input_name, p->output_name, p->input_position,
-               p->output_position, p->size, p->offset, (double)p->input_scale, (int)p->input_zero_point,
+        printf("%s %s %d %d %d %d %d %d %d %a %d %a %d %d\\n", p->input_name, p->output_name, p->input_position,
+               p->output_position, p->size, p->input_bits, p->output_bits, p->input_offset, p->output_offset,
+               (double)p->input_scale, (int)p->input_zero_point,
                (double)p->output_scale, (int)p->output_zero_point, p->same_quantization);
     }
     return 0;
@@ -280,10 +291,12 @@ int main(void) {
         assert len(lines) - 4 == len(io.state_pairs) >= 2
         offset = 0
         for line, pair in zip(lines[4:], io.state_pairs):
-            name_in, name_out, pin, pout, size, off, sin, zin, sout, zout, same = line.split()
+            name_in, name_out, pin, pout, size, bin_, bout, off_in, off_out, sin, zin, sout, zout, same = line.split()
             inp, out = io.input(pair.input), io.output(pair.output)
             assert (name_in, name_out) == (pair.input, pair.output)
-            assert (int(pin), int(pout), int(size), int(off)) == (inp.position, out.position, inp.shape[-1], offset)
+            assert (int(pin), int(pout), int(size), int(off_in), int(off_out)) == \
+                (inp.position, out.position, inp.shape[-1], offset, offset)   # uniform: one buffer per direction
+            assert int(bin_) == int(bout) == bits
             assert same_f32(sin, inp.scale) and same_f32(sout, out.scale)
             assert (int(zin), int(zout), bool(int(same))) == (inp.zero_point, out.zero_point, pair.same_quantization)
             offset += int(size)

@@ -14,6 +14,7 @@ import numpy as np
 
 from sepipe import artifacts
 from sepipe.bundle.arena import arena_section, measure_tflm_arena
+from sepipe.bundle.frame_loop import measure_frame_loop
 from sepipe.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_STEM, C_SYMBOL,
                                     DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, MAX_FRAMES, QUANTIZE_FORMULA,
                                     REQUANTIZE_FORMULA, SUMS)
@@ -42,11 +43,12 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | No
     model_bytes = read_tflite_bytes(source.tflite)
     vela_bytes = read_tflite_bytes(source.vela_tflite)
     io = tflite_io(model_bytes, model_contract(source))
-    if io.io_type is None:
-        # model_io.h (sepipe.c_export) and the firmware stub have one activation type per model
-        raise BundleError(f"{source.tflite}: a mixed-precision model (inputs and outputs of types "
-                          f"{sorted({t.dtype for t in io.inputs + io.outputs})}) cannot be bundled yet: "
-                          "model_io.h has one activation type; bundle a uniform variant")
+    if not io.integer_io:
+        # model_io.h (sepipe.c_export) and the firmware stub give every tensor its own int8 or int16 type
+        types = sorted({t.dtype for t in io.inputs + io.outputs})
+        raise BundleError(f"{source.tflite}: inputs and outputs of types {types}; a bundle needs every input and "
+                          "output int8 or int16 (a float one stays on the CPU outside the firmware contract); "
+                          "bundle a variant with integer I/O")
     _check_vela_io(vela_bytes, io, source.vela_tflite)
     audio, audio_record = pick_test_audio(cfg, frames)
     arena = measure_tflm_arena(model_bytes)
@@ -60,6 +62,7 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | No
         _copy_vela_reports(root, source)
         golden_info = _write_golden(root, model_bytes, io, audio, audio_record, cfg, frames)
         manifest = _manifest(source, io, len(vela_bytes), arena, frames, audio_record, golden_info)
+        manifest["frame_loop"] = measure_frame_loop(root)   # the C frame loop on the emulated Cortex-M55
         _write_readme_manifest_and_sums(root, manifest)
         write_zip(root, work / f"{name}.zip")
         _publish(root, work / f"{name}.zip", out_dir / name, out_dir / f"{name}.zip", work)
@@ -138,7 +141,7 @@ def _manifest(source: BundleSource, io, vela_size: int, arena: dict[str, Any], f
               audio_record: dict[str, Any], golden_info: dict[str, Any]) -> dict[str, Any]:
     """model_manifest.json, all but its `files` (the hashes are added once every file is written)."""
     cfg = source.cfg
-    io_dtype = io.io_type
+    io_dtype = io.io_type or "mixed"   # 'mixed': each tensor its own type (tensors[].dtype)
     return {
         "format": BUNDLE_FORMAT,
         "source": _source_section(source),
@@ -196,9 +199,15 @@ def _call_contract(cfg: ExperimentConfig, io_dtype: str) -> dict[str, Any]:
         "outputs": "mask: one gain per bin, dequantised; every state output copied back to its "
                    "input by the state_pairs rule before the next Invoke",
         "quantize": QUANTIZE_FORMULA, "dequantize": DEQUANTIZE_FORMULA,
-        "qmin_qmax": list(map(int, (np.iinfo(np.dtype(io_dtype)).min, np.iinfo(np.dtype(io_dtype)).max))),
+        "qmin_qmax": (_qmin_qmax(io_dtype) if io_dtype != "mixed" else
+                      "per tensor: its dtype's range (int8 -128..127, int16 -32768..32767)"),
         "initial_state": "every state input set to its zero_point",
     }
+
+
+def _qmin_qmax(dtype: str) -> list[int]:
+    info = np.iinfo(np.dtype(dtype))
+    return [int(info.min), int(info.max)]
 
 
 def feature_section(features: FeatureConfig, sample_rate: int) -> dict[str, Any]:

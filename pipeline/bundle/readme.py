@@ -14,7 +14,8 @@ def readme_text(m: dict[str, Any]) -> str:
 
 def _intro(m: dict[str, Any]) -> list[str]:
     src, fig, dtype = m["source"], m["vela"]["figures"], m["model"]["io_dtype"]
-    precision = "16x8: int16 activations, int8 weights" if dtype == "int16" else "int8 activations and weights"
+    precision = {"int16": "16x8: int16 activations, int8 weights", "int8": "int8 activations and weights"}.get(
+        dtype, "mixed precision: each input and output its own type, int8 or int16 (16x8), listed below")
     return [
         f"# {src['experiment']} / {src['variant']} on {src['target']}: firmware hand-off",
         "",
@@ -63,7 +64,8 @@ def _per_hop(m: dict[str, Any]) -> list[str]:
         f"1. Frame: the last {feats['fft_size']} samples (the stream starts with {feats['hop']} zeros), times a "
         f"periodic sqrt-Hann window, real FFT -> {feats['bins']} bins.",
         f"2. Features: `ln(|X|^2 + {feats['log_floor']:g})`, quantised: `{contract['quantize']}` "
-        f"(QMIN, QMAX = {contract['qmin_qmax'][0]}, {contract['qmin_qmax'][1]}).",
+        + (f"(QMIN, QMAX = {contract['qmin_qmax'][0]}, {contract['qmin_qmax'][1]})."
+           if isinstance(contract["qmin_qmax"], list) else f"(QMIN, QMAX: {contract['qmin_qmax']})."),
         "3. Set the features input and every state input (before the first hop: each state's zero point), Invoke.",
         f"4. Mask: `{contract['dequantize']}`, multiply each bin of X, inverse FFT, window, overlap-add.",
         "5. Copy every state output to its input: " + copy_back,
@@ -109,6 +111,24 @@ def _vela_figures(m: dict[str, Any]) -> list[str]:
         f"DRAM {fig.get('dram_memory_used_kib'):.2f} KiB; {fig.get('nn_macs'):,} MACs; "
         f"{fig.get('npu_ops')} operators on the NPU, {fig.get('cpu_ops')} on the CPU.",
         "",
+        *_frame_loop(m.get("frame_loop")),
+    ]
+
+
+def _frame_loop(loop: dict[str, Any] | None) -> list[str]:
+    """The CPU's share of a hop outside the Invoke: firmware_stub's frame loop on the emulated Cortex-M55."""
+    if loop is None:
+        return []
+    if not loop.get("measured"):
+        return [f"C frame loop on the Cortex-M55 (outside the Invoke): not measured ({loop.get('reason')}); "
+                f"`{loop.get('command')}` measures it.", ""]
+    return [
+        f"C frame loop on the Cortex-M55 (window, FFT, features, quantise, state feedback, mask, inverse FFT, "
+        f"overlap-add; outside the Invoke): **{loop['frame_loop_instructions_per_hop']:,} instructions per hop** "
+        f"(min {loop['min']:,}, max {loop['max']:,} over {loop['frames']} frames): QEMU instruction counts on "
+        f"mps3-an547, not cycles, with {loop['tools']['arm-none-eabi-gcc']} -O2. The golden vectors pass the "
+        f"host test's checks there too (`{loop['command']}`).",
+        "",
     ]
 
 
@@ -122,6 +142,7 @@ def _golden(m: dict[str, Any]) -> list[str]:
         "yourself) and compare every output with `out_<output>.bin`: the reference kernels must match bit for "
         "bit; the Vela model on the NPU may differ by a few LSB. The C frame loop of this repository's "
         "`firmware_stub/` checks itself against this folder: `make -C firmware_stub host-test "
-        "GOLDEN=<bundle>/golden MODEL_IO=<bundle>/c`.",
+        "GOLDEN=<bundle>/golden MODEL_IO=<bundle>/c` (on the build machine) and `make -C firmware_stub qemu-test "
+        "GOLDEN=<bundle>/golden MODEL_IO=<bundle>/c` (on QEMU's Cortex-M55).",
         "",
     ]
