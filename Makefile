@@ -67,7 +67,7 @@ bundle: $(STAMP) ## Firmware hand-off bundle of a compiled run (EXP=demo VARIANT
 FIRMWARE_APT := gcc gcc-arm-none-eabi libnewlib-arm-none-eabi
 APT_SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
 .PHONY: firmware-toolchain firmware
-firmware-toolchain: ## Install Debian's gcc-arm-none-eabi and newlib (apt-get) when arm-none-eabi-gcc is missing
+firmware-toolchain: ## Install Debian's gcc-arm-none-eabi, newlib and qemu-system-arm (apt-get) when missing
 	@if command -v cc >/dev/null && command -v arm-none-eabi-gcc >/dev/null && \
 	   arm-none-eabi-gcc -print-file-name=libm.a | grep -q /; then :; else \
 	  echo "firmware-toolchain: installing $(FIRMWARE_APT) with apt-get"; \
@@ -78,8 +78,8 @@ firmware-toolchain: ## Install Debian's gcc-arm-none-eabi and newlib (apt-get) w
 	  $(APT_SUDO) apt-get install -y --no-install-recommends qemu-system-arm || \
 	  { $(APT_SUDO) apt-get update && $(APT_SUDO) apt-get install -y --no-install-recommends qemu-system-arm; }; fi
 
-firmware: $(STAMP) firmware-toolchain ## firmware_stub: C vs Python/TFLM host tests, Cortex-M55 build and size report
-	$(BIN)/pytest -q -s tests/test_firmware_stub.py
+firmware: $(STAMP) firmware-toolchain ## firmware_stub: C vs Python/TFLM host tests, the frame loop on QEMU's Cortex-M55, M55 size report
+	$(BIN)/pytest -q -s tests/test_firmware_stub.py tests/test_firmware_qemu.py
 	$(MAKE) --no-print-directory -C firmware_stub m55
 
 # Headless Chromium (Debian's packages) for the report page's browser check (tests/test_report_browser.py,
