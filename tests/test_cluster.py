@@ -165,3 +165,28 @@ def test_vela_encoded_weights_shrink_with_fewer_clusters(converted, tmp_path):
         path.write_bytes(converted[name][0])
         encoded[name] = compile_model(path, "ethos-u55-128", tmp_path / "vela", name).figures.total_npu_encoded_weights_bytes
     assert encoded["ptq"] > encoded["c16"] > encoded["c4"], encoded
+
+
+def test_small_updates_accumulate_in_the_shadow_until_a_weight_changes_cluster():
+    """Straight-through: the optimizer's updates go to the float shadow; the variable is always snapped."""
+    from sepipe.compress.clustering import ClusterConstraint
+
+    w = random_kernel()
+    codes = init_codebook(w, 8, keep_zeros=False)
+    snapped = snap(tf.constant(w), tf.constant(codes)).numpy()
+    var = tf.Variable(snapped)                                    # the shadow starts exactly on a code
+    constraint = ClusterConstraint(var, codes, None)
+    scale = np.abs(snapped[:, 0]).max() / 127
+    row = int(np.argmin(np.abs(snapped[:, 0])))                   # a weight on an inner code of channel 0
+    k = int(np.argmin(np.abs(codes - snapped[row, 0] / scale)))
+    half_gap = (codes[k + 1] - codes[k]) / 2 * scale
+    step = np.zeros_like(w)
+    step[row, 0] = half_gap / 4
+    for _ in range(3):                                            # 3/4 of the way: no visible change
+        var.assign(constraint(var + step))
+    np.testing.assert_array_equal(var.numpy(), snapped)
+    for _ in range(2):                                            # 5/4: the weight moves to the next code
+        var.assign(constraint(var + step))
+    assert var.numpy()[row, 0] == pytest.approx(codes[k + 1] * scale)
+    np.testing.assert_array_equal(np.delete(var.numpy().ravel(), row * w.shape[1]),
+                                  np.delete(snapped.ravel(), row * w.shape[1]))

@@ -125,16 +125,6 @@ def attach(model, layer_names, clusters: int, keep_zeros: bool) -> dict[str, lis
     return codebooks
 
 
-def detach(model) -> None:
-    """Remove the clustering constraints (the weights stay where they are)."""
-    for layer in model.layers:
-        owner = getattr(layer, "cell", layer)
-        for attr in ("kernel", "recurrent_kernel"):
-            var = getattr(owner, attr, None)
-            if isinstance(getattr(var, "_constraint", None), ClusterConstraint):
-                var._constraint = None
-
-
 def distinct_int8_codes(tflite_bytes: bytes) -> dict[str, dict[str, int]]:
     """{tensor name: {"layer", "weight", "per_tensor": distinct int8 values, "per_channel_max": ...}} of every
     int8 FullyConnected weight tensor of a converted model: what clustering promises, counted in the file."""
