@@ -13,7 +13,7 @@ import pytest
 
 from sepipe.models.keras_backend import tf
 from sepipe.compress import compressor_of, finetune_variant, tflite_sparsity
-from sepipe.compress.clustering import distinct_int8_codes, init_codebook, snap
+from sepipe.compress.clustering import cluster_int8, distinct_int8_codes, init_codebook, snap
 from sepipe.compress.finetune import FineTuneSession, fake_quantize
 from sepipe.config import VariantConfig, experiment_from_dict
 from sepipe.errors import ConfigError, one_line
@@ -52,6 +52,18 @@ def test_an_all_zero_channel_stays_zero():
     w[:, 3] = 0.0
     codes = init_codebook(w, 4, keep_zeros=False)
     assert np.all(snap(tf.constant(w), tf.constant(codes)).numpy()[:, 3] == 0)
+
+
+@pytest.mark.parametrize("clusters, keep_zeros", [(4, False), (16, False), (8, True)])
+def test_the_offline_counterpart_clusters_int8_codes_and_keeps_every_channel_scale(clusters, keep_zeros):
+    rng = np.random.default_rng(0)
+    q = np.clip(np.round(rng.normal(0, 30, (24, 40))), -126, 126)
+    q[rng.random(q.shape) < (0.5 if keep_zeros else 0.0)] = 0
+    q[:, 0] = np.where(np.arange(24) % 2, 127, -127)      # as converted: every channel's max |q| is 127
+    q = q.astype(np.int8)
+    out = cluster_int8(q, clusters, keep_zeros)
+    assert len(np.unique(out)) <= clusters and np.all(np.abs(out).max(1) == 127)
+    assert np.all(out[q == 0] == 0) if keep_zeros else len(np.unique(q)) > clusters
 
 
 # ------------------------------------------------------------------------------------ config

@@ -22,13 +22,14 @@ phase): the forward pass sees the snapped weights (every weight at its nearest c
 scale); the optimizer's update is added to the shadow, which is snapped again. Assignments move between
 clusters as the shadow moves; the codes are fixed at the start (no gradient through centroids). Because
 the snapped weights lie on the int8 grid already, weight QAT's fake quantiser leaves them unchanged.
+
+Untrained (`cluster_int8`): the same codebook applied to a converted int8 tensor, for a cheap proxy (the
+search's offline candidates). The module imports TensorFlow only inside the functions that need it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from sepipe.models.keras_backend import tf
 
 PINNED = 127.0                      # the int8 code of each channel's extreme weight (narrow range)
 KMEANS_ITERATIONS = 30
@@ -71,8 +72,23 @@ def init_codebook(w: np.ndarray, clusters: int, keep_zeros: bool) -> np.ndarray:
     return codes.astype(np.float32)
 
 
+def cluster_int8(values: np.ndarray, clusters: int, keep_zeros: bool) -> np.ndarray:
+    """The untrained counterpart on a converted int8 weight tensor (out, in) (the search's offline proxy):
+    every value at its nearest of at most `clusters` shared codes. Each channel's max |q| is 127 already,
+    so the scales stay valid and only the int8 values change."""
+    w = values.T.astype(np.float64)
+    codes = init_codebook(w, clusters, keep_zeros)
+    nearest = np.abs(w[..., None] - codes).argmin(axis=-1)
+    clustered = np.where(np.abs(w).max(axis=0) > 0, codes[nearest], 0.0)
+    if keep_zeros:
+        clustered[w == 0] = 0.0
+    return clustered.T.astype(np.int8)
+
+
 def snap(w, codes):
     """`w` (in, out) with every weight at its nearest code x its channel's scale; an all-zero channel stays zero."""
+    from sepipe.models.keras_backend import tf
+
     max_abs = tf.reduce_max(tf.abs(w), axis=0, keepdims=True)
     scale = tf.where(max_abs > 0, max_abs / PINNED, tf.ones_like(max_abs))
     u = w / scale
@@ -84,6 +100,8 @@ class ClusterConstraint:
     """A variable's Keras constraint: straight-through clustering with a float shadow (module docstring)."""
 
     def __init__(self, var, codes: np.ndarray, keep: np.ndarray | None):
+        from sepipe.models.keras_backend import tf
+
         self.codes = tf.constant(codes, tf.float32)
         self.keep = None if keep is None else tf.constant(keep, tf.float32)
         start = self._masked(var.read_value())
@@ -95,6 +113,8 @@ class ClusterConstraint:
         return value if self.keep is None else value * self.keep
 
     def __call__(self, value):
+        from sepipe.models.keras_backend import tf
+
         self.shadow.assign(self._masked(self.shadow + (value - self.last)))
         self.last.assign(self._masked(snap(self.shadow, self.codes)))
         return tf.identity(self.last)
@@ -102,6 +122,8 @@ class ClusterConstraint:
 
 def clustered_variables(model, layer_names) -> list[tuple[str, object]]:
     """(label 'layer/kernel', variable) for the kernel and recurrent kernel of each named layer."""
+    from sepipe.models.keras_backend import tf
+
     found = []
     for name in layer_names:
         owner = getattr(model.get_layer(name), "cell", model.get_layer(name))
