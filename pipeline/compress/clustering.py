@@ -8,7 +8,7 @@ centroid lands on a different int8 code in every channel; Vela encodes a brick o
 stream with one palette of at most 32 values (mlw codec), which then sees about N x channels values. On the
 demo GRU (128 units, u55-128, mask layer dense), encoded weights: dense 290 KB; per-channel codes 16/8/4:
 290/288/286 KB (no gain); float centroids per tensor (TFMOT's way) 16/8/4: 233/147/102 KB; shared int8 codes
-per tensor 16/8/4: 164/120/87 KB (docs: /work/notes/cluster14.md, the probe).
+per tensor 16/8/4: 164/120/87 KB (each applied to the converted int8 model, no retraining).
 
 The codebook (`init_codebook`): each channel's extreme weight sits at +-127 after the converter's scaling
 (it sets the scale), so the codes +-127 that occur are pinned, 0 is pinned when zeros are kept (pruning:
