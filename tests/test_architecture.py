@@ -79,7 +79,7 @@ def test_the_registries_list_every_existing_kind():
     from sepipe.runtime import RUNNERS
 
     assert FAMILIES.names() == ["gru", "lstm"]
-    assert COMPRESSORS.names() == ["ptq", "weight", "block", "unit", "offline"]
+    assert COMPRESSORS.names() == ["ptq", "weight", "block", "unit", "offline", "cluster"]
     assert SCHEMES.names() == ["int8", "int16x8", "mixed"]
     assert RUNNERS.names() == ["float", "tflite", "tflm"]
     assert EXECUTORS.names() == ["local", "ray"]

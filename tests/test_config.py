@@ -148,14 +148,14 @@ def test_adding_a_compressor_is_one_config_class_and_one_registration(monkeypatc
     class ClusterConfig(VariantConfig):
         clusters: int = 16
 
-    @COMPRESSORS.register("cluster", config=ClusterConfig)
+    @COMPRESSORS.register("toy", config=ClusterConfig)
     class ClusterCompressor(Compressor):
         """Weight clustering."""
 
     cfg = experiment_from_dict({"name": "x", "variants": [{"name": "ptq"},
-                                                          {"name": "c8", "kind": "cluster", "clusters": 8}]})
-    assert cfg.variants[1] == ClusterConfig(name="c8", kind="cluster", clusters=8)
-    assert compressor_of(cfg.variants[1]).structure == "cluster"
+                                                          {"name": "c8", "kind": "toy", "clusters": 8}]})
+    assert cfg.variants[1] == ClusterConfig(name="c8", kind="toy", clusters=8)
+    assert compressor_of(cfg.variants[1]).structure == "toy"
     assert compressor_of(cfg.variants[1]).trains_float_model
 
 
