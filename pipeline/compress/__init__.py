@@ -1,6 +1,6 @@
 """Compression variants of the trained float model: one registered compressor per variant kind.
 
-    COMPRESSORS                     the registry (`variants[].kind`): ptq, weight, block, unit, offline
+    COMPRESSORS                     the registry (`variants[].kind`): ptq, weight, block, unit, offline, cluster
     VariantConfig                   the common fields; each kind's config subclasses it (sepipe.compress.kinds)
     compressor_of(variant)          the variant's Compressor: structure, trains_float_model,
                                     derives_from_dense_model, apply_to_quantized, ... (sepipe.compress.base)
