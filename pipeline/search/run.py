@@ -8,6 +8,7 @@ Everything lands in `<run>/search/`: `candidates/` (one record per scored candid
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 from sepipe import artifacts
@@ -30,6 +31,7 @@ def run_search(cfg, search_cfg, raw_experiment: dict, source: str = "EXP.yaml", 
                                          f"with `sepipe convert {source}` (or `sepipe run`)")
     out_dir = search_dir(cfg)
     result = driver.search(cfg, search_cfg, base, out_dir, executor, address, progress)
+    shutil.rmtree(out_dir / "work", ignore_errors=True)    # scratch: candidates' .tflite and Vela outputs
     outputs = front.write_outputs(out_dir, cfg, raw_experiment, result, search_cfg.chosen)
     genome = result["genome"]
     summary = {"experiment": cfg.name, "base_tflite": str(base), "base_tflite_sha256": artifacts.sha256_file(base),
