@@ -109,21 +109,30 @@ def cluster_rows(values: np.ndarray, zero: np.ndarray, levels: int) -> None:
 
 def _kmeans_1d(hist: np.ndarray, codes: np.ndarray, k: np.ndarray, width: int) -> np.ndarray:
     """Weighted 1-D k-means per row: `k[r]` centroids over `codes` weighted by `hist[r]`, in a (rows, width)
-    array whose unused slots (width - k[r], at the end) hold NaN; started at the weighted quantiles."""
+    array whose unused slots (width - k[r], at the end) hold NaN; started at the weighted quantiles.
+
+    In one dimension a cluster is the run of codes between two midpoints, so each Lloyd step is two lookups
+    in the prefix sums of the histogram (rows x width work, not rows x 256 x width)."""
     rows = hist.shape[0]
     cdf = np.cumsum(hist, axis=1) / np.maximum(hist.sum(axis=1, keepdims=True), 1)
     slots = np.arange(width)[None, :]
     active = slots < k[:, None]
     quantiles = (slots + 0.5) / np.maximum(k[:, None], 1)
     start = np.array([np.searchsorted(cdf[r], quantiles[r]) for r in range(rows)]).clip(0, 255)
-    centroids = np.where(active, codes[start], np.nan)
+    centroids = np.where(active, codes[start], np.inf)           # sorted; unused slots at +inf
+    zero = np.zeros((rows, 1))
+    cum_w = np.concatenate([zero, np.cumsum(hist, axis=1)], axis=1)             # (rows, 257)
+    cum_x = np.concatenate([zero, np.cumsum(hist * codes[None, :], axis=1)], axis=1)
     for _ in range(CLUSTER_STEPS):
-        assign = _assign(codes, centroids)                                   # (rows, 256) slot index
-        onehot = (assign[:, :, None] == slots[:, None, :]) * hist[:, :, None]
-        weight = onehot.sum(axis=1)
-        moved = (onehot * codes[None, :, None]).sum(axis=1) / np.maximum(weight, 1e-12)
-        centroids = np.where(active & (weight > 0), moved, centroids)
-    return centroids
+        with np.errstate(invalid="ignore"):
+            mid = (centroids[:, :-1] + centroids[:, 1:]) / 2                      # inf beyond the active slots
+        # codes <= mid go to the lower cluster: how many of the 256 codes lie at or below each midpoint
+        upto = np.clip(np.floor(np.nan_to_num(mid, nan=np.inf, posinf=1e9)) - codes[0] + 1, 0, 256).astype(int)
+        edges = np.concatenate([np.zeros((rows, 1), int), upto, np.full((rows, 1), 256)], axis=1)
+        weight = np.diff(np.take_along_axis(cum_w, edges, axis=1), axis=1)
+        total = np.diff(np.take_along_axis(cum_x, edges, axis=1), axis=1)
+        centroids = np.where(active & (weight > 0), total / np.maximum(weight, 1e-12), centroids)
+    return np.where(active, centroids, np.nan)
 
 
 def _assign(codes: np.ndarray, centroids: np.ndarray) -> np.ndarray:
