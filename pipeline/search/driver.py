@@ -144,20 +144,23 @@ def run_nsga2(genome: Genome, search, seed: int, store: CandidateStore, executor
 
 
 def search(cfg, search_cfg, base_tflite: Path, out_dir: Path, executor: str = "local", address: str | None = None,
-           progress: bool = True) -> dict:
-    """Run the search; returns {'records', 'references', 'stats', 'genome'} (the front is front.py's job)."""
+           progress: bool = True, plans: dict[str, Path] | None = None) -> dict:
+    """Run the search; returns {'records', 'references', 'stats', 'genome'} (the front is front.py's job).
+    `plans`: {plan variant: .tflite} of the genome's precision plans (sepipe.search.plans.convert_plans)."""
     from sepipe.models import family_of
 
     started = time.perf_counter()
     genome = Genome.for_experiment(cfg, search_cfg)
-    spec = ScoringSpec(cfg, search_cfg, str(base_tflite), str(Path(out_dir) / "work"))
-    store = CandidateStore(Path(out_dir) / "candidates", scoring_context(cfg, search_cfg, base_tflite))
+    plans = tuple((name, str(path)) for name, path in sorted((plans or {}).items()))
+    spec = ScoringSpec(cfg, search_cfg, str(base_tflite), str(Path(out_dir) / "work"), plans)
+    store = CandidateStore(Path(out_dir) / "candidates", scoring_context(cfg, search_cfg, base_tflite, plans))
     stats = SearchStats()
     pool = CandidateExecutor(spec, search_cfg.workers, executor, address)
     seed = cfg.seed if search_cfg.seed is None else search_cfg.seed
     try:
         compressible = tuple(family_of(cfg.model).compressible_layers(cfg.model))
-        references = [Candidate((), (), "dense int8"), *(genome.uniform(s, compressible) for s in search_cfg.uniform)]
+        references = [Candidate((), (), "dense int8"), *(Candidate((), (), f"dense {name}", name) for name, _ in plans),
+                      *(genome.uniform(s, compressible) for s in search_cfg.uniform)]
         refs = score_all(references, store, pool, stats, progress, "search references")
         refs = [{**r, "label": c.label} for r, c in zip(refs, references)]
         records = run_nsga2(genome, search_cfg, seed, store, pool, stats, progress)
@@ -167,7 +170,7 @@ def search(cfg, search_cfg, base_tflite: Path, out_dir: Path, executor: str = "l
     return {"records": records, "references": refs, "stats": stats.to_dict(), "genome": genome, "seed": seed}
 
 
-def scoring_context(cfg, search_cfg, base_tflite: Path) -> dict:
+def scoring_context(cfg, search_cfg, base_tflite: Path, plans: tuple = ()) -> dict:
     """What a stored candidate's figures depend on besides its own genes (a change scores it again)."""
     from sepipe.budgets import DEFAULT_BUDGETS_FILE
     from sepipe.deploy.vela import vela_version
@@ -178,4 +181,5 @@ def scoring_context(cfg, search_cfg, base_tflite: Path) -> dict:
     return {"base_tflite_sha256": artifacts.sha256_file(base_tflite), "data": repr(cfg.data),
             "features": repr(cfg.features), "valid_files": search_cfg.valid_files, "pesq": search_cfg.pesq,
             "target": target.columns(), "vela_version": vela_version(),
-            "budgets_sha256": artifacts.sha256_file(budgets), "require_full_npu": cfg.compile.require_full_npu}
+            "budgets_sha256": artifacts.sha256_file(budgets), "require_full_npu": cfg.compile.require_full_npu,
+            **({"plans": {name: artifacts.sha256_file(path) for name, path in plans}} if plans else {})}

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sepipe import artifacts
-from sepipe.search.genes import Candidate
+from sepipe.search.genes import Candidate, plan_variant
 
 COLUMNS = ("id", "label", "si_sdr", "pesq", "flash_kib", "cycles_total", "sram_memory_used_kib",
            "inference_time_ms", "total_npu_encoded_weights_bytes", "violations", "settings")
@@ -47,7 +47,8 @@ def choose(front: list[dict], count: int) -> list[dict]:
 def settings_text(record: dict) -> str:
     s = " ".join(f"{k}={v:g}" for k, v in record["sparsity"].items())
     c = " ".join(f"{k}:{v}" for k, v in record["levels"].items())
-    return "; ".join(x for x in (f"sparsity {s}" if s else "", f"levels {c}" if c else "") if x) or "dense"
+    p = record.get("base") or ""
+    return "; ".join(x for x in (f"sparsity {s}" if s else "", f"levels {c}" if c else "", p) if x) or "dense"
 
 
 def table_rows(records: list[dict]) -> list[dict]:
@@ -98,14 +99,15 @@ def write_plot(path: Path, records: list[dict], front: list[dict], references: l
     return artifacts.write_bytes(path, buffer.getvalue())
 
 
-def chosen_yaml(raw_experiment: dict, cfg, record: dict, name: str) -> str:
+def chosen_yaml(raw_experiment: dict, cfg, record: dict, name: str, plans: dict | None = None) -> str:
     """The experiment YAML (without `search:`) that rebuilds `record`'s bytes as variant `name`."""
     import yaml
 
-    candidate = Candidate(tuple(record["sparsity"].items()), tuple(record["levels"].items()))
-    variants = list(raw_experiment.get("variants") or [{"name": cfg.dense_variant.name, "kind": "ptq"}])
-    variants = [v for v in variants if not (isinstance(v, dict) and v.get("name") == name)]
-    experiment = {**raw_experiment, "variants": [*variants, candidate.variant(name)]}
+    from sepipe.search.plans import with_variants
+
+    candidate = Candidate(tuple(record["sparsity"].items()), tuple(record["levels"].items()), base=record.get("base", ""))
+    plan = [{"name": candidate.base, "kind": "ptq", "precision": dict(plans[candidate.base])}] if candidate.base else []
+    experiment = with_variants(raw_experiment, cfg, [*plan, candidate.variant(name)])
     header = (f"# Chosen by `sepipe search` (candidate {record['id']}): proxy SI-SDR {record['si_sdr']:.3f} dB on "
               f"the validation files, {record['flash_kib']:.1f} KiB flash, {record['cycles_total']} cycles.\n"
               f"# `sepipe run` on this file rebuilds the same .tflite (sha256 {record['tflite_sha256'][:16]}...).\n")
@@ -126,6 +128,7 @@ def write_outputs(out_dir: Path, cfg, raw_experiment: dict, result: dict, chosen
     for record in chosen:
         name = f"s{record['id'][:8]}"
         path = out_dir / "chosen" / f"{cfg.name}_{name}.yaml"
-        yamls.append(artifacts.write_text(path, chosen_yaml(raw_experiment, cfg, record, name)))
+        plans = {plan_variant(plan): plan for plan in result["genome"].plans if plan}
+        yamls.append(artifacts.write_text(path, chosen_yaml(raw_experiment, cfg, record, name, plans)))
     return {"front": [r["id"] for r in front], "chosen": {p.name: r["id"] for p, r in zip(yamls, chosen)},
             "files": [str(p) for p in files + yamls]}

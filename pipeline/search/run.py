@@ -30,7 +30,11 @@ def run_search(cfg, search_cfg, raw_experiment: dict, source: str = "EXP.yaml", 
         raise MissingArtifactError(base, f"the search edits the dense reference's int8 model: make it first "
                                          f"with `sepipe convert {source}` (or `sepipe run`)")
     out_dir = search_dir(cfg)
-    result = driver.search(cfg, search_cfg, base, out_dir, executor, address, progress)
+    from sepipe.search.genes import Genome
+    from sepipe.search.plans import convert_plans
+
+    plans = convert_plans(cfg, raw_experiment, Genome.for_experiment(cfg, search_cfg), source, progress)
+    result = driver.search(cfg, search_cfg, base, out_dir, executor, address, progress, plans)
     shutil.rmtree(out_dir / "work", ignore_errors=True)    # scratch: candidates' .tflite and Vela outputs
     outputs = front.write_outputs(out_dir, cfg, raw_experiment, result, search_cfg.chosen)
     genome = result["genome"]

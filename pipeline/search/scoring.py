@@ -30,6 +30,7 @@ class ScoringSpec:
     search: object               # SearchConfig
     base_tflite: str             # the dense reference's int8 .tflite
     work_dir: str                # candidates' .tflite files and Vela outputs (scratch)
+    plans: tuple[tuple[str, str], ...] = ()    # (plan variant, its .tflite): the precision plans' bases
 
 
 class ScoringState:
@@ -44,7 +45,8 @@ class ScoringState:
 
         cfg, search = spec.cfg, spec.search
         self.spec, self.cfg, self.search = spec, cfg, search
-        self.base = Path(spec.base_tflite).read_bytes()
+        self.bases = {"": Path(spec.base_tflite).read_bytes(),
+                      **{name: Path(path).read_bytes() for name, path in spec.plans}}
         targets = load_targets(cfg.compile.targets_file)
         self.target = get_target(search.target, targets, cfg.compile.targets_file)
         budgets = load_budgets(search.budgets_file or DEFAULT_BUDGETS_FILE, targets)
@@ -63,7 +65,7 @@ _STATE: dict[str, ScoringState] = {}
 
 def state_for(spec: ScoringSpec) -> ScoringState:
     """This process's state for `spec`, built on first use (a pool worker, a Ray worker, the driver)."""
-    key = hashlib.sha256(repr((spec.base_tflite, spec.work_dir, spec.search, spec.cfg)).encode()).hexdigest()
+    key = hashlib.sha256(repr(spec).encode()).hexdigest()
     if key not in _STATE:
         _STATE.clear()
         _STATE[key] = ScoringState(spec)
@@ -81,17 +83,18 @@ def score_in_worker(spec: ScoringSpec, candidate: Candidate) -> dict:
     return score_candidate(state_for(spec), candidate)
 
 
-def candidate_bytes(base: bytes, candidate: Candidate) -> bytes:
-    """The candidate's .tflite: what the `offline` variant it writes rebuilds (sepipe.compress.kinds.offline)."""
+def candidate_bytes(bases: dict[str, bytes], candidate: Candidate) -> bytes:
+    """The candidate's .tflite: what the `offline` variant it writes rebuilds (sepipe.compress.kinds.offline)
+    from the bytes of its base (the dense reference, or its precision plan's variant)."""
     from sepipe.compress.offline import offline_compress_tflite
 
-    return offline_compress_tflite(base, dict(candidate.sparsity), dict(candidate.levels))
+    return offline_compress_tflite(bases[candidate.base], dict(candidate.sparsity), dict(candidate.levels))
 
 
 def score_candidate(state: ScoringState, candidate: Candidate) -> dict:
     """{figures} of one candidate: quality, Vela's figures, budget violations, whether Vela's cache served it."""
     started = time.perf_counter()
-    tflite = candidate_bytes(state.base, candidate)
+    tflite = candidate_bytes(state.bases, candidate)
     sha = hashlib.sha256(tflite).hexdigest()
     quality = proxy_quality(state, tflite)
     compiled, cache_hit = compile_candidate(state, tflite, candidate.id)
@@ -99,7 +102,8 @@ def score_candidate(state: ScoringState, candidate: Candidate) -> dict:
 
     violations = [str(v) for v in check_budgets([compiled], state.budgets)] if state.budgets else []
     return {"id": candidate.id, "key": candidate.key, "label": candidate.label, "tflite_sha256": sha,
-            "sparsity": dict(candidate.sparsity), "levels": dict(candidate.levels), **quality,
+            "sparsity": dict(candidate.sparsity), "levels": dict(candidate.levels), "base": candidate.base,
+            **quality,
             **{k: compiled.get(k) for k in FIGURES}, "violations": violations, "cache_hit": cache_hit,
             "score_s": round(time.perf_counter() - started, 3)}
 

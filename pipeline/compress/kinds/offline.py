@@ -4,7 +4,8 @@ Nothing is trained: `apply_to_quantized` prunes the converted dense model's Full
 (sepipe.compress.offline), leaving the family's output layers dense unless `layers` names them.
 Per layer (what `sepipe search` writes): `layers: [rnn_1=0.8, mask=0.5]` prunes each named layer to its
 own sparsity; `clusters: 16` leaves at most 16 distinct int8 codes per output channel in every pruned
-layer, `layer_clusters: [rnn_1=8]` sets it per layer (0: not clustered).
+layer, `layer_clusters: [rnn_1=8]` sets it per layer (0: not clustered). `base: <ptq variant>` edits that variant's .tflite (a mixed-precision plan's)
+instead of the dense reference's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class OfflineConfig(VariantConfig):
     # at most this many distinct int8 codes per output channel in every compressed layer (0: no clustering)
     clusters: int = field(default=0, metadata=ADDED_FIELD)
     layer_clusters: tuple[str, ...] = field(default=(), metadata=ADDED_FIELD)    # 'layer=levels' overrides
+    # the variant whose .tflite is edited: a 'ptq' variant (e.g. one with a `precision:` plan); None: the
+    # dense reference
+    base: str | None = field(default=None, metadata=ADDED_FIELD)
 
     def validate(self, src: str) -> None:
         super().validate(src)
