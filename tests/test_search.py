@@ -136,3 +136,20 @@ def test_a_chosen_configuration_rebuilds_the_same_bytes_and_figures(searched):
 
 def test_search_config_defaults_validate():
     SearchConfig().validate("<test>")
+
+
+def test_a_chosen_yaml_can_carry_the_member_fine_tuned(tmp_path):
+    from sepipe.search.front import chosen_yaml
+
+    cfg, _ = search_from_dict(raw_experiment(tmp_path, precision=["rnn"], finetune_epochs=2))
+    raw = {k: v for k, v in raw_experiment(tmp_path).items() if k != "search"}
+    record = {"id": "abc", "si_sdr": 1.0, "flash_kib": 2.0, "cycles_total": 3, "tflite_sha256": "0" * 64,
+              "sparsity": {"rnn_1": 0.8, "mask": 0.5}, "levels": {"rnn_1": 4}, "base": "p_rnn16"}
+    text = chosen_yaml(raw, cfg, record, "sabc", {"p_rnn16": (("rnn", "int16x8"),)}, finetune_epochs=2)
+    chosen = experiment_from_dict(yaml.safe_load(text))
+    kinds = {v.name: v.kind for v in chosen.variants}
+    assert kinds == {"ptq": "ptq", "p_rnn16": "ptq", "sabc": "offline", "fabc": "weight"}
+    tuned = compressor_of(next(v for v in chosen.variants if v.name == "fabc"))
+    assert tuned.layer_targets(chosen.model) == {"rnn_1": 0.8, "mask": 0.5}
+    assert chosen.precision_of("fabc") == chosen.precision_of("p_rnn16") == {"rnn": "int16x8"}
+    assert chosen.variants[-2].base == "p_rnn16"

@@ -99,7 +99,21 @@ def write_plot(path: Path, records: list[dict], front: list[dict], references: l
     return artifacts.write_bytes(path, buffer.getvalue())
 
 
-def chosen_yaml(raw_experiment: dict, cfg, record: dict, name: str, plans: dict | None = None) -> str:
+def finetuned_variant(candidate: Candidate, name: str, plans: dict | None, epochs: int) -> list[dict]:
+    """The member fine-tuned by the existing compressors: kind 'weight' with its per-layer sparsity (and its
+    precision plan), `epochs` epochs; [] when `epochs` is 0 or nothing is pruned. Clustering is not carried
+    (the trained `cluster` kind would take `layer_clusters` here)."""
+    if not epochs or not candidate.sparsity:
+        return []
+    variant = {"name": name, "kind": "weight", "layers": [f"{k}={v!r}" for k, v in candidate.sparsity],
+               "finetune_epochs": epochs}
+    if candidate.base:
+        variant["precision"] = dict((plans or {})[candidate.base])
+    return [variant]
+
+
+def chosen_yaml(raw_experiment: dict, cfg, record: dict, name: str, plans: dict | None = None,
+                finetune_epochs: int = 0) -> str:
     """The experiment YAML (without `search:`) that rebuilds `record`'s bytes as variant `name`."""
     import yaml
 
@@ -107,7 +121,8 @@ def chosen_yaml(raw_experiment: dict, cfg, record: dict, name: str, plans: dict 
 
     candidate = Candidate(tuple(record["sparsity"].items()), tuple(record["levels"].items()), base=record.get("base", ""))
     plan = [{"name": candidate.base, "kind": "ptq", "precision": dict(plans[candidate.base])}] if candidate.base else []
-    experiment = with_variants(raw_experiment, cfg, [*plan, candidate.variant(name)])
+    tuned = finetuned_variant(candidate, f"f{name[1:]}", plans, finetune_epochs)
+    experiment = with_variants(raw_experiment, cfg, [*plan, candidate.variant(name), *tuned])
     header = (f"# Chosen by `sepipe search` (candidate {record['id']}): proxy SI-SDR {record['si_sdr']:.3f} dB on "
               f"the validation files, {record['flash_kib']:.1f} KiB flash, {record['cycles_total']} cycles.\n"
               f"# `sepipe run` on this file rebuilds the same .tflite (sha256 {record['tflite_sha256'][:16]}...).\n")
@@ -129,6 +144,7 @@ def write_outputs(out_dir: Path, cfg, raw_experiment: dict, result: dict, chosen
         name = f"s{record['id'][:8]}"
         path = out_dir / "chosen" / f"{cfg.name}_{name}.yaml"
         plans = {plan_variant(plan): plan for plan in result["genome"].plans if plan}
-        yamls.append(artifacts.write_text(path, chosen_yaml(raw_experiment, cfg, record, name, plans)))
+        text = chosen_yaml(raw_experiment, cfg, record, name, plans, cfg.search.finetune_epochs if cfg.search else 0)
+        yamls.append(artifacts.write_text(path, text))
     return {"front": [r["id"] for r in front], "chosen": {p.name: r["id"] for p, r in zip(yamls, chosen)},
             "files": [str(p) for p in files + yamls]}

@@ -13,6 +13,7 @@ search:
   output_layer: true        # the output layer has genes too (else it stays dense)
   uniform: [0.5, 0.7, 0.8, 0.9]                # uniform offline references scored the same way
   precision: [rnn]          # layer groups / tensor classes whose activations are a gene: int8 or int16x8
+  finetune_epochs: 4        # chosen YAMLs also fine-tune each member (kind weight, its per-layer sparsity)
 ```
 """
 
@@ -45,6 +46,9 @@ class SearchConfig:
     uniform: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
     workers: int = 1                              # candidate-scoring processes (local executor)
     chosen: int = 5                               # front members written as experiment YAMLs
+    # > 0: each chosen YAML also holds the member fine-tuned (kind 'weight' with its per-layer sparsity and
+    # plan, this many epochs), so `sepipe run` scores proxy and fine-tuned side by side
+    finetune_epochs: int = 0
 
     def validate(self, src: str) -> None:
         key = f"{SECTION}."
@@ -65,6 +69,8 @@ class SearchConfig:
               "sparsities in [0, 1)")
         check(src, key + "workers", self.workers, 1 <= self.workers <= 256, "an integer from 1 to 256")
         check(src, key + "chosen", self.chosen, 1 <= self.chosen <= 1000, "an integer from 1 to 1000")
+        check(src, key + "finetune_epochs", self.finetune_epochs, 0 <= self.finetune_epochs <= 10_000,
+              "an integer from 0 (no fine-tuned variant) to 10,000")
 
     def check_against(self, cfg, src: str) -> None:
         """What needs the experiment: layer names of its family and a target its targets file knows."""
