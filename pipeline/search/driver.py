@@ -125,7 +125,8 @@ def run_nsga2(genome: Genome, search, seed: int, store: CandidateStore, executor
     from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
     problem = Problem(n_var=genome.n_var, n_obj=3, n_ieq_constr=1, xl=0, xu=genome.upper, vtype=int)
-    algorithm = NSGA2(pop_size=search.population, sampling=IntegerRandomSampling(),
+    sampling = initial_population(genome, search, seed) if search.seed_uniform else IntegerRandomSampling()
+    algorithm = NSGA2(pop_size=search.population, sampling=sampling,
                       crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
                       mutation=PM(eta=20, vtype=float, repair=RoundingRepair()), eliminate_duplicates=True)
     algorithm.setup(problem, termination=("n_gen", search.generations), seed=seed, verbose=False)
@@ -141,6 +142,24 @@ def run_nsga2(genome: Genome, search, seed: int, store: CandidateStore, executor
         stats.generations = gen
         met += [{**r, "generation": gen} for r in records]
     return met
+
+
+def initial_population(genome: Genome, search, seed: int) -> np.ndarray:
+    """The first generation: the dense model and each uniform reference the genes can express (every searched
+    layer but the output at that sparsity, not clustered), the rest drawn at random with `seed`. Starting from
+    the uniform points, the front can only match or beat them."""
+    rows = []
+    for value in (0.0, *search.uniform):
+        if value in genome.sparsity:
+            x = np.zeros(genome.n_var, dtype=int)
+            for i, layer in enumerate(genome.layers):
+                x[2 * i] = genome.sparsity.index(value) if layer not in genome.output_layers else 0
+            rows.append(x)
+    rng = np.random.default_rng([seed, 14])
+    while len(rows) < search.population:
+        rows.append(rng.integers(0, genome.upper + 1))
+    unique = list({tuple(r): r for r in rows}.values())[:search.population]
+    return np.array(unique, dtype=float)
 
 
 def search(cfg, search_cfg, base_tflite: Path, out_dir: Path, executor: str = "local", address: str | None = None,

@@ -54,6 +54,7 @@ class Genome:
     sparsity: tuple[float, ...]
     clusters: tuple[int, ...]
     plans: tuple[tuple[tuple[str, str], ...], ...] = ((),)    # precision plans; () is the dense int8 model
+    output_layers: tuple[str, ...] = ()                         # the family's output layers among `layers`
 
     @classmethod
     def for_experiment(cls, cfg, search: SearchConfig) -> "Genome":
@@ -67,7 +68,8 @@ class Genome:
         clusters = sorted(search.clusters, key=lambda c: (c != 0, -c))
         plans = tuple(tuple((key, "int16x8") for key, bit in zip(search.precision, bits) if bit)
                       for bits in itertools.product((0, 1), repeat=len(search.precision)))
-        return cls(tuple(layers), tuple(sorted(search.sparsity)), tuple(clusters), plans)
+        outputs = tuple(name for name in family.output_layers(cfg.model) if name in layers)
+        return cls(tuple(layers), tuple(sorted(search.sparsity)), tuple(clusters), plans, outputs)
 
     @property
     def n_var(self) -> int:

@@ -44,6 +44,7 @@ class SearchConfig:
     # activation precision is a gene (int8 / int16x8); each distinct plan is converted once (a 'ptq' variant)
     precision: tuple[str, ...] = ()
     uniform: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
+    seed_uniform: bool = True                     # the first generation holds the dense and uniform points
     workers: int = 1                              # candidate-scoring processes (local executor)
     chosen: int = 5                               # front members written as experiment YAMLs
     # > 0: each chosen YAML also holds the member fine-tuned (kind 'weight' with its per-layer sparsity and
