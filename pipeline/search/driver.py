@@ -23,7 +23,7 @@ import numpy as np
 from sepipe import artifacts
 from sepipe.progress import bar
 from sepipe.search.genes import Candidate, Genome
-from sepipe.search.scoring import ScoringSpec, init_worker, score_candidate, score_in_worker, state_for
+from sepipe.search.scoring import QUALITY_DECIMALS, ScoringSpec, init_worker, score_candidate, score_in_worker, state_for
 from sepipe.search.store import CandidateStore
 
 log = logging.getLogger(__name__)
@@ -201,4 +201,5 @@ def scoring_context(cfg, search_cfg, base_tflite: Path, plans: tuple = ()) -> di
             "features": repr(cfg.features), "valid_files": search_cfg.valid_files, "pesq": search_cfg.pesq,
             "target": target.columns(), "vela_version": vela_version(),
             "budgets_sha256": artifacts.sha256_file(budgets), "require_full_npu": cfg.compile.require_full_npu,
+            "quality_decimals": QUALITY_DECIMALS,
             **({"plans": {name: artifacts.sha256_file(path) for name, path in plans}} if plans else {})}

@@ -108,6 +108,7 @@ def score_candidate(state: ScoringState, candidate: Candidate) -> dict:
             "score_s": round(time.perf_counter() - started, 3)}
 
 
+QUALITY_DECIMALS = 6
 FIGURES = ("flash_kib", "cycles_total", "sram_memory_used_kib", "inference_time_ms",
            "total_npu_encoded_weights_bytes", "npu_op_share")
 
@@ -126,9 +127,11 @@ def proxy_quality(state: ScoringState, tflite: bytes) -> dict:
         sisdr.append(si_sdr(pair.clean, enhanced))
         if state.search.pesq:
             pesq.append(pesq_wb(pair.clean, enhanced, state.cfg.data.sample_rate))
-    out = {"si_sdr": float(np.mean(sisdr))}
+    # rounded: numpy's float sums differ in the last bits between processes with other BLAS thread counts
+    # (Ray workers), and the search's choices must not
+    out = {"si_sdr": round(float(np.mean(sisdr)), QUALITY_DECIMALS)}
     if pesq:
-        out["pesq"] = float(np.mean(pesq))
+        out["pesq"] = round(float(np.mean(pesq)), QUALITY_DECIMALS)
     return out
 
 
