@@ -22,6 +22,7 @@ from sepipe.loss import LossTermConfig, legacy_terms
 from sepipe.mic_config import MicConfig
 from sepipe.reverb_config import ReverbConfig
 from sepipe.registry import Tagged
+from sepipe.search.settings import SearchConfig
 
 SEED_MAX = 2**32 - 1        # numpy's SeedSequence / legacy seeding takes 0 .. 2**32 - 1
 
@@ -287,6 +288,8 @@ class ExperimentConfig:
     variants: tuple[VariantConfig, ...] = field(default_factory=lambda: (VariantConfig.create(name="ptq"),))
     # per-variant precision (`variants[].precision` in the YAML; the mixed scheme), lifted out on load
     precisions: tuple[VariantPrecision, ...] = field(default=(), metadata=ADDED_FIELD)
+    # `sepipe search` settings (sepipe.search.settings); other commands carry them unused
+    search: SearchConfig | None = field(default=None, metadata=ADDED_FIELD)
 
     def precision_of(self, variant: str) -> dict[str, str] | None:
         """The precision mapping variant `variant` declares (None: the experiment's `convert.scheme`)."""
@@ -320,6 +323,9 @@ class ExperimentConfig:
         check(src, "variants", names, len(set(names)) == len(names) and all(
             n.replace("-", "").replace("_", "").isalnum() for n in names), "unique names of letters, digits, '-', '_'")
         self._validate_precisions(src, names)
+        if self.search is not None:
+            self.search.validate(src)
+            self.search.check_against(self, src)
         dense = [v for v in self.variants if self._is_dense_reference(v)]
         reference_kinds = " or ".join(repr(e.name) for e in COMPRESSORS if COMPRESSORS.get(e.name).dense_reference)
         check(src, "variants", [v.kind for v in self.variants], len(dense) == 1,

@@ -10,6 +10,7 @@ are named for what they let you run and build on each other, so one extra makes 
     tflm    TensorFlow Lite Micro's Python interpreter           bundle, verify-bundle, TFLM evaluation
     report  matplotlib, Pillow                                   sepipe report (the HTML plots, spectrograms)
     ray     Ray                                                  sepipe run --executor ray
+    search  pymoo (NSGA-II)                                      sepipe search
     all     every extra above
 
 `sepipe.cli.main` checks a command's declared extras before running it (`check_command`, by module
@@ -47,13 +48,14 @@ MODULE_EXTRAS: dict[str, tuple[str, str]] = {
     "matplotlib": ("report", "matplotlib"),
     "PIL": ("report", "pillow"),        # the Listen section's WebP spectrograms (sepipe.report.listen)
     "ray": ("ray", "ray"),
+    "pymoo": ("search", "pymoo"),
 }
 
 # extra -> the extras it includes (pyproject: "sepipe[data]" inside train, ...)
 EXTRA_INCLUDES: dict[str, tuple[str, ...]] = {
     "train": ("data",),
     "eval": ("train",),
-    "all": ("data", "train", "eval", "tflm", "report", "ray"),
+    "all": ("data", "train", "eval", "tflm", "report", "ray", "search"),
 }
 
 # command as typed -> extras it always needs (what it needs only for some configs, e.g. the TFLM
@@ -67,6 +69,7 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
     "sepipe run": ("eval", "report"),
     "sepipe bundle": ("train", "tflm"),
     "sepipe verify-bundle": ("tflm",),
+    "sepipe search": ("eval", "search"),
     "sepipe enhance": ("train",),      # + 'tflm' for --runtime tflm (the default): see command_extras
 }
 

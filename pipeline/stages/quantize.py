@@ -12,7 +12,7 @@ from sepipe import artifacts
 from sepipe.config import ExperimentConfig, VariantConfig
 from sepipe.engine.stage import Stage, StageContext
 from sepipe.compress import compressor_of
-from sepipe.errors import MissingArtifactError
+from sepipe.errors import MissingArtifactError, check
 from sepipe.models import family_of
 from sepipe.models.kernels import fingerprint_settings
 from sepipe.stages import tools
@@ -57,9 +57,10 @@ def declare_convert(cfg: ExperimentConfig, data: DataHandle, variant: VariantCon
     name, tflite = f"convert:{variant.name}", paths.tflite(variant.name)
     hint = f"convert first: sepipe convert {cfg.name}.yaml"
     if compressor_of(variant).derives_from_dense_model:
-        dense = paths.tflite(cfg.dense_variant.name)
+        source = derived_from(cfg, variant)
+        dense = paths.tflite(source)
         return Stage(
-            name=name, needs=(f"convert:{cfg.dense_variant.name}",), group=variant.name,
+            name=name, needs=(f"convert:{source}",), group=variant.name,
             tools=tools.CONVERT_OFFLINE, config={"variant": variant}, inputs={"dense_tflite": dense}, outputs=[tflite],
             run=lambda ctx: _convert_offline(cfg, variant, dense, tflite), hint=hint)
     stage = variant_stage(variant)
@@ -77,6 +78,16 @@ def declare_convert(cfg: ExperimentConfig, data: DataHandle, variant: VariantCon
                               "dataset_manifest": data.manifest, **model_sources(cfg)},
         outputs=[tflite, paths.calibration(variant.name)],
         run=lambda ctx: _convert(cfg, data, variant, ctx), hint=hint)
+
+
+def derived_from(cfg: ExperimentConfig, variant: VariantConfig) -> str:
+    """The variant whose .tflite a derived variant edits: its `base` (a 'ptq' variant), else the dense reference."""
+    base = getattr(variant, "base", None)
+    if base is None:
+        return cfg.dense_variant.name
+    ptq = [v.name for v in cfg.variants if v.kind == "ptq"]
+    check("<experiment>", variant.key("base"), base, base in ptq, f"a variant of kind 'ptq' of {cfg.name}: {ptq}")
+    return base
 
 
 def _convert(cfg: ExperimentConfig, data: DataHandle, variant: VariantConfig, ctx: StageContext) -> dict:
@@ -116,8 +127,8 @@ def _convert_offline(cfg: ExperimentConfig, variant: VariantConfig, dense: Path,
     """Compress the dense reference's quantized model without retraining (offline magnitude pruning:
     the sparsity reference's baseline)."""
     if not dense.exists():
-        raise MissingArtifactError(dense, f"variant '{variant.name}' (kind '{variant.kind}') compresses the dense "
-                                          f"reference '{cfg.dense_variant.name}': convert it first")
+        raise MissingArtifactError(dense, f"variant '{variant.name}' (kind '{variant.kind}') compresses "
+                                          f"'{derived_from(cfg, variant)}': convert it first")
     artifacts.write_bytes(tflite, compressor_of(variant).apply_to_quantized(dense.read_bytes(), cfg.model))
     return {"tflite_bytes": tflite.stat().st_size, "pruned_from": dense.name}
 

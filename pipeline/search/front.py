@@ -1,0 +1,150 @@
+"""The Pareto front of a search: table (CSV, Markdown), plot, and one experiment YAML per chosen member.
+
+The front is the non-dominated set (SI-SDR up; flash and cycles down) of every feasible candidate the
+search met, not only pymoo's last population. Chosen members are spread evenly along the front by SI-SDR;
+each is written as the experiment (same name, so `sepipe run` reuses its training and dense conversion)
+plus one `offline` variant holding the member's per-layer settings: the convert stage rebuilds the same
+bytes, so Vela and the interpreters give the same figures (on the test split, where the search used
+validation files).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from sepipe import artifacts
+from sepipe.search.genes import Candidate, plan_variant
+
+COLUMNS = ("id", "label", "si_sdr", "pesq", "flash_kib", "cycles_total", "sram_memory_used_kib",
+           "inference_time_ms", "total_npu_encoded_weights_bytes", "violations", "settings")
+
+
+def pareto_front(records: list[dict]) -> list[dict]:
+    """Feasible, non-dominated records (each id once), best SI-SDR first (ties: id)."""
+    unique = {r["id"]: r for r in records if not r["violations"]}
+    rows = sorted(unique.values(), key=lambda r: (-r["si_sdr"], r["id"]))
+    points = np.array([[-r["si_sdr"], r["flash_kib"], r["cycles_total"]] for r in rows], dtype=float)
+    keep = []
+    for i, p in enumerate(points):
+        dominated = np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))
+        if not dominated:
+            keep.append(rows[i])
+    return keep
+
+
+def choose(front: list[dict], count: int) -> list[dict]:
+    """`count` members spread evenly along the front (by SI-SDR order), the best and the smallest included."""
+    if len(front) <= count:
+        return list(front)
+    picks = sorted({int(round(i)) for i in np.linspace(0, len(front) - 1, count)})
+    return [front[i] for i in picks]
+
+
+def settings_text(record: dict) -> str:
+    s = " ".join(f"{k}={v:g}" for k, v in record["sparsity"].items())
+    c = " ".join(f"{k}:{v}" for k, v in record["levels"].items())
+    p = record.get("base") or ""
+    return "; ".join(x for x in (f"sparsity {s}" if s else "", f"levels {c}" if c else "", p) if x) or "dense"
+
+
+def table_rows(records: list[dict]) -> list[dict]:
+    return [{"id": r["id"], "label": r.get("label") or "search", "si_sdr": round(r["si_sdr"], 3),
+             "pesq": round(r["pesq"], 3) if "pesq" in r else "", "flash_kib": round(r["flash_kib"], 2),
+             "cycles_total": r["cycles_total"], "sram_memory_used_kib": r["sram_memory_used_kib"],
+             "inference_time_ms": round(r["inference_time_ms"], 4),
+             "total_npu_encoded_weights_bytes": r["total_npu_encoded_weights_bytes"],
+             "violations": len(r["violations"]), "settings": settings_text(r)} for r in records]
+
+
+def write_tables(out_dir: Path, stem: str, rows: list[dict]) -> list[Path]:
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    md = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    md += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in rows]
+    return [artifacts.write_text(out_dir / f"{stem}.csv", text.getvalue()),
+            artifacts.write_text(out_dir / f"{stem}.md", "\n".join(md) + "\n")]
+
+
+def write_plot(path: Path, records: list[dict], front: list[dict], references: list[dict], title: str) -> Path:
+    """SI-SDR against flash and against cycles: every candidate, the front, the dense and uniform references."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, x, label in ((axes[0], "flash_kib", "Vela flash (KiB)"), (axes[1], "cycles_total", "Vela cycles")):
+        ax.scatter([r[x] for r in records], [r["si_sdr"] for r in records], s=10, c="0.75", label="candidates")
+        ordered = sorted(front, key=lambda r: r[x])
+        ax.plot([r[x] for r in ordered], [r["si_sdr"] for r in ordered], "o-", c="tab:red", ms=4, label="Pareto front")
+        ax.plot([r[x] for r in references], [r["si_sdr"] for r in references], "s--", c="tab:blue", ms=5,
+                label="dense / uniform offline")
+        for r in references:
+            ax.annotate(r["label"], (r[x], r["si_sdr"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("proxy SI-SDR (dB, validation files)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return artifacts.write_bytes(path, buffer.getvalue())
+
+
+def finetuned_variant(candidate: Candidate, name: str, plans: dict | None, epochs: int) -> list[dict]:
+    """The member fine-tuned by the existing compressors: kind 'weight' with its per-layer sparsity (and its
+    precision plan), `epochs` epochs; [] when `epochs` is 0 or nothing is pruned. Clustering is not carried
+    (the trained `cluster` kind would take `layer_clusters` here)."""
+    if not epochs or not candidate.sparsity:
+        return []
+    variant = {"name": name, "kind": "weight", "layers": [f"{k}={v!r}" for k, v in candidate.sparsity],
+               "finetune_epochs": epochs}
+    if candidate.base:
+        variant["precision"] = dict((plans or {})[candidate.base])
+    return [variant]
+
+
+def chosen_yaml(raw_experiment: dict, cfg, record: dict, name: str, plans: dict | None = None,
+                finetune_epochs: int = 0) -> str:
+    """The experiment YAML (without `search:`) that rebuilds `record`'s bytes as variant `name`."""
+    import yaml
+
+    from sepipe.search.plans import with_variants
+
+    candidate = Candidate(tuple(record["sparsity"].items()), tuple(record["levels"].items()), base=record.get("base", ""))
+    plan = [{"name": candidate.base, "kind": "ptq", "precision": dict(plans[candidate.base])}] if candidate.base else []
+    tuned = finetuned_variant(candidate, f"f{name[1:]}", plans, finetune_epochs)
+    experiment = with_variants(raw_experiment, cfg, [*plan, candidate.variant(name), *tuned])
+    header = (f"# Chosen by `sepipe search` (candidate {record['id']}): proxy SI-SDR {record['si_sdr']:.3f} dB on "
+              f"the validation files, {record['flash_kib']:.1f} KiB flash, {record['cycles_total']} cycles.\n"
+              f"# `sepipe run` on this file rebuilds the same .tflite (sha256 {record['tflite_sha256'][:16]}...).\n")
+    return header + yaml.safe_dump(experiment, sort_keys=False)
+
+
+def write_outputs(out_dir: Path, cfg, raw_experiment: dict, result: dict, chosen_count: int) -> dict:
+    """Tables, plot and chosen YAMLs under `out_dir`; returns the summary (written last by the caller)."""
+    records, references = result["records"], result["references"]
+    front = pareto_front(records)
+    chosen = choose(front, chosen_count)
+    files = write_tables(out_dir, "front", table_rows(front))
+    files += write_tables(out_dir, "references", table_rows(references))
+    title = (f"{cfg.name}: {len({r['id'] for r in records})} candidates, {len(front)} on the front "
+             f"({result['stats']['wall_s']:.0f} s)")
+    files.append(write_plot(out_dir / "front.png", records, front, references, title))
+    yamls = []
+    for record in chosen:
+        name = f"s{record['id'][:8]}"
+        path = out_dir / "chosen" / f"{cfg.name}_{name}.yaml"
+        plans = {plan_variant(plan): plan for plan in result["genome"].plans if plan}
+        text = chosen_yaml(raw_experiment, cfg, record, name, plans, cfg.search.finetune_epochs if cfg.search else 0)
+        yamls.append(artifacts.write_text(path, text))
+    return {"front": [r["id"] for r in front], "chosen": {p.name: r["id"] for p, r in zip(yamls, chosen)},
+            "files": [str(p) for p in files + yamls]}

@@ -1,0 +1,93 @@
+"""The `search:` section of an experiment YAML (SearchConfig): a field of ExperimentConfig, so `sepipe config
+check`, `sepipe run` and `sepipe search` all validate it the same way (one-line ConfigError). No import of
+sepipe.config at module level (sepipe.config imports this module).
+
+```yaml
+search:
+  population: 16            # candidates per generation
+  generations: 8
+  target: ethos-u55-128     # Vela target the cycles / flash / SRAM come from; its budgets are constraints
+  valid_files: 8            # fixed validation mixtures the proxy SI-SDR is measured on
+  sparsity: [0.0, 0.5, 0.7, 0.8, 0.9, 0.95]   # choices of each layer's sparsity gene
+  clusters: [0, 16, 8, 4]   # choices of each layer's clustering gene (0: not clustered)
+  output_layer: true        # the output layer has genes too (else it stays dense)
+  uniform: [0.5, 0.7, 0.8, 0.9]                # uniform offline references scored the same way
+  precision: [rnn]          # layer groups / tensor classes whose activations are a gene: int8 or int16x8
+  finetune_epochs: 4        # chosen YAMLs also fine-tune each member (kind weight, its per-layer sparsity)
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sepipe.errors import check
+
+SECTION = "search"
+SEED_MAX = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    population: int = 16
+    generations: int = 8
+    seed: int | None = None                      # None: the experiment's seed
+    target: str = "ethos-u55-128"
+    budgets_file: str | None = None               # None: the budgets.yaml shipped in sepipe.vela_configs
+    valid_files: int = 8
+    pesq: bool = False                            # also record PESQ (slower; not an objective)
+    layers: tuple[str, ...] = ()                  # () : the family's compressible layers
+    sparsity: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
+    clusters: tuple[int, ...] = (0, 16, 8, 4)
+    output_layer: bool = True
+    # keys of a variant's `precision:` mapping (layer group, layer or tensor class: rnn, cell_state, ...) whose
+    # activation precision is a gene (int8 / int16x8); each distinct plan is converted once (a 'ptq' variant)
+    precision: tuple[str, ...] = ()
+    uniform: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
+    seed_uniform: bool = True                     # the first generation holds the dense and uniform points
+    workers: int = 1                              # candidate-scoring processes (local executor)
+    chosen: int = 5                               # front members written as experiment YAMLs
+    # > 0: each chosen YAML also holds the member fine-tuned (kind 'weight' with its per-layer sparsity and
+    # plan, this many epochs), so `sepipe run` scores proxy and fine-tuned side by side
+    finetune_epochs: int = 0
+
+    def validate(self, src: str) -> None:
+        key = f"{SECTION}."
+        check(src, key + "population", self.population, 4 <= self.population <= 10_000, "an integer from 4 to 10,000")
+        check(src, key + "generations", self.generations, 1 <= self.generations <= 10_000,
+              "an integer from 1 to 10,000")
+        check(src, key + "seed", self.seed, self.seed is None or 0 <= self.seed <= SEED_MAX,
+              f"an integer from 0 to 2**32 - 1 = {SEED_MAX}, or left out (the experiment's seed)")
+        check(src, key + "budgets_file", self.budgets_file, self.budgets_file is None or "\0" not in self.budgets_file,
+              "a path (without a NUL character)")
+        check(src, key + "valid_files", self.valid_files, 1 <= self.valid_files <= 10_000, "an integer from 1 to 10,000")
+        check(src, key + "sparsity", list(self.sparsity), len(self.sparsity) >= 1 and len(set(self.sparsity)) ==
+              len(self.sparsity) and all(0.0 <= s < 1.0 for s in self.sparsity), "distinct values in [0, 1)")
+        check(src, key + "clusters", list(self.clusters), len(self.clusters) >= 1 and len(set(self.clusters)) ==
+              len(self.clusters) and all(c == 0 or 2 <= c <= 256 for c in self.clusters),
+              "distinct values, each 0 (not clustered) or 2 to 256")
+        check(src, key + "uniform", list(self.uniform), all(0.0 <= s < 1.0 for s in self.uniform),
+              "sparsities in [0, 1)")
+        check(src, key + "workers", self.workers, 1 <= self.workers <= 256, "an integer from 1 to 256")
+        check(src, key + "chosen", self.chosen, 1 <= self.chosen <= 1000, "an integer from 1 to 1000")
+        check(src, key + "finetune_epochs", self.finetune_epochs, 0 <= self.finetune_epochs <= 10_000,
+              "an integer from 0 (no fine-tuned variant) to 10,000")
+
+    def check_against(self, cfg, src: str) -> None:
+        """What needs the experiment: layer names of its family and a target its targets file knows."""
+        from sepipe.models import family_of
+        from sepipe.targets import load_targets
+
+        family = family_of(cfg.model)
+        valid = [*family.compressible_layers(cfg.model), *family.output_layers(cfg.model)]
+        for name in self.layers:
+            check(src, f"{SECTION}.layers", name, name in valid, f"layer names among {valid}")
+        if self.precision:
+            from sepipe.quantize.precision import check_precision
+
+            check(src, f"{SECTION}.precision", list(self.precision), len(set(self.precision)) == len(self.precision)
+                  and len(self.precision) <= 4, "at most 4 distinct keys")
+            contract = family.contract(cfg.model, cfg.features.bins)
+            check_precision(src, f"{SECTION}.precision", {key: "int16x8" for key in self.precision}, contract)
+        known = load_targets(cfg.compile.targets_file)
+        check(src, f"{SECTION}.target", self.target, self.target in known, f"one of {sorted(known)}")
