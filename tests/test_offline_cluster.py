@@ -1,4 +1,4 @@
-"""Offline per-layer pruning and clustering of int8 .tflite bytes (sepipe.compress.offline) and the
+"""Offline per-layer pruning and clustering (one int8 codebook per tensor) of int8 .tflite bytes (sepipe.compress.offline) and the
 `offline` kind's per-layer options (layers: [name=sparsity], clusters, layer_clusters)."""
 
 from __future__ import annotations
@@ -7,38 +7,36 @@ import numpy as np
 import pytest
 
 from sepipe.compress import compressor_of
-from sepipe.compress.offline import cluster_rows, distinct_per_channel, offline_compress_tflite
+from sepipe.compress.clustering import cluster_int8
+from sepipe.compress.offline import distinct_per_tensor, offline_compress_tflite
 from sepipe.config import experiment_from_dict
 from sepipe.errors import ConfigError
 
 MODEL = {"family": "gru", "input_units": 32, "rnn_units": 24, "dense_units": 32}
 
 
-def _random_rows(seed=0, shape=(40, 96)):
+def _random_tensor(seed=0, shape=(40, 96)):
     rng = np.random.default_rng(seed)
     values = np.clip(np.round(rng.normal(0, 35, shape)), -127, 127).astype(np.int8)
     values[:, : shape[1] // 4] = 0          # a pruned quarter: zeros must stay zeros
+    values[:, -1] = 127                     # each channel's extreme sets its scale, as the converter does
     return values
 
 
-@pytest.mark.parametrize("levels", [2, 4, 8, 16])
-def test_cluster_rows_leaves_at_most_n_codes_per_channel_and_keeps_zeros(levels):
-    values = _random_rows()
-    before = values.copy()
-    cluster_rows(values, np.zeros_like(values), levels)
-    assert max(len(np.unique(row)) for row in values) <= levels
-    assert np.all(values[before == 0] == 0)
-    assert np.abs(values.astype(int) - before).mean() < 40 / levels    # nearest centroid, not arbitrary codes
-    again = before.copy()
-    cluster_rows(again, np.zeros_like(again), levels)
-    assert np.array_equal(values, again)                               # deterministic
+@pytest.mark.parametrize("levels", [4, 8, 16])
+def test_offline_clustering_leaves_at_most_n_codes_per_tensor_and_keeps_zeros(levels):
+    values = _random_tensor()
+    clustered = cluster_int8(values, levels, keep_zeros=True)
+    assert len(np.unique(clustered)) <= levels               # one codebook for the whole tensor
+    assert np.all(clustered[values == 0] == 0)
+    assert np.all(np.abs(clustered).max(axis=1) == 127)      # the channel scales stay valid
+    assert np.array_equal(clustered, cluster_int8(values.copy(), levels, keep_zeros=True))   # deterministic
 
 
-def test_cluster_rows_leaves_rows_that_already_fit_untouched():
-    values = np.tile(np.array([-3, 0, 5, 9], np.int8), (6, 8))
-    before = values.copy()
-    cluster_rows(values, np.zeros_like(values), 4)
-    assert np.array_equal(values, before)
+def test_offline_clustering_error_falls_with_more_codes():
+    values = _random_tensor()
+    error = {n: np.abs(cluster_int8(values, n, keep_zeros=True).astype(int) - values).mean() for n in (4, 8, 16)}
+    assert error[16] < error[8] < error[4] < np.abs(values.astype(int)).mean()   # nearest codes, not arbitrary ones
 
 
 def _offline(**fields):
@@ -53,8 +51,8 @@ def test_offline_kind_reads_per_layer_sparsity_and_clusters():
     assert offline.layer_levels(cfg.model) == {"rnn_1": 8, "mask": 8, "dense_1": 4}
 
 
-@pytest.mark.parametrize("fields, option", [({"clusters": 1}, "clusters"), ({"layer_clusters": ["rnn_1=x"]}, "layer_clusters"),
-                                            ({"layer_clusters": ["rnn_1=300"]}, "layer_clusters")])
+@pytest.mark.parametrize("fields, option", [({"clusters": 2}, "clusters"), ({"layer_clusters": ["rnn_1=x"]}, "layer_clusters"),
+                                            ({"layer_clusters": ["rnn_1=64"]}, "layer_clusters")])
 def test_offline_kind_refuses_bad_clusters_in_one_line(fields, option):
     with pytest.raises(ConfigError, match=rf"variants\[o\]\.{option}") as info:
         _offline(**fields)
@@ -63,13 +61,13 @@ def test_offline_kind_refuses_bad_clusters_in_one_line(fields, option):
 
 def test_offline_compress_rejects_bad_values():
     with pytest.raises(ValueError, match="levels"):
-        offline_compress_tflite(b"", levels={"rnn_1": 1})
+        offline_compress_tflite(b"", levels={"rnn_1": 3})
     with pytest.raises(ValueError, match="sparsity"):
         offline_compress_tflite(b"", sparsity={"rnn_1": 1.0})
 
 
 @pytest.mark.slow
-def test_offline_clustering_bounds_codes_per_channel_and_shrinks_vela_weights(untrained_tflites, tmp_path):
+def test_offline_clustering_bounds_codes_per_tensor_and_shrinks_vela_weights(untrained_tflites, tmp_path):
     from sepipe.compress.tflite_weights import fc_weight_tensors
     from sepipe.deploy.compile import compile_model
 
@@ -80,7 +78,7 @@ def test_offline_clustering_bounds_codes_per_channel_and_shrinks_vela_weights(un
         data = offline_compress_tflite(dense, levels={name: levels for name in layers}) if levels else dense
         assert len(data) == len(dense)
         if levels:
-            assert max(distinct_per_channel(data).values()) <= levels
+            assert max(distinct_per_tensor(data).values()) <= levels
             only_rnn = offline_compress_tflite(dense, levels={"rnn_1": levels})
             for tensor in fc_weight_tensors(only_rnn):    # a layer left out keeps its bytes
                 changed = {t.name: t for t in fc_weight_tensors(dense)}[tensor.name].values != tensor.values

@@ -32,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 PINNED = 127.0                      # the int8 code of each channel's extreme weight (narrow range)
+MIN_CLUSTERS = 4                    # +-127 and 0 are pinned codes: fewer leaves k-means nothing to place
+MAX_CLUSTERS = 32                   # Vela's weight palette holds at most 32 values per stream (mlw codec): more buys nothing
 KMEANS_ITERATIONS = 30
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sepipe.compress.clustering import MAX_CLUSTERS, MIN_CLUSTERS
 from sepipe.errors import check
 
 SECTION = "search"
@@ -64,8 +65,8 @@ class SearchConfig:
         check(src, key + "sparsity", list(self.sparsity), len(self.sparsity) >= 1 and len(set(self.sparsity)) ==
               len(self.sparsity) and all(0.0 <= s < 1.0 for s in self.sparsity), "distinct values in [0, 1)")
         check(src, key + "clusters", list(self.clusters), len(self.clusters) >= 1 and len(set(self.clusters)) ==
-              len(self.clusters) and all(c == 0 or 2 <= c <= 256 for c in self.clusters),
-              "distinct values, each 0 (not clustered) or 2 to 256")
+              len(self.clusters) and all(c == 0 or MIN_CLUSTERS <= c <= MAX_CLUSTERS for c in self.clusters),
+              f"distinct values, each 0 (not clustered) or {MIN_CLUSTERS} to {MAX_CLUSTERS} (int8 values per tensor)")
         check(src, key + "uniform", list(self.uniform), all(0.0 <= s < 1.0 for s in self.uniform),
               "sparsities in [0, 1)")
         check(src, key + "workers", self.workers, 1 <= self.workers <= 256, "an integer from 1 to 256")

@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sepipe.compress.base import COMPRESSORS, Compressed, Compressor, VariantConfig, parse_layers
+from sepipe.compress.clustering import MAX_CLUSTERS, MIN_CLUSTERS
 from sepipe.errors import check
 
-MAX_CLUSTERS = 32   # Vela's weight palette holds at most 32 values per stream (mlw codec): more buys nothing
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class ClusterConfig(VariantConfig):
     def validate(self, src: str) -> None:
         super().validate(src)
         check(src, self.key("clusters"), self.clusters,
-              isinstance(self.clusters, int) and 4 <= self.clusters <= MAX_CLUSTERS,
-              f"an integer from 4 to {MAX_CLUSTERS} (Vela's palette holds {MAX_CLUSTERS} values; 0 and +-127 take three)")
+              isinstance(self.clusters, int) and MIN_CLUSTERS <= self.clusters <= MAX_CLUSTERS,
+              f"an integer from {MIN_CLUSTERS} to {MAX_CLUSTERS} (Vela's palette holds {MAX_CLUSTERS} values; 0 and +-127 take three)")
         check(src, self.key("sparsity"), self.sparsity, 0.0 <= self.sparsity < 1.0, "0 <= sparsity < 1")
         check(src, self.key("qat_scope"), self.qat_scope, self.qat_scope == "weights",
               "'weights' for kind 'cluster' (scope 'full' trains a copy of the model the clusters are not held on)")

@@ -3,7 +3,7 @@
 Nothing is trained: `apply_to_quantized` prunes the converted dense model's FullyConnected weights
 (sepipe.compress.offline), leaving the family's output layers dense unless `layers` names them.
 Per layer (what `sepipe search` writes): `layers: [rnn_1=0.8, mask=0.5]` prunes each named layer to its
-own sparsity; `clusters: 16` leaves at most 16 distinct int8 codes per output channel in every pruned
+own sparsity; `clusters: 16` leaves at most 16 distinct int8 codes (one codebook per tensor) in every pruned
 layer, `layer_clusters: [rnn_1=8]` sets it per layer (0: not clustered). `base: <ptq variant>` edits that variant's .tflite (a mixed-precision plan's)
 instead of the dense reference's.
 """
@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from sepipe.artifacts import ADDED_FIELD
 
 from sepipe.compress.base import COMPRESSORS, Compressor, VariantConfig, parse_layers
+from sepipe.compress.clustering import MAX_CLUSTERS, MIN_CLUSTERS
 from sepipe.errors import check
+
+
+def _levels_ok(levels) -> bool:
+    return isinstance(levels, int) and MIN_CLUSTERS <= levels <= MAX_CLUSTERS
 
 
 @dataclass(frozen=True)
@@ -31,12 +36,13 @@ class OfflineConfig(VariantConfig):
     def validate(self, src: str) -> None:
         super().validate(src)
         check(src, self.key("sparsity"), self.sparsity, 0.0 <= self.sparsity < 1.0, "0 <= sparsity < 1")
-        check(src, self.key("clusters"), self.clusters, self.clusters == 0 or 2 <= self.clusters <= 256,
-              "0 (no clustering) or 2 to 256 (distinct int8 values per output channel)")
+        check(src, self.key("clusters"), self.clusters, self.clusters == 0 or _levels_ok(self.clusters),
+              f"0 (no clustering) or {MIN_CLUSTERS} to {MAX_CLUSTERS} (distinct int8 values per weight tensor)")
         for entry in self.layer_clusters:
             name, _, value = entry.partition("=")
             check(src, self.key("layer_clusters"), entry, name.strip() != "" and value.strip().isdigit()
-                  and (int(value) == 0 or 2 <= int(value) <= 256), "'layer=levels' with levels 0 or 2 to 256")
+                  and (int(value) == 0 or _levels_ok(int(value))),
+                  f"'layer=levels' with levels 0 or {MIN_CLUSTERS} to {MAX_CLUSTERS}")
         check(src, self.key("qat"), self.qat, not self.qat, "false for kind 'offline' (it is not trained)")
 
 
