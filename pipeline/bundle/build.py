@@ -18,6 +18,7 @@ from sepipe.bundle.frame_loop import measure_frame_loop
 from sepipe.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_STEM, C_SYMBOL,
                                     DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, MAX_FRAMES, QUANTIZE_FORMULA,
                                     REQUANTIZE_FORMULA, SUMS)
+from sepipe.bundle.model_ops import read_model_ops
 from sepipe.bundle.readme import readme_text
 from sepipe.bundle.source import (BundleError, BundleSource, bundle_name, find_source, model_contract,
                                     pick_test_audio, tflite_name, vela_name)
@@ -52,6 +53,7 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | No
     _check_vela_io(vela_bytes, io, source.vela_tflite)
     audio, audio_record = pick_test_audio(cfg, frames)
     arena = measure_tflm_arena(model_bytes)
+    cpu_ops = read_model_ops(model_bytes, source.tflite)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=out_dir))
@@ -61,7 +63,7 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | No
         _write_c_sources(root, source, io, vela_bytes)
         _copy_vela_reports(root, source)
         golden_info = _write_golden(root, model_bytes, io, audio, audio_record, cfg, frames)
-        manifest = _manifest(source, io, len(vela_bytes), arena, frames, audio_record, golden_info)
+        manifest = _manifest(source, io, len(vela_bytes), arena, frames, audio_record, golden_info, cpu_ops)
         manifest["frame_loop"] = measure_frame_loop(root)   # the C frame loop on the emulated Cortex-M55
         _write_readme_manifest_and_sums(root, manifest)
         write_zip(root, work / f"{name}.zip")
@@ -138,7 +140,7 @@ def _write_readme_manifest_and_sums(root: Path, manifest: dict[str, Any]) -> Non
 # --------------------------------------------------------------------------- the manifest
 
 def _manifest(source: BundleSource, io, vela_size: int, arena: dict[str, Any], frames: int,
-              audio_record: dict[str, Any], golden_info: dict[str, Any]) -> dict[str, Any]:
+              audio_record: dict[str, Any], golden_info: dict[str, Any], cpu_ops) -> dict[str, Any]:
     """model_manifest.json, all but its `files` (the hashes are added once every file is written)."""
     cfg = source.cfg
     io_dtype = io.io_type or "mixed"   # 'mixed': each tensor its own type (tensors[].dtype)
@@ -152,7 +154,7 @@ def _manifest(source: BundleSource, io, vela_size: int, arena: dict[str, Any], f
         "contract": io.contract.to_dict(),
         "call_contract": _call_contract(cfg, io_dtype),
         "features": feature_section(cfg.features, cfg.data.sample_rate),
-        "tflm_arena": arena_section(source, arena, io_dtype),
+        "tflm_arena": arena_section(source, arena, io_dtype, cpu_ops),
         "vela": {"summary_csv": f"vela/{source.vela_copy_name(source.vela_summary_csv)}",
                  "figures": _vela_figures(source.compiled)},
         "golden": {"folder": "golden", "frames": frames, "test_audio": audio_record,
