@@ -36,6 +36,7 @@ def _files(m: dict[str, Any]) -> list[str]:
         f"{m['model']['c_array']['bytes']} bytes, {m['model']['c_array']['alignment']}-byte aligned, in linker "
         f"section `{m['model']['c_array']['section']}` (place it in your linker script, e.g. flash).",
         "- `c/model_io.h`: tensor positions, shapes, scales and zero points, state feedback, feature constants.",
+        *_firmware_files(m.get("firmware")),
         f"- `{m['model']['tflite']}`: the same network before Vela (reference kernels, any TFLM build); "
         "the golden vectors come from it.",
         "- `golden/`: features, input states and outputs of every Invoke for consecutive frames of real audio "
@@ -44,6 +45,20 @@ def _files(m: dict[str, Any]) -> list[str]:
         "- `SHA256SUMS`: check with `sha256sum -c SHA256SUMS`; `sepipe verify-bundle <this folder or zip>` "
         "also re-runs the golden vectors through TFLite Micro.",
         "",
+    ]
+
+
+def _firmware_files(firmware: dict[str, Any] | None) -> list[str]:
+    if firmware is None:
+        return []
+    desc, ops = firmware["descriptor"], firmware["op_resolvers"]
+    return [
+        f"- `{desc['source']}`: the same model as one `const se_model_desc_t {desc['symbol']}` ({desc['header']}): "
+        "tensors, states, arena, model bytes and op resolvers as data, so several models fit one image "
+        f"(every symbol starts with `{desc['c_prefix']}`).",
+        f"- `{ops['source']}`, `{ops['header']}`: the TFLite Micro op resolvers, exactly each model's op types: "
+        f"`{ops['vela']['function']}()` ({', '.join(ops['vela']['op_types'])}) and `{ops['cpu']['function']}()` "
+        f"({', '.join(ops['cpu']['op_types'])}).",
     ]
 
 
