@@ -3,13 +3,15 @@ the generated op resolvers (c/model_ops.cc).
 
 Two tiny real runs are bundled with their own C prefixes: a demo-like int8 GRU (`se_gru`) and a 16x8 LSTM
 (`se_lstm`). `make -C firmware_stub multi-test` links both descriptors (and both models' bytes) into one host
-program, and each model runs its own golden checks there, one frame loop each.
+program, and each model runs its own golden checks there, one frame loop each; `qemu-multi-test` runs the same
+image on QEMU's Cortex-M55.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -53,6 +55,18 @@ def test_two_models_run_their_golden_checks_in_one_image(bundles, tmp_path):
                              text=True).stdout
     for name in ("se_gru_desc", "se_lstm_desc", "se_gru", "se_lstm"):
         assert re.search(rf"^\S+ [RD] {name}$", symbols, re.M), name   # each model's descriptor and bytes
+
+
+def test_the_same_two_model_image_passes_on_the_emulated_m55(bundles, tmp_path):
+    if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm missing (make firmware-toolchain; test_firmware_qemu installs them)")
+    gru, lstm = bundles["se_gru"], bundles["se_lstm"]
+    proc = subprocess.run(["make", "-C", str(STUB), "qemu-multi-test", f"MODELS={gru / 'c'} {lstm / 'c'}",
+                           f"GOLDENS={gru / 'golden'} {lstm / 'golden'}", f"BUILD={tmp_path / 'build'}"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    on_m55 = proc.stdout.split("== multi_test on QEMU's Cortex-M55 (2 models in one image)", 1)[1]
+    assert "MODELS 2 PASSED 2" in on_m55 and on_m55.count("\nPASS\n") == 2
 
 
 def test_one_models_golden_vectors_fail_the_other_models_descriptor(bundles, tmp_path):
