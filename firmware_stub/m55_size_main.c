@@ -1,22 +1,28 @@
 /* m55_size_main.c: a minimal Cortex-M55 program around the stub, linked (newlib, nosys, with
  * --gc-sections) only so that arm-none-eabi-size reports the whole footprint of the frame
- * loop including what it pulls from libm (logf, roundf; cos, sin, sqrt at init). The "model"
- * is a placeholder returning a unity mask; it is not a firmware image. */
+ * loop including what it pulls from libm (logf, roundf). The "model" is a placeholder returning
+ * a unity mask; it is not a firmware image. SE_DESC: the model descriptor (se_model_desc.h). */
 #include <string.h>
 
 #include "se_frame.h"
+#include "se_quant.h"
+
+#ifndef SE_DESC
+#define SE_DESC se_model_desc
+#endif
+extern const se_model_desc_t SE_DESC;
 
 static se_frame_t frame;
 
 static int unity_model(se_model_io_t *io, void *ctx)
 {
+    const se_model_desc_t *d = (const se_model_desc_t *)ctx;
     int k;
-    (void)ctx;
     for (k = 0; k < SE_BINS; ++k) {
-        io->mask[k] = (se_mask_t)SE_MASK_MAX;
+        se_store_q(io->mask, k, d->mask.bits, d->mask.bits == 8 ? 127 : 32767);
     }
-    for (k = 0; k < SE_NUM_STATES; ++k) {
-        const se_state_pair_t *p = &se_state_pairs[k];
+    for (k = 0; k < d->num_states; ++k) {
+        const se_state_pair_t *p = &d->states[k];
         memcpy(se_state_out(io, p), se_state_in(io, p), (size_t)p->size * (p->input_bits / 8u));
     }
     return 0;
@@ -25,7 +31,9 @@ static int unity_model(se_model_io_t *io, void *ctx)
 int main(void)
 {
     static float in[SE_HOP], out[SE_HOP];
-    se_init(&frame, unity_model, 0);
+    if (se_init(&frame, &SE_DESC, unity_model, (void *)&SE_DESC) != 0) {
+        return 1;
+    }
     for (;;) {
         (void)se_process_hop(&frame, in, out);
     }

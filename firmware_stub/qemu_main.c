@@ -23,6 +23,11 @@
 
 #include "se_golden_check.h"
 
+#ifndef SE_DESC
+#define SE_DESC se_model_desc
+#endif
+extern const se_model_desc_t SE_DESC;
+
 #define SE_SYST_CSR (*(volatile uint32_t *)0xE000E010u)
 #define SE_SYST_RVR (*(volatile uint32_t *)0xE000E014u)
 #define SE_SYST_CVR (*(volatile uint32_t *)0xE000E018u)
@@ -92,7 +97,10 @@ static int time_frame_loop(const se_golden_t *g, double per_tick, FILE *json)
     const float *x = (const float *)g->audio_in.data;
     double total = 0, lowest = 1e30, highest = 0;
     long t;
-    se_init(&s, timed_model, &r);
+    if (se_init(&s, g->desc, timed_model, &r) != 0) {
+        printf("FAIL se_init refused the model descriptor\n");
+        return 1;
+    }
     for (t = 0; t < g->frames; ++t) {
         double hop;
         r.loop_ticks = 0;
@@ -117,7 +125,7 @@ static int time_frame_loop(const se_golden_t *g, double per_tick, FILE *json)
                 "  \"instructions_per_tick\": %.4f,\n"
                 "  \"counts\": \"QEMU instructions (not cycles) of se_process_hop without the model call, "
                 "mean over the golden frames\"\n}\n",
-                total / (double)g->frames, lowest, highest, g->frames, SE_MODEL_NAME, per_tick);
+                total / (double)g->frames, lowest, highest, g->frames, g->desc->name, per_tick);
     }
     return 0;
 }
@@ -134,7 +142,7 @@ int main(int argc, char **argv)
     }
     systick_start();
     per_tick = instructions_per_tick();
-    se_golden_load(&golden, argv[1]);
+    se_golden_load(&golden, &SE_DESC, argv[1]);
     failures = se_golden_check(&golden);
     if (argc == 3 && (json = fopen(argv[2], "w")) == NULL) {
         fprintf(stderr, "qemu_test: cannot write %s\n", argv[2]);

@@ -16,24 +16,57 @@ void *se_state_out(se_model_io_t *io, const se_state_pair_t *p)
                                : (void *)&io->state_out16[p->output_offset];
 }
 
-int se_init(se_frame_t *s, se_model_fn model, void *model_ctx)
+/* Whether `d` fits this image: its feature settings and the state buffers' capacities. */
+static int se_check_desc(const se_model_desc_t *d)
 {
-    int k;
+    int k, requant8 = 0;
+    if (d == 0 || d->format != SE_MODEL_DESC_FORMAT) {
+        return SE_INIT_FORMAT;
+    }
+    if (d->fft_size != SE_FFT_SIZE || d->hop != SE_HOP || d->bins != SE_BINS || d->features.elements != SE_BINS ||
+        d->mask.elements != SE_BINS) {
+        return SE_INIT_FEATURES;
+    }
+    for (k = 0; k < d->num_states; ++k) {
+        const se_state_pair_t *p = &d->states[k];
+        requant8 += !p->same_quantization && p->input_bits == 8 && p->output_bits == 8;
+    }
+    if (d->num_states > SE_MAX_STATES || requant8 > SE_REQUANT8_CAP ||
+        SE_MAX2(d->state_in8_elements, d->state_out8_elements) > SE_STATE_CAP8 ||
+        SE_MAX2(d->state_in16_elements, d->state_out16_elements) > SE_STATE_CAP16) {
+        return SE_INIT_STATES;
+    }
+    return 0;
+}
+
+int se_init(se_frame_t *s, const se_model_desc_t *desc, se_model_fn model, void *model_ctx)
+{
+    const int status = se_check_desc(desc);
+    int k, slot = 0;
+    if (status != 0) {
+        return status;
+    }
     se_dsp_init();
     memset(s, 0, sizeof(*s));
+    s->desc = desc;
     s->model = model;
     s->model_ctx = model_ctx;
-#if SE_STATE_REQUANT8 > 0
-    for (k = 0; k < SE_NUM_STATES; ++k) {
-        const se_state_pair_t *p = &se_state_pairs[k];
+#if SE_REQUANT8_CAP > 0
+    for (k = 0; k < SE_MAX_STATES; ++k) {
+        s->requant_slot[k] = -1;
+    }
+    for (k = 0; k < desc->num_states; ++k) {
+        const se_state_pair_t *p = &desc->states[k];
         if (!p->same_quantization && p->input_bits == 8 && p->output_bits == 8) {
             /* output quantisation -> input quantisation */
-            se_requantize_table(s->requant[k], p->output_scale, p->output_zero_point, p->input_scale,
+            se_requantize_table(s->requant[slot], p->output_scale, p->output_zero_point, p->input_scale,
                                 p->input_zero_point);
+            s->requant_slot[k] = (int8_t)slot++;
         }
     }
 #else
     (void)k;
+    (void)slot;
 #endif
     se_reset(s);
     return 0;
@@ -44,8 +77,8 @@ void se_reset(se_frame_t *s)
     int k, i;
     memset(s->analysis, 0, sizeof(s->analysis));
     memset(s->overlap, 0, sizeof(s->overlap));
-    for (k = 0; k < SE_NUM_STATES; ++k) {
-        const se_state_pair_t *p = &se_state_pairs[k];
+    for (k = 0; k < s->desc->num_states; ++k) {
+        const se_state_pair_t *p = &s->desc->states[k];
         void *in = se_state_in(&s->io, p);
         for (i = 0; i < p->size; ++i) {
             se_store_q(in, i, p->input_bits, p->input_zero_point);
@@ -57,16 +90,16 @@ void se_reset(se_frame_t *s)
 void se_feed_back_states(se_frame_t *s)
 {
     int k;
-    for (k = 0; k < SE_NUM_STATES; ++k) {
-        const se_state_pair_t *p = &se_state_pairs[k];
+    for (k = 0; k < s->desc->num_states; ++k) {
+        const se_state_pair_t *p = &s->desc->states[k];
         const void *from = se_state_out(&s->io, p);
         void *to = se_state_in(&s->io, p);
         if (p->same_quantization) {
             memcpy(to, from, (size_t)p->size * (p->input_bits / 8u));
         }
-#if SE_STATE_REQUANT8 > 0
-        else if (p->input_bits == 8 && p->output_bits == 8) {
-            se_requantize_with_table(s->requant[k], (const int8_t *)from, (int8_t *)to, p->size);
+#if SE_REQUANT8_CAP > 0
+        else if (s->requant_slot[k] >= 0) {
+            se_requantize_with_table(s->requant[s->requant_slot[k]], (const int8_t *)from, (int8_t *)to, p->size);
         }
 #endif
         else {
@@ -89,13 +122,14 @@ int se_process_hop(se_frame_t *s, const float in[SE_HOP], float out[SE_HOP])
     }
     se_rfft(s->frame, s->re, s->im, s->work);
     se_log_power(s->re, s->im, s->features);
-    se_quantize_array(s->features, s->io.features, SE_BINS, SE_FEATURES_SCALE, SE_FEATURES_ZERO_POINT,
-                      SE_FEATURES_BITS);
+    se_quantize_array(s->features, s->io.features, SE_BINS, s->desc->features.scale, s->desc->features.zero_point,
+                      s->desc->features.bits);
 
     /* the network */
     status = s->model(&s->io, s->model_ctx);
     if (status == 0) {
-        se_dequantize_array(s->io.mask, SE_MASK_BITS, s->gain, SE_BINS, SE_MASK_SCALE, SE_MASK_ZERO_POINT);
+        se_dequantize_array(s->io.mask, s->desc->mask.bits, s->gain, SE_BINS, s->desc->mask.scale,
+                            s->desc->mask.zero_point);
         se_feed_back_states(s);
     } else {
         for (n = 0; n < SE_BINS; ++n) {

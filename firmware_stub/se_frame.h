@@ -12,8 +12,17 @@
  * call's output belongs to the hop before the stream started (the overlap of frame 0 with the
  * zero history); discard it to align output with input.
  *
+ * The model is a descriptor (se_model_desc.h: a const struct per model, generated model_desc.c):
+ * its tensors' types, scales and zero points and its state pairs are read from it at run time, so
+ * one image can run several models, one se_frame_t each. Compile-time, from model_io.h (any model of
+ * the image: they share it): the feature settings (SE_FFT_SIZE, SE_HOP, SE_BINS; the DSP tables are
+ * generated for them) and the capacities of the state buffers, SE_STATE_CAP8 / SE_STATE_CAP16 values
+ * per direction and SE_REQUANT8_CAP int8 requantisation tables (default: that model_io.h's own needs;
+ * define them larger, e.g. -DSE_STATE_CAP8=512, for an image with bigger models). se_init refuses a
+ * descriptor that does not fit.
+ *
  * Memory: everything lives in se_frame_t (no heap, no globals besides the constant DSP
- * tables filled by se_dsp_init). Not reentrant per instance; separate instances are independent.
+ * tables). Not reentrant per instance; separate instances are independent.
  */
 #ifndef SE_FRAME_H
 #define SE_FRAME_H
@@ -22,6 +31,7 @@
 
 #include "model_io.h"
 #include "se_dsp.h"
+#include "se_model_desc.h"
 
 #if !defined(SE_MODEL_IO_FORMAT) || SE_MODEL_IO_FORMAT < 2
 #error "model_io.h is of the older single-type format: regenerate it with sepipe.c_export.model_io_header (sepipe bundle does)"
@@ -33,18 +43,35 @@ extern "C" {
 
 /* Array lengths of at least 1 (C99 has no empty arrays). */
 #define SE_LEN(n) ((n) > 0 ? (n) : 1)
+#define SE_MAX2(a, b) ((a) > (b) ? (a) : (b))
 
-/* What the model reads and writes at each frame, each tensor in its own type (model_io.h).
+#ifndef SE_STATE_CAP8 /* int8 state values per direction */
+#define SE_STATE_CAP8 SE_MAX2(SE_STATE_IN8_ELEMENTS, SE_STATE_OUT8_ELEMENTS)
+#endif
+#ifndef SE_STATE_CAP16 /* int16 state values per direction */
+#define SE_STATE_CAP16 SE_MAX2(SE_STATE_IN16_ELEMENTS, SE_STATE_OUT16_ELEMENTS)
+#endif
+#ifndef SE_REQUANT8_CAP /* state pairs requantised int8 -> int8 (a 256-entry table each) */
+#define SE_REQUANT8_CAP SE_STATE_REQUANT8
+#endif
+
+/* se_init's refusals (0: ready) */
+#define SE_INIT_FORMAT (-1)    /* not a descriptor of SE_MODEL_DESC_FORMAT */
+#define SE_INIT_FEATURES (-2)  /* other feature settings than this image's model_io.h */
+#define SE_INIT_STATES (-3)    /* more states than SE_STATE_CAP8 / SE_STATE_CAP16 / SE_REQUANT8_CAP / SE_MAX_STATES */
+
+/* What the model reads and writes at each frame, each tensor in its own type (the descriptor's
+ * `bits`: features and mask are int8_t or int16_t arrays of SE_BINS, as void * with their bits).
  * States: an int8 buffer and an int16 buffer per direction; pair k's input is at
- * se_state_pairs[k].input_offset of the buffer of its input_bits, its output at output_offset of
- * the buffer of its output_bits (se_state_in / se_state_out give the address). */
+ * states[k].input_offset of the buffer of its input_bits, its output at output_offset of the buffer
+ * of its output_bits (se_state_in / se_state_out give the address). */
 typedef struct {
-    se_features_t features[SE_BINS];                  /* in: quantised features */
-    int8_t state_in8[SE_LEN(SE_STATE_IN8_ELEMENTS)];  /* in: the int8 state inputs */
-    int16_t state_in16[SE_LEN(SE_STATE_IN16_ELEMENTS)];
-    se_mask_t mask[SE_BINS];                          /* out: quantised mask */
-    int8_t state_out8[SE_LEN(SE_STATE_OUT8_ELEMENTS)]; /* out: the int8 state outputs */
-    int16_t state_out16[SE_LEN(SE_STATE_OUT16_ELEMENTS)];
+    int16_t features[SE_BINS];                   /* in: quantised features (int8_t or int16_t) */
+    int8_t state_in8[SE_LEN(SE_STATE_CAP8)];     /* in: the int8 state inputs */
+    int16_t state_in16[SE_LEN(SE_STATE_CAP16)];
+    int16_t mask[SE_BINS];                       /* out: quantised mask (int8_t or int16_t) */
+    int8_t state_out8[SE_LEN(SE_STATE_CAP8)];    /* out: the int8 state outputs */
+    int16_t state_out16[SE_LEN(SE_STATE_CAP16)];
 } se_model_io_t;
 
 /* Where pair `p`'s state input / output lives in `io` (an int8_t or int16_t array of p->size). */
@@ -56,6 +83,7 @@ void *se_state_out(se_model_io_t *io, const se_state_pair_t *p);
 typedef int (*se_model_fn)(se_model_io_t *io, void *ctx);
 
 typedef struct {
+    const se_model_desc_t *desc;        /* the model this frame loop runs */
     se_model_fn model;
     void *model_ctx;
     uint32_t frames;                    /* frames processed since se_init / se_reset */
@@ -68,13 +96,15 @@ typedef struct {
     float gain[SE_BINS];                /* dequantised mask of the current frame */
     se_real_t work[SE_FFT_SIZE];        /* FFT scratch */
     se_model_io_t io;
-#if SE_STATE_REQUANT8 > 0
-    int8_t requant[SE_STATE_TABLE_LEN][256]; /* int8 -> int8 feedback tables (pairs that need requantising) */
+#if SE_REQUANT8_CAP > 0
+    int8_t requant_slot[SE_MAX_STATES];      /* pair k's table, or -1 */
+    int8_t requant[SE_REQUANT8_CAP][256];    /* int8 -> int8 feedback tables (pairs that need requantising) */
 #endif
 } se_frame_t;
 
-/* Initialise `s` (DSP tables, requantisation tables) and reset it. Returns 0. */
-int se_init(se_frame_t *s, se_model_fn model, void *model_ctx);
+/* Initialise `s` for the model `desc` (DSP tables, requantisation tables) and reset it. Returns 0, or
+ * SE_INIT_* when `desc` does not fit this image (then `s` must not be used). */
+int se_init(se_frame_t *s, const se_model_desc_t *desc, se_model_fn model, void *model_ctx);
 
 /* Back to power-up: zero audio history, every state at its input zero point (quantised 0.0). */
 void se_reset(se_frame_t *s);

@@ -102,7 +102,7 @@ static se_blob_t read_blob(const char *dir, const char *name)
 static void expect_size(const char *name, se_blob_t b, long bytes)
 {
     if (b.bytes != bytes) {
-        fprintf(stderr, "golden check: %s has %ld bytes, expected %ld: golden vectors and model_io.h do not match\n",
+        fprintf(stderr, "golden check: %s has %ld bytes, expected %ld: golden vectors and the model descriptor do not match\n",
                 name, b.bytes, bytes);
         exit(2);
     }
@@ -114,7 +114,7 @@ static void expect_json(const char *json, const char *key, const char *value)
     char needle[256];
     snprintf(needle, sizeof(needle), "\"%s\": %s", key, value);
     if (strstr(json, needle) == NULL) {
-        fprintf(stderr, "golden check: golden.json lacks %s: golden vectors and model_io.h do not match\n", needle);
+        fprintf(stderr, "golden check: golden.json lacks %s: golden vectors and the model descriptor do not match\n", needle);
         exit(2);
     }
 }
@@ -123,9 +123,10 @@ static void expect_json(const char *json, const char *key, const char *value)
 
 typedef struct {
     long frames, t;
-    const se_features_t *in_features;
-    const se_mask_t *out_mask;
-    const void *in_state[SE_STATE_TABLE_LEN], *out_state[SE_STATE_TABLE_LEN]; /* each pair: its own types */
+    const se_model_desc_t *desc;
+    const void *in_features;    /* int8_t or int16_t, desc->features.bits */
+    const void *out_mask;       /* desc->mask.bits */
+    const void *in_state[SE_MAX_STATES], *out_state[SE_MAX_STATES]; /* each pair: its own types */
     const double *bound;        /* per bin of the current frame: the feature error bound */
     const unsigned char *well;  /* per bin of the current frame: 1 = well-conditioned */
     long lsb_hist[3];           /* quantised features: equal, 1 LSB apart, more */
@@ -142,13 +143,15 @@ static int replay_model(se_model_io_t *io, void *ctx)
     if (t >= r->frames) {
         return -1;
     }
+    const se_model_desc_t *desc = r->desc;
+    const int fbits = desc->features.bits;
     for (k = 0; k < SE_BINS; ++k) {
-        const long d = labs((long)io->features[k] - (long)r->in_features[t * SE_BINS + k]);
+        const long d = labs((long)se_load_q(io->features, k, fbits) - (long)se_load_q(r->in_features, t * SE_BINS + k, fbits));
         r->lsb_hist[d == 0 ? 0 : d == 1 ? 1 : 2]++;
         if (d > r->max_lsb) {
             r->max_lsb = d;
         }
-        if ((double)d > floor(r->bound[k] / (double)SE_FEATURES_SCALE) + 1.0) {
+        if ((double)d > floor(r->bound[k] / (double)desc->features.scale) + 1.0) {
             r->lsb_over_bound++;
         }
         if (r->well[k]) {
@@ -160,8 +163,8 @@ static int replay_model(se_model_io_t *io, void *ctx)
             }
         }
     }
-    for (k = 0; k < SE_NUM_STATES; ++k) {
-        const se_state_pair_t *p = &se_state_pairs[k];
+    for (k = 0; k < desc->num_states; ++k) {
+        const se_state_pair_t *p = &desc->states[k];
         const void *in = se_state_in(io, p);
         for (i = 0; i < p->size; ++i) {
             if (se_load_q(in, i, p->input_bits) != se_load_q(r->in_state[k], t * p->size + i, p->input_bits)) {
@@ -171,7 +174,8 @@ static int replay_model(se_model_io_t *io, void *ctx)
         memcpy(se_state_out(io, p), (const char *)r->out_state[k] + t * p->size * (p->output_bits / 8),
                (size_t)p->size * (p->output_bits / 8u));
     }
-    memcpy(io->mask, &r->out_mask[t * SE_BINS], sizeof(io->mask));
+    memcpy(io->mask, (const char *)r->out_mask + (size_t)(t * SE_BINS * (desc->mask.bits / 8)),
+           (size_t)SE_BINS * (desc->mask.bits / 8u));
     r->t++;
     return 0;
 }
@@ -195,9 +199,9 @@ static void frame_bounds(const float *feat, double *bound, unsigned char *well)
     }
 }
 
-void se_golden_load(se_golden_t *g, const char *dir)
+void se_golden_load(se_golden_t *g, const se_model_desc_t *desc, const char *dir)
 {
-    char text[64];
+    char text[300];
     long frames, k;
     const uint16_t probe = 1;
 
@@ -206,6 +210,7 @@ void se_golden_load(se_golden_t *g, const char *dir)
         exit(2);
     }
     memset(g, 0, sizeof(*g));
+    g->desc = desc;
     g->json = read_blob(dir, "golden.json");
     snprintf(text, sizeof(text), "%d", SE_FFT_SIZE);
     expect_json((const char *)g->json.data, "fft_size", text);
@@ -213,7 +218,8 @@ void se_golden_load(se_golden_t *g, const char *dir)
     expect_json((const char *)g->json.data, "hop", text);
     snprintf(text, sizeof(text), "%d", SE_BINS);
     expect_json((const char *)g->json.data, "bins", text);
-    expect_json((const char *)g->json.data, "activation_dtype", "\"" SE_IO_DTYPE "\"");
+    snprintf(text, sizeof(text), "\"%s\"", desc->io_dtype);
+    expect_json((const char *)g->json.data, "activation_dtype", text);
     expect_json((const char *)g->json.data, "window", "\"sqrt_hann_periodic\"");
 
     g->features = read_blob(dir, "features.f32");
@@ -228,13 +234,20 @@ void se_golden_load(se_golden_t *g, const char *dir)
     expect_size("audio_in.f32", g->audio_in, frames * SE_HOP * (long)sizeof(float));
     g->audio_out = read_blob(dir, "audio_out.f32");
     expect_size("audio_out.f32", g->audio_out, (frames - 1) * SE_HOP * (long)sizeof(float));
-    g->in_features = read_blob(dir, "in_" SE_FEATURES_NAME ".bin");
-    expect_size("in_" SE_FEATURES_NAME ".bin", g->in_features, frames * SE_BINS * (long)sizeof(se_features_t));
-    g->out_mask = read_blob(dir, "out_" SE_MASK_NAME ".bin");
-    expect_size("out_" SE_MASK_NAME ".bin", g->out_mask, frames * SE_BINS * (long)sizeof(se_mask_t));
-    for (k = 0; k < SE_NUM_STATES; ++k) {
+    snprintf(text, sizeof(text), "in_%s.bin", desc->features.name);
+    g->in_features = read_blob(dir, text);
+    expect_size(text, g->in_features, frames * SE_BINS * (long)(desc->features.bits / 8));
+    snprintf(text, sizeof(text), "out_%s.bin", desc->mask.name);
+    g->out_mask = read_blob(dir, text);
+    expect_size(text, g->out_mask, frames * SE_BINS * (long)(desc->mask.bits / 8));
+    if (desc->num_states > SE_MAX_STATES) {
+        fprintf(stderr, "golden check: the model has %d state pairs; SE_MAX_STATES is %d\n", desc->num_states,
+                SE_MAX_STATES);
+        exit(2);
+    }
+    for (k = 0; k < desc->num_states; ++k) {
         char name[256];
-        const se_state_pair_t *p = &se_state_pairs[k];
+        const se_state_pair_t *p = &desc->states[k];
         snprintf(name, sizeof(name), "in_%s.bin", p->input_name);
         g->in_state[k] = read_blob(dir, name);
         expect_size(name, g->in_state[k], frames * p->size * (long)(p->input_bits / 8));
@@ -252,14 +265,22 @@ int se_golden_replay(se_model_io_t *io, void *ctx)
     if (t >= c->g->frames) {
         return -1;
     }
-    for (k = 0; k < SE_NUM_STATES; ++k) {
-        const se_state_pair_t *p = &se_state_pairs[k];
+    const se_model_desc_t *desc = c->g->desc;
+    const size_t mask_bytes = (size_t)SE_BINS * (desc->mask.bits / 8u);
+    for (k = 0; k < desc->num_states; ++k) {
+        const se_state_pair_t *p = &desc->states[k];
         const size_t bytes = (size_t)p->size * (p->output_bits / 8u);
         memcpy(se_state_out(io, p), (const char *)c->g->out_state[k].data + (size_t)t * bytes, bytes);
     }
-    memcpy(io->mask, (const se_mask_t *)c->g->out_mask.data + t * SE_BINS, sizeof(io->mask));
+    memcpy(io->mask, (const char *)c->g->out_mask.data + (size_t)t * mask_bytes, mask_bytes);
     c->t++;
     return 0;
+}
+
+/* SE_ACT_BITS of format 1: the one activation type's bits, 0 for a mixed model */
+static int act_bits(const char *io_dtype)
+{
+    return strcmp(io_dtype, "int8") == 0 ? 8 : strcmp(io_dtype, "int16") == 0 ? 16 : 0;
 }
 
 int se_golden_check(const se_golden_t *g)
@@ -273,18 +294,19 @@ int se_golden_check(const se_golden_t *g)
     long t, k, i;
     double max_err_all = 0, max_err_well = 0, max_over_bound = 0, max_ulp = 0, max_err_audio = 0, sum_sq_audio = 0;
     long well_count = 0, feedback_mismatch = 0, zero_mismatch = 0, feedback_compared = 0;
+    const se_model_desc_t *desc = g->desc;
 
     failures = 0;
     x = (const float *)g->audio_in.data;
     feat_py = (const float *)g->features.data;
     y_py = (const float *)g->audio_out.data;
     printf("RESULT model=%s io=%s act_bits=%d features_bits=%d mask_bits=%d fft=%s frames=%ld states=%d\n",
-           SE_MODEL_NAME, SE_IO_DTYPE, SE_ACT_BITS, SE_FEATURES_BITS, SE_MASK_BITS,
-           SE_FFT_DOUBLE ? "double" : "float32", frames, SE_NUM_STATES);
+           desc->name, desc->io_dtype, act_bits(desc->io_dtype),
+           desc->features.bits, desc->mask.bits, SE_FFT_DOUBLE ? "double" : "float32", frames, desc->num_states);
 
     /* (b) state feedback on TFLite Micro's own outputs */
-    for (k = 0; k < SE_NUM_STATES; ++k) {
-        const se_state_pair_t *p = &se_state_pairs[k];
+    for (k = 0; k < desc->num_states; ++k) {
+        const se_state_pair_t *p = &desc->states[k];
         const void *in = g->in_state[k].data, *out = g->out_state[k].data;
         for (i = 0; i < p->size; ++i) {
             zero_mismatch += se_load_q(in, i, p->input_bits) != p->input_zero_point;
@@ -320,15 +342,20 @@ int se_golden_check(const se_golden_t *g)
     /* (a) + (c): the frame loop with the replayed model */
     memset(&r, 0, sizeof(r));
     r.frames = frames;
-    r.in_features = (const se_features_t *)g->in_features.data;
-    r.out_mask = (const se_mask_t *)g->out_mask.data;
-    for (k = 0; k < SE_NUM_STATES; ++k) {
+    r.desc = desc;
+    r.in_features = g->in_features.data;
+    r.out_mask = g->out_mask.data;
+    for (k = 0; k < desc->num_states; ++k) {
         r.in_state[k] = g->in_state[k].data;
         r.out_state[k] = g->out_state[k].data;
     }
     r.bound = bound;
     r.well = well;
-    se_init(&s, replay_model, &r);
+    if (se_init(&s, desc, replay_model, &r) != 0) {
+        fail("se_init refused the model descriptor (feature settings or state capacities of this image)");
+        printf("FAIL (%d)\n", failures);
+        return failures;
+    }
     for (t = 0; t < frames; ++t) {
         float out[SE_HOP];
         frame_bounds(&feat_py[t * SE_BINS], bound, well);

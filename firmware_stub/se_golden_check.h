@@ -4,7 +4,7 @@
  * checks and the same tolerances (README.md, "Tolerances").
  *
  *   se_golden_t g;
- *   se_golden_load(&g, dir);            reads and size-checks every file; exits 2 on a bad folder
+ *   se_golden_load(&g, &desc, dir);     reads and size-checks every file; exits 2 on a bad folder
  *   failures = se_golden_check(&g);     prints RESULT lines, then PASS or FAIL (n)
  *
  * se_golden_replay is a model that returns TFLite Micro's recorded outputs without checking
@@ -23,14 +23,15 @@ typedef struct {
 } se_blob_t;
 
 typedef struct {
+    const se_model_desc_t *desc;  /* the model the golden vectors are of */
     long frames;
     se_blob_t json, audio_in, features, audio_out, in_features, out_mask;
-    se_blob_t in_state[SE_STATE_TABLE_LEN], out_state[SE_STATE_TABLE_LEN];
+    se_blob_t in_state[SE_MAX_STATES], out_state[SE_MAX_STATES];
 } se_golden_t;
 
-/* Read every file of the folder `dir` into `g` and check its size against model_io.h;
- * on a missing or mismatched file, print why on stderr and exit(2). */
-void se_golden_load(se_golden_t *g, const char *dir);
+/* Read every file of the folder `dir` into `g` and check its size against the model descriptor `desc`
+ * (se_model_desc.h); on a missing or mismatched file, print why on stderr and exit(2). */
+void se_golden_load(se_golden_t *g, const se_model_desc_t *desc, const char *dir);
 
 /* Run checks (a) to (c) (se_golden_check.c); print RESULT lines and PASS or FAIL (n).
  * Returns the number of failed checks (0 = PASS). */

@@ -84,6 +84,9 @@ def _c_string(text: str) -> str:
                          for ch in text) + '"'
 
 
+c_int, c_string = _c_int, _c_string   # for the other C writers (sepipe.c_model_desc)
+
+
 def _macro_part(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
@@ -211,26 +214,40 @@ _PAIR_STRUCT = [
 ]
 
 
-def _state_lines(io: ModelIO) -> list[str]:
-    """The state pairs: each state lives in the buffer of its type (int8 or int16), in table order."""
+def state_table(io: ModelIO) -> tuple[list[dict], dict[tuple[str, int], int]]:
+    """Each state pair as a se_state_pair_t's fields (each state in the buffer of its type, in table order),
+    and the elements of each (direction, bits) buffer. Shared by model_io.h and the model descriptor."""
     used = {("in", 8): 0, ("in", 16): 0, ("out", 8): 0, ("out", 16): 0}
-    rows, total, requant8 = [], 0, 0
+    rows = []
     for pair in io.state_pairs:
         inp, out = io.input(pair.input), io.output(pair.output)
         size = int(np.prod(inp.shape))
         if size != int(np.prod(out.shape)):
             raise ValueError(f"state '{inp.name}' has {size} values in and {int(np.prod(out.shape))} out")
         bits_in, bits_out = activation_type(inp.dtype)[1], activation_type(out.dtype)[1]
-        same = pair.same_quantization and bits_in == bits_out   # what the Python runners decide
-        requant8 += int(not same and bits_in == bits_out == 8)
-        rows.append(
-            f"    {{{_c_string(inp.name)}, {_c_string(out.name)}, {inp.position}, {out.position}, {size}, "
-            f"{bits_in}, {bits_out}, {used['in', bits_in]}, {used['out', bits_out]}, "
-            f"{c_float_hex(inp.scale)}, {_c_int(inp.zero_point)}, {c_float_hex(out.scale)}, {_c_int(out.zero_point)}, "
-            f"{int(same)}}},  /* in {np.float32(inp.scale):.9g}, out {np.float32(out.scale):.9g} */")
+        rows.append({"inp": inp, "out": out, "size": size, "bits_in": bits_in, "bits_out": bits_out,
+                     "offset_in": used["in", bits_in], "offset_out": used["out", bits_out],
+                     "same": pair.same_quantization and bits_in == bits_out})   # what the Python runners decide
         used["in", bits_in] += size
         used["out", bits_out] += size
-        total += size
+    return rows, used
+
+
+def state_pair_initialiser(row: dict) -> str:
+    """One se_state_pair_t initialiser (with its comment) of a state_table row."""
+    inp, out = row["inp"], row["out"]
+    return (f"    {{{_c_string(inp.name)}, {_c_string(out.name)}, {inp.position}, {out.position}, {row['size']}, "
+            f"{row['bits_in']}, {row['bits_out']}, {row['offset_in']}, {row['offset_out']}, "
+            f"{c_float_hex(inp.scale)}, {_c_int(inp.zero_point)}, {c_float_hex(out.scale)}, {_c_int(out.zero_point)}, "
+            f"{int(row['same'])}}},  /* in {np.float32(inp.scale):.9g}, out {np.float32(out.scale):.9g} */")
+
+
+def _state_lines(io: ModelIO) -> list[str]:
+    """The state pairs: each state lives in the buffer of its type (int8 or int16), in table order."""
+    table, used = state_table(io)
+    rows = [state_pair_initialiser(row) for row in table]
+    total = sum(row["size"] for row in table)
+    requant8 = sum(1 for row in table if not row["same"] and row["bits_in"] == row["bits_out"] == 8)
     if not rows:
         rows.append('    {"", "", 0, 0, 0, 8, 8, 0, 0, 1.0f, 0, 1.0f, 0, 1},  /* placeholder: no states */')
     return [
@@ -240,7 +257,7 @@ def _state_lines(io: ModelIO) -> list[str]:
         " * lives in the buffer of its type: int8 states at `*_offset` in the int8 buffers",
         " * (SE_STATE_IN8_ELEMENTS values in, SE_STATE_OUT8_ELEMENTS out), int16 states in the int16 ones.",
         " * SE_STATE_REQUANT8: pairs requantised from int8 to int8 (they get 256-entry tables). */",
-        f"#define SE_NUM_STATES {len(io.state_pairs)}",
+        f"#define SE_NUM_STATES {len(table)}",
         f"#define SE_STATE_ELEMENTS {total}",
         f"#define SE_STATE_IN8_ELEMENTS {used['in', 8]}",
         f"#define SE_STATE_IN16_ELEMENTS {used['in', 16]}",

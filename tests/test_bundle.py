@@ -152,6 +152,19 @@ def test_manifest_arena_is_at_least_the_measured_minimum_and_tflm_runs_with_it(b
     assert arena["vela_model"]["measured"] is False and arena["vela_model"]["sram_memory_used_bytes"] > 0
 
 
+def test_manifest_arena_per_kernel_set_is_derived_from_the_models_own_layers(bundle):
+    cortex = _manifest(bundle)["tflm_arena"]["cortex_m"]
+    ref, cmsis = cortex["reference"], cortex["cmsis_nn"]
+    assert ref["bytes"] == _manifest(bundle)["tflm_arena"]["reference_kernels"]["measured_min_bytes"]
+    # tiny GRU: input FC 16, rnn_1 two FCs of 3 x 16 gates, dense_1 and dense_2 16, mask 257: kernel sums + 32 B each
+    assert [fc["out_channels"] for fc in cmsis["fully_connected"]] == [16, 48, 48, 16, 16, 257]
+    assert cmsis["cmsis_nn_extra_bytes"] == sum(-(-4 * c // 16) * 16 + 32 for c in (16, 48, 48, 16, 16, 257))
+    assert cmsis["bytes"] == ref["bytes"] + cmsis["cmsis_nn_extra_bytes"]
+    assert cmsis["recommended_bytes"] >= cmsis["bytes"] * 1.1 and cmsis["recommended_bytes"] % 1024 == 0
+    readme = (bundle / "README.md").read_text()
+    assert f"| CMSIS-NN (Cortex-M default) | {cmsis['bytes']} | **{cmsis['recommended_bytes']}** |" in readme
+
+
 def test_manifest_describes_tensors_states_features_vela_and_tools(tiny_run, bundle):
     m = _manifest(bundle)
     io = tflite_io((bundle / m["model"]["tflite"]).read_bytes())

@@ -9,6 +9,8 @@ Bundle layout (`<name>` is `<exp>_<variant>`):
     model/<name>_vela_<target>.tflite      the Vela-compiled model: what the Ethos-U firmware runs
     c/model_data.c, c/model_data.h         the VELA model as a 16-byte aligned C array in a named section
     c/model_io.h                           tensor positions, shapes, quantisation, state feedback, feature constants
+    c/model_desc.c                         the model as a const se_model_desc_t (firmware_stub/se_model_desc.h)
+    c/model_ops.cc, c/model_ops.h          TFLite Micro op resolvers: exactly each model's op types
     golden/                                features, states and outputs of consecutive frames of real audio (TFLM)
     vela/                                  Vela's summary CSV, per-layer CSV and operator placement
     model_manifest.json                    the contract: tensors, state pairs, features, arena, Vela figures, hashes
@@ -23,7 +25,8 @@ interrupted `sepipe bundle` never leaves a folder and a zip of two different bui
 Nothing in a bundle depends on the time or the machine's paths, so bundling twice gives the same bytes.
 
 Modules: `source` (the run, variant and compile record to bundle; test audio), `arena` (the TFLite Micro
-tensor arena), `build` (make_bundle: files, manifest, hashes, folder, zip), `readme` (README.md),
+tensor arena), `kernel_arena` (the arena per kernel set for a 32-bit Cortex-M, derived from the layers),
+`model_ops` (a model's op types and fully-connected layers), `build` (make_bundle: files, manifest, hashes, folder, zip), `readme` (README.md),
 `verify` (verify_bundle: exit codes in its docstring), `limits` (the zip and folder bounds an untrusted
 bundle is read within), `spec` (the manifest's fields, checked for type and range), `rerun` (the TFLite
 Micro re-run in a child process), `layout` (file names, formulas and bounds the format fixes).

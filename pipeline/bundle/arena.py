@@ -8,7 +8,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sepipe.bundle.kernel_arena import kernel_set_arenas
 from sepipe.bundle.layout import ARENA_MAX_BYTES
+from sepipe.bundle.model_ops import ModelOps
 from sepipe.bundle.source import BundleSource, tflite_name, vela_name
 from sepipe.errors import ToolError, describe_exit
 
@@ -151,10 +153,13 @@ def _recorded_allocations(stderr: str) -> dict[str, int]:
     return recorded
 
 
-def arena_section(source: BundleSource, measured: dict[str, Any], io_dtype: str) -> dict[str, Any]:
-    """The manifest's `tflm_arena`: the quantised model's measured arena, and what Vela's figures say of the
-    Vela model's (which no Python interpreter here can run)."""
-    return {"reference_kernels": _reference_kernels(source, measured, io_dtype), "vela_model": _vela_model(source)}
+def arena_section(source: BundleSource, measured: dict[str, Any], io_dtype: str, ops: ModelOps) -> dict[str, Any]:
+    """The manifest's `tflm_arena`: the quantised model's measured arena (64-bit host, reference kernels), the
+    figures per kernel set for a 32-bit Cortex-M derived from it and the model's layers (kernel_arena), and what
+    Vela's figures say of the Vela model's (which no Python interpreter here can run)."""
+    return {"reference_kernels": _reference_kernels(source, measured, io_dtype),
+            "cortex_m": kernel_set_arenas(measured["measured_min_bytes"], ops, ARENA_HEADROOM, ARENA_ROUND),
+            "vela_model": _vela_model(source)}
 
 
 def _reference_kernels(source: BundleSource, measured: dict[str, Any], io_dtype: str) -> dict[str, Any]:
@@ -168,8 +173,9 @@ def _reference_kernels(source: BundleSource, measured: dict[str, Any], io_dtype:
                    "failing cleanly, and count as too small (probes_that_crashed)"),
         "headroom_why": ("measured on a 64-bit host, where TFLM's tensor and node structs are larger than on a "
                          "32-bit Cortex-M and the recording allocator itself takes arena space, so the measured "
-                         "minimum is an upper bound for the same kernels; the margin covers optimised kernels "
-                         "(CMSIS-NN) that ask for scratch buffers the reference kernels do not"),
+                         "minimum is an upper bound for the same kernels on a 32-bit target; the margin is headroom for "
+                         "these kernels only: CMSIS-NN (what Cortex-M builds link by default) needs more, see "
+                         "cortex_m.cmsis_nn"),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -16,26 +17,31 @@ from sepipe import artifacts
 from sepipe.bundle.arena import arena_section, measure_tflm_arena
 from sepipe.bundle.frame_loop import measure_frame_loop
 from sepipe.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_STEM, C_SYMBOL,
-                                    DEFAULT_FRAMES, DEQUANTIZE_FORMULA, MANIFEST, MAX_FRAMES, QUANTIZE_FORMULA,
-                                    REQUANTIZE_FORMULA, SUMS)
+                                    DEFAULT_FRAMES, DEQUANTIZE_FORMULA, DESC_SOURCE, MANIFEST, MAX_FRAMES,
+                                    OPS_HEADER, OPS_SOURCE, QUANTIZE_FORMULA, REQUANTIZE_FORMULA, SUMS)
+from sepipe.bundle.model_ops import read_model_ops
 from sepipe.bundle.readme import readme_text
 from sepipe.bundle.source import (BundleError, BundleSource, bundle_name, find_source, model_contract,
                                     pick_test_audio, tflite_name, vela_name)
 from sepipe.config import ExperimentConfig, FeatureConfig
 from sepipe.deploy.figures import CompileRecord
 
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)   # the earliest time a zip can hold: no clock in the bytes
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")   # the earliest time a zip can hold: no clock in the bytes
 
 
 def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | None, target: str,
-                out_dir: str | Path | None = None, frames: int = DEFAULT_FRAMES) -> Path:
+                out_dir: str | Path | None = None, frames: int = DEFAULT_FRAMES, c_prefix: str = C_SYMBOL) -> Path:
     """Write the hand-off bundle of `variant` compiled for `target`; returns the bundle folder
-    (the zip is beside it, `<folder>.zip`). Raises BundleError for a variant or target the run
-    does not have, or a compile older than the current .tflite."""
+    (the zip is beside it, `<folder>.zip`). `c_prefix` starts every C symbol of the model (its bytes, its
+    descriptor `<c_prefix>_desc`, its op resolvers): give each model of one firmware image its own.
+    Raises BundleError for a variant or target the run does not have, or a compile older than the current
+    .tflite."""
     from sepipe.deploy.tflite_info import read_tflite_bytes
     from sepipe.quantize.model_io import tflite_io
 
     _check_frames(frames)
+    _check_prefix(c_prefix)
     source = find_source(run_dir_or_cfg, variant, target)
     cfg = source.cfg
     out_dir = Path(out_dir) if out_dir is not None else cfg.run_dir / "bundles"
@@ -52,16 +58,18 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | No
     _check_vela_io(vela_bytes, io, source.vela_tflite)
     audio, audio_record = pick_test_audio(cfg, frames)
     arena = measure_tflm_arena(model_bytes)
+    ops = {"vela": read_model_ops(vela_bytes, source.vela_tflite), "cpu": read_model_ops(model_bytes, source.tflite)}
+    arena = arena_section(source, arena, io.io_type or "mixed", ops["cpu"])
 
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=out_dir))
     try:
         root = work / name
         _write_models(root, source, model_bytes, vela_bytes)
-        _write_c_sources(root, source, io, vela_bytes)
+        _write_c_sources(root, source, io, vela_bytes, ops, arena, c_prefix)
         _copy_vela_reports(root, source)
         golden_info = _write_golden(root, model_bytes, io, audio, audio_record, cfg, frames)
-        manifest = _manifest(source, io, len(vela_bytes), arena, frames, audio_record, golden_info)
+        manifest = _manifest(source, io, len(vela_bytes), arena, frames, audio_record, golden_info, ops, c_prefix)
         manifest["frame_loop"] = measure_frame_loop(root)   # the C frame loop on the emulated Cortex-M55
         _write_readme_manifest_and_sums(root, manifest)
         write_zip(root, work / f"{name}.zip")
@@ -97,18 +105,36 @@ def _write_models(root: Path, source: BundleSource, model_bytes: bytes, vela_byt
     (root / "model" / vela_name(source)).write_bytes(vela_bytes)
 
 
-def _write_c_sources(root: Path, source: BundleSource, io, vela_bytes: bytes) -> None:
-    """c/model_data.{c,h} (the Vela model as a C array) and c/model_io.h (the I/O contract)."""
-    from sepipe import c_export
+def _check_prefix(prefix: str) -> None:
+    if not isinstance(prefix, str) or not _C_IDENTIFIER.fullmatch(prefix):
+        raise BundleError(f"option '--c-prefix' = {str(prefix)[:40]!r} is not valid; expected a C identifier of at "
+                          "most 40 characters (letters, digits and _, not starting with a digit)")
+
+
+def _write_c_sources(root: Path, source: BundleSource, io, vela_bytes: bytes, ops: dict, arena: dict[str, Any],
+                     prefix: str) -> None:
+    """c/model_data.{c,h} (the Vela model as a C array), c/model_io.h (the I/O contract, compile-time),
+    c/model_desc.c (the same as a const descriptor) and c/model_ops.{cc,h} (each model's op resolver)."""
+    from sepipe import c_export, c_model_desc
 
     cfg = source.cfg
     (root / "c").mkdir()
-    c_text, h_text = c_export.model_array_source(vela_bytes, symbol=C_SYMBOL, section=C_SECTION, stem=C_STEM)
+    c_text, h_text = c_export.model_array_source(vela_bytes, symbol=prefix, section=C_SECTION, stem=C_STEM)
     (root / "c" / C_SOURCE).write_text(c_text)
     (root / "c" / C_HEADER).write_text(h_text)
     vela_sha = artifacts.sha256_file(root / "model" / vela_name(source))
-    (root / "c" / "model_io.h").write_text(c_export.model_io_header(io, cfg.features, f"{cfg.name}_{source.variant}",
-                                                                    tflite_sha256=vela_sha))
+    name = f"{cfg.name}_{source.variant}"
+    (root / "c" / "model_io.h").write_text(c_export.model_io_header(io, cfg.features, name, tflite_sha256=vela_sha))
+    cortex = arena["cortex_m"]
+    best = cortex["cmsis_nn"]["recommended_bytes"] or cortex["reference"]["recommended_bytes"]
+    (root / "c" / DESC_SOURCE).write_text(c_model_desc.model_descriptor_source(
+        io, cfg.features, name, prefix, vela_sha, best, cortex["reference"]["recommended_bytes"],
+        cfg.data.sample_rate))
+    cc, h = c_model_desc.op_resolver_sources(prefix, [
+        ("vela", f"model/{vela_name(source)} (the Vela model, model_data.c)", ops["vela"].op_types),
+        ("cpu", f"model/{tflite_name(source)} (the model before Vela, on the CPU)", ops["cpu"].op_types)])
+    (root / "c" / OPS_SOURCE).write_text(cc)
+    (root / "c" / OPS_HEADER).write_text(h)
 
 
 def _copy_vela_reports(root: Path, source: BundleSource) -> None:
@@ -138,21 +164,22 @@ def _write_readme_manifest_and_sums(root: Path, manifest: dict[str, Any]) -> Non
 # --------------------------------------------------------------------------- the manifest
 
 def _manifest(source: BundleSource, io, vela_size: int, arena: dict[str, Any], frames: int,
-              audio_record: dict[str, Any], golden_info: dict[str, Any]) -> dict[str, Any]:
+              audio_record: dict[str, Any], golden_info: dict[str, Any], ops: dict, prefix: str) -> dict[str, Any]:
     """model_manifest.json, all but its `files` (the hashes are added once every file is written)."""
     cfg = source.cfg
     io_dtype = io.io_type or "mixed"   # 'mixed': each tensor its own type (tensors[].dtype)
     return {
         "format": BUNDLE_FORMAT,
         "source": _source_section(source),
-        "model": _model_section(source, io_dtype, vela_size),
+        "model": _model_section(source, io_dtype, vela_size, prefix),
+        "firmware": _firmware_section(source, ops, prefix),
         "tensors": {"inputs": [_tensor_entry(t) for t in io.inputs],
                     "outputs": [_tensor_entry(t) for t in io.outputs]},
         "state_pairs": _state_pairs(io),
         "contract": io.contract.to_dict(),
         "call_contract": _call_contract(cfg, io_dtype),
         "features": feature_section(cfg.features, cfg.data.sample_rate),
-        "tflm_arena": arena_section(source, arena, io_dtype),
+        "tflm_arena": arena,
         "vela": {"summary_csv": f"vela/{source.vela_copy_name(source.vela_summary_csv)}",
                  "figures": _vela_figures(source.compiled)},
         "golden": {"folder": "golden", "frames": frames, "test_audio": audio_record,
@@ -178,11 +205,23 @@ def _scheme_name(source: BundleSource) -> str:
     return "mixed" if source.cfg.precision_of(source.variant) is not None else source.cfg.convert.scheme_name
 
 
-def _model_section(source: BundleSource, io_dtype: str, vela_size: int) -> dict[str, Any]:
+def _firmware_section(source: BundleSource, ops: dict, prefix: str) -> dict[str, Any]:
+    """The model as one entry of a firmware image: its descriptor and op resolvers (sepipe.c_model_desc)."""
+    return {
+        "descriptor": {"source": f"c/{DESC_SOURCE}", "symbol": f"{prefix}_desc",
+                       "header": "se_model_desc.h (firmware_stub/)", "c_prefix": prefix},
+        "op_resolvers": {"source": f"c/{OPS_SOURCE}", "header": f"c/{OPS_HEADER}", **{
+            role: {"function": f"{prefix}_{role}_op_resolver", "model": "model/" + name,
+                   "op_types": list(ops[role].op_types), "operators": ops[role].counts}
+            for role, name in (("vela", vela_name(source)), ("cpu", tflite_name(source)))}},
+    }
+
+
+def _model_section(source: BundleSource, io_dtype: str, vela_size: int, prefix: str) -> dict[str, Any]:
     return {
         "tflite": "model/" + tflite_name(source), "vela_tflite": "model/" + vela_name(source),
         "io_dtype": io_dtype, "scheme": _scheme_name(source),
-        "c_array": {"source": f"c/{C_SOURCE}", "header": f"c/{C_HEADER}", "symbol": C_SYMBOL,
+        "c_array": {"source": f"c/{C_SOURCE}", "header": f"c/{C_HEADER}", "symbol": prefix,
                     "section": C_SECTION, "alignment": C_ALIGNMENT, "bytes": vela_size,
                     "holds": "model/" + vela_name(source)},
         "io_header": "c/model_io.h",

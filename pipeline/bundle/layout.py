@@ -10,6 +10,8 @@ C_SECTION = "nn_model"
 C_ALIGNMENT = 16
 C_STEM = "model_data"
 C_SOURCE, C_HEADER = f"{C_STEM}.c", f"{C_STEM}.h"
+DESC_SOURCE = "model_desc.c"          # the model's const se_model_desc_t (firmware_stub/se_model_desc.h)
+OPS_SOURCE, OPS_HEADER = "model_ops.cc", "model_ops.h"   # its TFLite Micro op resolvers
 DEFAULT_FRAMES = 300
 REQUANTIZE_FORMULA = ("q_in = clamp(roundf(float32(float32(q_out - zp_out) * s_out) / s_in) + zp_in, QMIN, QMAX)"
                       "; roundf rounds half away from zero; every step float32 (pipeline/interpreters.py)")

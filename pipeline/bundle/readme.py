@@ -36,6 +36,7 @@ def _files(m: dict[str, Any]) -> list[str]:
         f"{m['model']['c_array']['bytes']} bytes, {m['model']['c_array']['alignment']}-byte aligned, in linker "
         f"section `{m['model']['c_array']['section']}` (place it in your linker script, e.g. flash).",
         "- `c/model_io.h`: tensor positions, shapes, scales and zero points, state feedback, feature constants.",
+        *_firmware_files(m.get("firmware")),
         f"- `{m['model']['tflite']}`: the same network before Vela (reference kernels, any TFLM build); "
         "the golden vectors come from it.",
         "- `golden/`: features, input states and outputs of every Invoke for consecutive frames of real audio "
@@ -44,6 +45,20 @@ def _files(m: dict[str, Any]) -> list[str]:
         "- `SHA256SUMS`: check with `sha256sum -c SHA256SUMS`; `sepipe verify-bundle <this folder or zip>` "
         "also re-runs the golden vectors through TFLite Micro.",
         "",
+    ]
+
+
+def _firmware_files(firmware: dict[str, Any] | None) -> list[str]:
+    if firmware is None:
+        return []
+    desc, ops = firmware["descriptor"], firmware["op_resolvers"]
+    return [
+        f"- `{desc['source']}`: the same model as one `const se_model_desc_t {desc['symbol']}` ({desc['header']}): "
+        "tensors, states, arena, model bytes and op resolvers as data, so several models fit one image "
+        f"(every symbol starts with `{desc['c_prefix']}`).",
+        f"- `{ops['source']}`, `{ops['header']}`: the TFLite Micro op resolvers, exactly each model's op types: "
+        f"`{ops['vela']['function']}()` ({', '.join(ops['vela']['op_types'])}) and `{ops['cpu']['function']}()` "
+        f"({', '.join(ops['cpu']['op_types'])}).",
     ]
 
 
@@ -87,15 +102,43 @@ def _tensor_arena(m: dict[str, Any]) -> list[str]:
     return [
         "## Tensor arena",
         "",
-        f"- Reference kernels (the quantised model in TFLite Micro): {ref['measured_min_bytes']} bytes measured "
-        f"(smallest arena that allocates and invokes, Python TFLM on a 64-bit host); use "
-        f"**{ref['recommended_bytes']} bytes** ({ref['headroom']}).",
+        *_cortex_m_arena(m["tflm_arena"].get("cortex_m"), ref),
+        f"- Measured here: {ref['measured_min_bytes']} bytes, the smallest arena that allocates and invokes the "
+        f"quantised model in the Python TFLite Micro (reference kernels, 64-bit host); +10 %: "
+        f"{ref['recommended_bytes']} bytes ({ref['headroom']}). Enough for the reference kernels only.",
         f"- Vela model: not measurable here (no Python interpreter runs the `ethos-u` operator). Vela reports "
         f"{vela_arena['sram_memory_used_bytes']} bytes of SRAM (`sram_memory_used`); "
         + (f"the arena must hold at least that plus TFLM's bookkeeping (lower bound {lower} bytes). "
            if lower is not None else "in this memory mode that is the NPU's fast scratch, given to the driver "
                                      "apart from the tensor arena. ")
         + "Measure it on the device with `MicroInterpreter::arena_used_bytes()` after `AllocateTensors()`.",
+        "",
+    ]
+
+
+def _cortex_m_arena(cortex: dict[str, Any] | None, ref: dict[str, Any]) -> list[str]:
+    """The per-kernel-set table for a 32-bit Cortex-M and the rule it was derived by."""
+    if cortex is None:
+        return []
+    rows = []
+    for label, key in (("reference", "reference"), ("CMSIS-NN (Cortex-M default)", "cmsis_nn")):
+        entry = cortex[key]
+        rows.append(f"| {label} | {entry['bytes']} | **{entry['recommended_bytes']}** | {entry['how']} |"
+                    if entry["derived"] else f"| {label} | not derived | - | {entry['why_not']} |")
+    cmsis = cortex["cmsis_nn"]
+    layers = (f" CMSIS-NN adds {cmsis['cmsis_nn_extra_bytes']} bytes over {len(cmsis['fully_connected'])} "
+              f"FULLY_CONNECTED layers (" + ", ".join(f"{fc['out_channels']} ch {fc['types']}: {fc['bytes']} B"
+                                                      for fc in cmsis["fully_connected"]) + ")."
+              if cmsis["derived"] and cmsis["fully_connected"] else "")
+    return [
+        f"The quantised model on a {cortex['target']}, per kernel set (derived, not measured on a 32-bit target: "
+        "no TFLite Micro source here):",
+        "",
+        "| kernels | arena bytes | recommended | derivation |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        f"Rule: {cortex['rule']}.{layers} {cortex['use'][0].upper()}{cortex['use'][1:]}.",
         "",
     ]
 
