@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 EXPERIMENTS := $(basename $(notdir $(wildcard experiments/*.yaml)))
 RUNS = $(wildcard runs/*/report)
 
-.PHONY: help install demo test test-fast exp-% exp-sparsity report check-budgets bench-mlia clean
+.PHONY: help install demo test test-fast exp-% exp-search exp-sparsity report check-budgets bench-mlia clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z%_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,10 @@ exp-%: $(STAMP) ## Run experiments/<name>.yaml end to end (e.g. make exp-baselin
 
 exp-mixed-precision: $(STAMP) ## Mixed precision (issue 13): experiments/mixed_precision.yaml (reuses the demo's training if copied)
 	$(SEPIPE) run experiments/mixed_precision.yaml
+
+exp-search: $(STAMP) ## Per-layer compression search (issue 14): NSGA-II on the demo GRU (converts demo_s0 first if needed)
+	$(SEPIPE) convert experiments/search_demo.yaml
+	$(SEPIPE) search experiments/search_demo.yaml
 
 exp-sparsity: $(STAMP) ## The sparsity sweep on both families: sparsity_gru.yaml, then sparsity_lstm.yaml
 	$(SEPIPE) run experiments/sparsity_gru.yaml
@@ -79,7 +83,7 @@ firmware-toolchain: ## Install Debian's gcc-arm-none-eabi, newlib and qemu-syste
 	  { $(APT_SUDO) apt-get update && $(APT_SUDO) apt-get install -y --no-install-recommends qemu-system-arm; }; fi
 
 firmware: $(STAMP) firmware-toolchain ## firmware_stub: C vs Python/TFLM host tests, the frame loop on QEMU's Cortex-M55, M55 size report
-	$(BIN)/pytest -q -s tests/test_firmware_stub.py tests/test_firmware_qemu.py
+	$(BIN)/pytest -q -s tests/test_firmware_stub.py tests/test_firmware_qemu.py tests/test_firmware_multi.py
 	$(MAKE) --no-print-directory -C firmware_stub m55
 
 # Headless Chromium (Debian's packages) for the report page's browser check (tests/test_report_browser.py,

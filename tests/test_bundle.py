@@ -193,11 +193,18 @@ def test_manifest_describes_tensors_states_features_vela_and_tools(tiny_run, bun
 def test_bundle_cli_accepts_the_run_folder_and_has_help(tiny_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["bundle", "--help"])
-    assert info.value.code == 0 and "--frames" in capsys.readouterr().out
+    help_text = capsys.readouterr().out
+    assert info.value.code == 0 and "--frames" in help_text and "--c-prefix" in help_text
     assert main(["-q", "bundle", str(tiny_run.run_dir), "--target", "H128", "--out", str(tmp_path),
-                 "--frames", "20"]) == 0
-    assert f"tinyb_ptq_{TARGET}" in capsys.readouterr().out
+                 "--frames", "20", "--c-prefix", "enhancer"]) == 0
+    out = capsys.readouterr().out
+    assert f"tinyb_ptq_{TARGET}" in out and "CMSIS-NN recommended" in out
     assert verify_bundle(tmp_path / f"tinyb_ptq_{TARGET}.zip").ok
+    assert "enhancer_desc" in (tmp_path / f"tinyb_ptq_{TARGET}" / "c" / "model_desc.c").read_text()
+    assert main(["-q", "bundle", str(tiny_run.run_dir), "--target", "H128", "--out", str(tmp_path / "bad"),
+                 "--c-prefix", "9lives"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'--c-prefix' = '9lives'" in err[0]
 
 
 def _firmware_host_test(folder, build):

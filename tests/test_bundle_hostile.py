@@ -211,6 +211,8 @@ def test_frames_out_of_range_is_one_line_with_the_valid_range(tiny_run, tmp_path
         assert code == 2 and err == [f"sepipe: error: option '--frames' = {frames} is not valid; expected a whole "
                                      f"number of frames from 2 (the enhanced audio lags one hop) to {MAX_FRAMES}"]
     assert (bundle_cli.MAX_FRAMES, bundle_cli.DEFAULT_FRAMES) == (sb.MAX_FRAMES, sb.DEFAULT_FRAMES) == (MAX_FRAMES, 300)
+    from sepipe.bundle.layout import C_SYMBOL
+    assert bundle_cli.C_SYMBOL == C_SYMBOL
     assert not list(tmp_path.iterdir())
 
 

@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-# sepipe.bundle.layout's DEFAULT_FRAMES and MAX_FRAMES (make_bundle checks the range; importing the
+# sepipe.bundle.layout's DEFAULT_FRAMES, MAX_FRAMES and C_SYMBOL (make_bundle checks them; importing the
 # bundle package here would load numpy for every command; tests/test_bundle_hostile.py keeps them equal)
 DEFAULT_FRAMES, MAX_FRAMES = 300, 10_000
+C_SYMBOL = "se_model"
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -27,6 +28,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     bundle.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
                         help=f"consecutive frames of test audio in the golden vectors, 2 to {MAX_FRAMES} "
                              f"(default {DEFAULT_FRAMES} = 4.8 s at a 16 ms hop)")
+    bundle.add_argument("--c-prefix", default=C_SYMBOL, metavar="NAME",
+                        help=f"start of every C symbol of the model (default {C_SYMBOL}); give each model of one "
+                             "firmware image its own (an early-exit set, an enhancer and a quality predictor)")
     bundle.set_defaults(handler=_bundle_command)
     verify = sub.add_parser(
         "verify-bundle", help="check a bundle: every sha256, and golden vectors re-run bit-exactly through TFLite Micro",
@@ -50,11 +54,16 @@ def _bundle_command(args: argparse.Namespace) -> int:
 
     from sepipe.bundle import make_bundle
 
-    folder = make_bundle(args.run, args.variant, args.target, out_dir=args.out, frames=args.frames)
+    folder = make_bundle(args.run, args.variant, args.target, out_dir=args.out, frames=args.frames,
+                         c_prefix=args.c_prefix)
     manifest = json.loads((folder / "model_manifest.json").read_text())
-    arena = manifest["tflm_arena"]["reference_kernels"]
+    host = manifest["tflm_arena"]["reference_kernels"]
+    cortex = manifest["tflm_arena"]["cortex_m"]
+    cmsis = cortex["cmsis_nn"]["recommended_bytes"]
     print(f"bundle: {folder} and {folder}.zip ({len(manifest['files']) + 2} files; golden: {args.frames} frames; "
-          f"TFLite Micro arena {arena['measured_min_bytes']} bytes measured, {arena['recommended_bytes']} recommended)")
+          f"TFLite Micro arena {host['measured_min_bytes']} bytes measured on the 64-bit host; Cortex-M: "
+          f"{cortex['reference']['recommended_bytes']} reference kernels, "
+          f"{cmsis if cmsis is not None else 'not derived'} CMSIS-NN recommended)")
     return 0
 
 
