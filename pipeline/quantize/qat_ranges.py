@@ -16,7 +16,8 @@ nothing new), then the activation tensors' scale and zero point are set from the
      exact), int16 tensors scale max(|min|, |max|) / 32767 and zero point 0, as the converter derives
      them from calibration; LOGISTIC / TANH outputs keep their fixed scales;
   3. propagate: SPLIT / SPLIT_V / RESHAPE / SQUEEZE outputs take their input's parameters (their kernels
-     copy raw values);
+     copy raw values; they are left out of step 1, where a gate's pre-activation slice can match another
+     tensor's values by coincidence);
   4. re-derive each FULLY_CONNECTED bias whose input scale changed: float bias = q * old scale,
      requantised at input scale x weight scale (per channel), int32 (int64 for 16x8).
 
@@ -108,7 +109,7 @@ def apply_trained_ranges(tflite_bytes: bytes, ranges: dict[str, dict], matches: 
     old = {i: (float(t.quantization.scale[0]), int(t.quantization.zeroPoint[0]))
            for i, t in enumerate(graph.tensors) if t.quantization is not None and t.quantization.scale is not None
            and len(t.quantization.scale) == 1}
-    record = {"from_qat": {}, "fixed": [], "bits_differ": []}
+    record = {"from_qat": {}, "fixed": [], "bits_differ": [], "propagated": []}
 
     def set_params(index, scale, zp):
         q = graph.tensors[index].quantization
@@ -119,9 +120,12 @@ def apply_trained_ranges(tflite_bytes: bytes, ranges: dict[str, dict], matches: 
         if produced_by.get(index) in FIXED_OUTPUT_OPS:
             record["fixed"].append(name)
             continue
+        if produced_by.get(index) in SAME_SCALE_OPS:     # step 3 sets it; a value match here is a coincidence
+            continue
         r = ranges[range_key(key)]
         dtype = dtype_of.get(graph.tensors[index].type, "?")
-        if {"int8": 8, "int16": 16}.get(dtype) != r["bits"]:
+        # bits 0: a float group's value, quantised here only where an integer region reads it (its EMA range)
+        if r["bits"] and {"int8": 8, "int16": 16}.get(dtype) != r["bits"]:
             record["bits_differ"].append(f"{name}: {dtype} tensor, {r['bits']}-bit range")
         set_params(index, *quant_params(r["min"], r["max"], dtype))
         record["from_qat"][name] = {"key": range_key(key), "match_error": round(err, 4)}
@@ -131,12 +135,14 @@ def apply_trained_ranges(tflite_bytes: bytes, ranges: dict[str, dict], matches: 
             src = graph.tensors[op.inputs[data]].quantization
             for o in op.outputs:
                 set_params(o, float(src.scale[0]), int(src.zeroPoint[0]))
+                record["propagated"].append(graph.tensors[o].name.decode())
     record["biases_rederived"] = _rederive_biases(model, graph, op_code, old)
     changed = {graph.tensors[i].name.decode() for i in old
                if (float(graph.tensors[i].quantization.scale[0]), int(graph.tensors[i].quantization.zeroPoint[0]))
                != old[i]}
     all_acts = {graph.tensors[i].name.decode() for i in old if _is_activation(model, graph.tensors[i])}
-    record["from_calibration"] = sorted(all_acts - set(record["from_qat"]) - set(record["fixed"]) - changed)
+    record["from_calibration"] = sorted(all_acts - set(record["from_qat"]) - set(record["fixed"])
+                                       - set(record["propagated"]) - changed)
     return bytes(fu.convert_object_to_bytearray(model)), record
 
 
@@ -166,3 +172,14 @@ def _rederive_biases(model, graph, op_code, old: dict) -> int:
         b.quantization.scale = new_scale.astype(np.float32)
         count += 1
     return count
+
+
+def record_summary(record: dict) -> dict:
+    """What the convert record keeps of the worker's `qat_ranges` record: counts, and the lists that flag a
+    problem (tensors left on calibration, widths that differ from the trained range's); per precision for a mix."""
+    if "by_precision" in record:
+        return {"by_precision": {p: record_summary(r) for p, r in record["by_precision"].items()},
+                "from_calibration": record["from_calibration"], "bits_differ": record["bits_differ"]}
+    return {"from_qat": len(record["from_qat"]), "fixed": len(record["fixed"]),
+            "propagated": len(record.get("propagated", [])), "biases_rederived": record["biases_rederived"],
+            "from_calibration": record["from_calibration"], "bits_differ": record["bits_differ"]}
