@@ -13,7 +13,7 @@ representative dataset that yields dicts keyed by input name, write the
 full-integer flatbuffer to --out with the converter settings of `--scheme`
 (sepipe.quantize.schemes: int8, or int16x8, TFLite's 16x8 mode; or `mixed` with `--precision`: one
 conversion per precision, spliced). With `--qat-ranges`, the activation tensors then take the QAT-trained
-ranges (sepipe.quantize.qat_ranges); under `mixed`, in each precision's conversion before the splice.
+ranges (sepipe.quantize.qat_ranges); under `mixed`, on the spliced graph, each tensor at its own width.
 """
 
 from __future__ import annotations
@@ -110,15 +110,15 @@ def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path
             yield {name: value[i:i + 1] for name, value in cal.inputs.items()}
 
     start = time.monotonic()
-    qat = None
-    if qat_ranges_path is not None:      # QAT scope 'full': the trained ranges replace calibration's
-        qat = lambda flatbuffer: _apply_qat_ranges(flatbuffer, model, contract, cal, qat_ranges_path)
     if getattr(scheme, "mixed", False):
-        flatbuffer, extra = _convert_mixed(tf, model, representative_dataset, contract, precision_json, qat)
+        flatbuffer, extra = _convert_mixed(tf, model, representative_dataset, contract, precision_json)
     else:
         flatbuffer, extra = _convert_once(tf, model, representative_dataset, scheme), {}
-        if qat is not None:
-            flatbuffer, extra["qat_ranges"] = qat(flatbuffer)
+    if qat_ranges_path is not None:
+        # QAT scope 'full': the trained ranges replace calibration's. A mix is spliced first: its tensors are
+        # matched on the graph that ships (an int8 conversion of an LSTM computes c, and so h, wrongly; its
+        # values would match nothing), each takes the range at its own width, crossings requantise it
+        flatbuffer, extra["qat_ranges"] = _apply_qat_ranges(flatbuffer, model, contract, cal, qat_ranges_path)
     seconds = time.monotonic() - start
     with open(out_path, "wb") as handle:
         handle.write(flatbuffer)
@@ -140,11 +140,9 @@ def _convert_once(tf, model, representative_dataset, scheme) -> bytes:
     return converter.convert()
 
 
-def _convert_mixed(tf, model, representative_dataset, contract, precision_json: str, qat=None) -> tuple[bytes, dict]:
+def _convert_mixed(tf, model, representative_dataset, contract, precision_json: str) -> tuple[bytes, dict]:
     """One conversion per precision the plan uses (the int8 one always: the base graph), spliced by the
-    precision each operator's layer group declares (sepipe.quantize.precision, sepipe.quantize.splice).
-    `qat`: a QAT variant's trained ranges go into EACH integer conversion before splicing, so every
-    operator, and each QUANTIZE at a crossing, takes the trained scale of the version it reads and writes."""
+    precision each operator's layer group declares (sepipe.quantize.precision, sepipe.quantize.splice)."""
     from sepipe.quantize.precision import PRECISIONS, PrecisionPlan, operator_precisions
     from sepipe.quantize.schemes import get_scheme
     from sepipe.quantize.splice import operator_names, signature_tensor_names, splice
@@ -157,38 +155,12 @@ def _convert_mixed(tf, model, representative_dataset, contract, precision_json: 
               for p in needed}
     operators = operator_names(models["int8"])
     precisions, layers = operator_precisions(operators, plan, contract, signature_tensor_names(models["int8"]))
-    extra: dict = {}
-    if qat is not None:
-        records = {}
-        for p in needed:
-            if p != "float":
-                models[p], record = qat(models[p])
-                records[p] = _own_tensors(record, operator_names(models[p]), precisions, p)
-        extra["qat_ranges"] = {"by_precision": records,
-                               **{k: sorted(f"{p}: {n}" for p, r in records.items() for n in r[k])
-                                  for k in ("from_calibration", "bits_differ")}}
     flatbuffer = splice(models, precisions)
     per_layer: dict[str, dict[str, int]] = {}
     for layer, precision in zip(layers, precisions):
         per_layer.setdefault(layer, {}).setdefault(precision, 0)
         per_layer[layer][precision] += 1
-    return flatbuffer, {"precision": plan.as_dict, "precision_label": plan.label(), "operators_by_layer": per_layer,
-                        **extra}
-
-
-def _own_tensors(record: dict, operators, precisions: list[str], precision: str) -> dict:
-    """A conversion's QAT record restricted to what the spliced model takes from it: the tensors its
-    operators of `precision` read or write; a width mismatch only where such an operator WRITES the tensor
-    (a value read across a crossing is requantised to this width by design)."""
-    ours = [i for i, p in enumerate(precisions) if p == precision]
-    written = {n for i in ours for n in operators[i][2]}
-    touched = written | {n for i in ours for n in operators[i][1]}
-    return {"from_qat": {n: v for n, v in record["from_qat"].items() if n in touched},
-            "fixed": [n for n in record["fixed"] if n in touched],
-            "propagated": [n for n in record["propagated"] if n in touched],
-            "from_calibration": [n for n in record["from_calibration"] if n in touched],
-            "bits_differ": [b for b in record["bits_differ"] if b.split(": ")[0] in written],
-            "biases_rederived": record["biases_rederived"]}
+    return flatbuffer, {"precision": plan.as_dict, "precision_label": plan.label(), "operators_by_layer": per_layer}
 
 
 QAT_MATCH_ROWS = 64      # calibration rows used to match TFLite tensors with the trained ranges' tensors
