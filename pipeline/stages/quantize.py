@@ -83,7 +83,8 @@ def declare_convert(cfg: ExperimentConfig, data: DataHandle, variant: VariantCon
 
 def full_qat(variant: VariantConfig) -> bool:
     """QAT of scope 'full': the variant stage also writes the trained ranges (qat_ranges.json)."""
-    return bool(variant.qat and variant.qat_scope == "full" and variant.finetune_epochs * variant.finetune_steps_per_epoch)
+    steps = variant.finetune_epochs * variant.finetune_steps_per_epoch
+    return bool(variant.qat and variant.qat_scope == "full" and steps)
 
 
 def _qat_ranges_input(cfg: ExperimentConfig, variant: VariantConfig, needs) -> dict:
