@@ -22,6 +22,7 @@ weights (`qat_ranges.json`) and the converter puts them into the .tflite (sepipe
 from __future__ import annotations
 
 from sepipe.models.keras_backend import tf
+from sepipe.quantize.convert import QAT_RANGES_FILE
 
 
 def quantizable_variables(model) -> list:
@@ -39,11 +40,46 @@ def quantizable_variables(model) -> list:
 
 # --------------------------------------------------------------------------- scope 'full'
 
-def default_precision(cfg):
-    """Every activation at the experiment scheme's width: 16 bits under int16x8, else 8."""
+BITS = {"int8": 8, "int16x8": 16, "float": 0}       # a plan's precision -> QAT activation bits (0: float)
+# the LSTM cell-state path as sepipe.quantize.precision resolves it on the converted graph (the ADD making c,
+# the MULs f*c and i*g, the gates f, i, g feeding them, the TANH reading c), in QAT tensor keys
+CELL_STATE_TENSORS = ("c", "f_c", "i_g", "f", "i", "g", "tanh_c")
+
+
+def default_precision(cfg, variant_name: str | None = None, model_cfg=None):
+    """The QAT bits of `variant_name`: from its precision plan (`variants[].precision`) when it declares
+    one, else every activation at the experiment scheme's width (16 bits under int16x8, else 8)."""
     from sepipe.compress.qat_graph import Precision
 
+    mapping = cfg.precision_of(variant_name) if variant_name else None
+    if mapping:
+        return plan_precision(mapping, model_cfg or cfg.model, cfg.features.bins)
     return Precision(default=16 if cfg.convert.scheme_name == "int16x8" else 8)
+
+
+def plan_precision(mapping: dict[str, str], model_cfg, bins: int):
+    """A precision plan as QAT bits per tensor key (sepipe.compress.qat_graph.Precision), so that each
+    tensor is fake-quantised at the width the spliced .tflite will give it: patterns most specific first,
+    as sepipe.quantize.precision resolves operators (cell_state > a layer > its group > default). The
+    features input belongs to the feature layer (a graph input takes its consumer's precision)."""
+    from sepipe.compress.qat_graph import Precision
+    from sepipe.models import family_of
+
+    family = family_of(model_cfg)
+    contract = family.contract(model_cfg, bins)
+    feature_layer = family.feature_layer(model_cfg)
+    overrides: list[tuple[str, int]] = []
+    if "cell_state" in mapping:
+        for layer in dict.fromkeys(s.layer for s in contract.states if s.kind == "c"):
+            overrides += [(f"{layer}/{t}", BITS[mapping["cell_state"]]) for t in CELL_STATE_TENSORS]
+    groups = dict(contract.layer_groups)
+    by_layer = [(layer, mapping[layer]) for layers in groups.values() for layer in layers if layer in mapping]
+    by_group = [(layer, mapping[g]) for g, layers in groups.items() if g in mapping for layer in layers]
+    for layer, precision in by_layer + by_group:
+        overrides.append((f"{layer}/*", BITS[precision]))
+        if layer == feature_layer:
+            overrides.append(("features", BITS[precision]))
+    return Precision(default=BITS[mapping.get("default", "int8")], overrides=tuple(overrides))
 
 
 def full_qat(model, model_cfg, bins: int, session, steps: int, pruned_layers, precision, out_dir, variant) -> dict:
@@ -55,7 +91,6 @@ def full_qat(model, model_cfg, bins: int, session, steps: int, pruned_layers, pr
     from sepipe.compress.qat_model import build_qat_sequence, collect_ranges, commit, copy_trainable
     from sepipe.errors import ConfigError
     from sepipe.models import family_of
-    from sepipe.quantize.convert import QAT_RANGES_FILE
 
     try:
         qmodel = build_qat_sequence(model, precision, family_of(model_cfg).feature_layer(model_cfg))

@@ -16,9 +16,11 @@ so EMA keeps QAT comparable with PTQ and leaves the weights to learn the noise; 
 range regulariser and more steps than a fine-tuning phase has. Straight-through gradients
 (`tf.quantization.fake_quant_with_min_max_vars`) pass inside the range; the ranges get no gradient.
 
-Bits per tensor (8: asymmetric, like TFLite int8 activations; 16: symmetric, zero point 0, like 16x8)
-come from a `Precision`: a default plus fnmatch patterns over the tensor keys (`rnn_1/c`, `dense_*/out`,
-`features`...), so mixed precision can ask for 16 bits on some tensors only.
+Bits per tensor (8: asymmetric, like TFLite int8 activations; 16: symmetric, zero point 0, like 16x8;
+0: float, not fake-quantised but its range still tracked, for where a float region's value is quantised
+on entering an integer one) come from a `Precision`: a default plus fnmatch patterns over the tensor keys
+(`rnn_1/c`, `dense_*/out`, `features`...), so mixed precision can ask for 16 bits on some tensors only
+(sepipe.compress.qat.plan_precision derives them from a variant's precision plan).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 from sepipe.models.keras_backend import keras, tf
 
 EMA_DECAY = 0.99
+FLOAT_BITS = 0          # a tensor of a float group: range tracked, value not fake-quantised
 # fixed output ranges the converter imposes on LOGISTIC / TANH: {bits: (min, max)}
 SIGMOID_RANGE = {8: (0.0, 255.0 / 256.0), 16: (-1.0, 32767.0 / 32768.0)}
 TANH_RANGE = {8: (-1.0, 127.0 / 128.0), 16: (-1.0, 32767.0 / 32768.0)}
@@ -80,6 +83,8 @@ class TensorRange:
         if training and self.fixed is None:
             self.batch_min.assign(tf.minimum(self.batch_min, tf.reduce_min(x)))
             self.batch_max.assign(tf.maximum(self.batch_max, tf.reduce_max(x)))
+        if self.bits == FLOAT_BITS:         # a float region: the value runs unquantised on the Cortex-M
+            return x
         lo, hi = self.limits()
         # before the first step has set a range, pass the float value through
         if self.fixed is None:

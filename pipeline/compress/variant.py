@@ -60,7 +60,8 @@ def finetune_variant(variant: VariantConfig, cfg: ExperimentConfig, dataset, bas
     and `variant.json` with the stats).
 
     precision: activation bits per tensor for QAT scope 'full' (sepipe.compress.qat_graph.Precision);
-    default: 16 for every tensor under scheme int16x8, else 8."""
+    default: the variant's precision plan (`variants[].precision`), else 16 for every tensor under
+    scheme int16x8, else 8."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     compressor, bins = compressor_of(variant), cfg.features.bins
@@ -89,9 +90,13 @@ def finetune_variant(variant: VariantConfig, cfg: ExperimentConfig, dataset, bas
     model, model_cfg = done.model, done.model_cfg
     stats.update(done.stats)
 
+    stale = out_dir / qat_mod.QAT_RANGES_FILE     # an earlier full-QAT run's ranges must not reach this conversion
+    if stale.exists() and not (qat_steps and variant.qat_scope == "full"):
+        stale.unlink()
     if qat_steps and variant.qat_scope == "full":
         stats["qat"] = qat_mod.full_qat(model, model_cfg, bins, session, qat_steps, done.pruned_layers,
-                                        precision or qat_mod.default_precision(cfg), out_dir, variant)
+                                        precision or qat_mod.default_precision(cfg, variant.name, model_cfg),
+                                        out_dir, variant)
     elif qat_steps:
         masks = prune.zero_masks(model, done.pruned_layers)
         session.train(model, qat_steps, phase="qat", masks=masks, quantize=qat_mod.quantizable_variables(model))

@@ -59,6 +59,14 @@ def _worker_command(model_cfg: ModelConfig, bins: int, weights_path: Path, calib
 def convert_quantized(model_cfg: ModelConfig, bins: int, weights_path: Path, calibration_path: Path, out_path: Path,
                       scheme: str | QuantScheme = "int8", timeout_s: float = 600,
                       precision: dict | None = None, qat_ranges: Path | None = None) -> Path:
+    """`convert_with_summary` without the worker's summary: the written path."""
+    return convert_with_summary(model_cfg, bins, weights_path, calibration_path, out_path, scheme, timeout_s,
+                                precision, qat_ranges)[0]
+
+
+def convert_with_summary(model_cfg: ModelConfig, bins: int, weights_path: Path, calibration_path: Path,
+                         out_path: Path, scheme: str | QuantScheme = "int8", timeout_s: float = 600,
+                         precision: dict | None = None, qat_ranges: Path | None = None) -> tuple[Path, dict]:
     """Full-integer .tflite of the streaming model by `scheme` (sepipe.quantize.schemes: 'int8', or
     'int16x8', TFLite's 16x8 mode: int16 activations and I/O, int8 weights, so flash and Vela's weight
     traffic do not change; the legacy names 'int16' is accepted; or 'mixed' with `precision`, a mapping
@@ -109,7 +117,19 @@ def convert_quantized(model_cfg: ModelConfig, bins: int, weights_path: Path, cal
             validate_quantized_model(tmp, contract, scheme)
         except InputFileError as exc:
             raise ToolError(TOOL, f"conversion of {weights_path} produced an unusable model: {exc.problem}") from None
-    return out_path
+    return out_path, _worker_summary(proc.stdout)
+
+
+def _worker_summary(stdout: str) -> dict:
+    """The JSON line the worker prints last ({} if it printed none: the model was checked already)."""
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            found = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(found, dict):
+            return found
+    return {}
 
 
 def convert_untrained(model_cfg: ModelConfig, bins: int, out_path: Path, seed: int = 0, frames: int = 64,
@@ -144,4 +164,4 @@ def convert_untrained(model_cfg: ModelConfig, bins: int, out_path: Path, seed: i
         shutil.rmtree(work, ignore_errors=True)
 
 
-__all__ = ["convert_quantized", "convert_untrained", "ModelIO", "TOOL"]
+__all__ = ["convert_quantized", "convert_with_summary", "convert_untrained", "ModelIO", "TOOL"]

@@ -16,7 +16,9 @@ nothing new), then the activation tensors' scale and zero point are set from the
      exact), int16 tensors scale max(|min|, |max|) / 32767 and zero point 0, as the converter derives
      them from calibration; LOGISTIC / TANH outputs keep their fixed scales;
   3. propagate: SPLIT / SPLIT_V / RESHAPE / SQUEEZE outputs take their input's parameters (their kernels
-     copy raw values);
+     copy raw values; they are left out of step 1, where a gate's pre-activation slice can match another
+     tensor's values by coincidence); in a mixed model, a QUANTIZE at a crossing gives its output the
+     input's range at the output's width;
   4. re-derive each FULLY_CONNECTED bias whose input scale changed: float bias = q * old scale,
      requantised at input scale x weight scale (per channel), int32 (int64 for 16x8).
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 MATCH_TOLERANCE = 0.1      # mean |dequantised - float| / float range, over the rows
+SPAN_RATIO = 0.5           # and the dequantised span within [0.5, 2] x the float span
 FIXED_OUTPUT_OPS = {"LOGISTIC", "TANH"}
 SAME_SCALE_OPS = {"SPLIT": 1, "SPLIT_V": 0, "RESHAPE": 0, "SQUEEZE": 0}   # op -> index of its data input
 
@@ -86,8 +89,12 @@ def match_tensors(tflite_bytes: bytes, inputs: dict[str, np.ndarray],
             if want.shape != got.shape:
                 continue
             span = float(want.max() - want.min()) or 1.0
+            got_span = float(got.max() - got.min())
             err = float(np.mean(np.abs(got - want))) / span
-            if err < MATCH_TOLERANCE and (best is None or err < best[1]):
+            # the same value has about the same span: a wide tensor (an LSTM's c, +-250) would otherwise be
+            # within tolerance of any small one (an int8 graph's h)
+            if err < MATCH_TOLERANCE and SPAN_RATIO <= got_span / span <= 1 / SPAN_RATIO \
+                    and (best is None or err < best[1]):
                 best = (key, err)
         if best is not None:
             found[index] = best
@@ -108,7 +115,7 @@ def apply_trained_ranges(tflite_bytes: bytes, ranges: dict[str, dict], matches: 
     old = {i: (float(t.quantization.scale[0]), int(t.quantization.zeroPoint[0]))
            for i, t in enumerate(graph.tensors) if t.quantization is not None and t.quantization.scale is not None
            and len(t.quantization.scale) == 1}
-    record = {"from_qat": {}, "fixed": [], "bits_differ": []}
+    record = {"from_qat": {}, "fixed": [], "bits_differ": [], "propagated": []}
 
     def set_params(index, scale, zp):
         q = graph.tensors[index].quantization
@@ -119,25 +126,48 @@ def apply_trained_ranges(tflite_bytes: bytes, ranges: dict[str, dict], matches: 
         if produced_by.get(index) in FIXED_OUTPUT_OPS:
             record["fixed"].append(name)
             continue
+        if produced_by.get(index) in SAME_SCALE_OPS or produced_by.get(index) == "QUANTIZE":
+            continue        # step 3 sets it; a value match here is a coincidence (or another version of one)
         r = ranges[range_key(key)]
         dtype = dtype_of.get(graph.tensors[index].type, "?")
-        if {"int8": 8, "int16": 16}.get(dtype) != r["bits"]:
+        # bits 0: a float group's value, quantised here only where an integer region reads it (its EMA range)
+        if r["bits"] and {"int8": 8, "int16": 16}.get(dtype) != r["bits"]:
             record["bits_differ"].append(f"{name}: {dtype} tensor, {r['bits']}-bit range")
         set_params(index, *quant_params(r["min"], r["max"], dtype))
         record["from_qat"][name] = {"key": range_key(key), "match_error": round(err, 4)}
     for op in graph.operators:                      # topological order: a chain of splits follows
         data = SAME_SCALE_OPS.get(op_code(op))
-        if data is not None:
+        if data is not None and _quantized(graph.tensors[op.inputs[data]]):    # not in a float region
             src = graph.tensors[op.inputs[data]].quantization
             for o in op.outputs:
                 set_params(o, float(src.scale[0]), int(src.zeroPoint[0]))
+                record["propagated"].append(graph.tensors[o].name.decode())
+        elif op_code(op) == "QUANTIZE" and dtype_of.get(graph.tensors[op.inputs[0]].type) in ("int8", "int16"):
+            # a mixed model's requantisation at a crossing: the same value's range at the other width
+            src, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+            lo, hi = _float_range(src, dtype_of[src.type])
+            set_params(op.outputs[0], *quant_params(lo, hi, dtype_of.get(out.type, "?")))
+            record["propagated"].append(out.name.decode())
     record["biases_rederived"] = _rederive_biases(model, graph, op_code, old)
     changed = {graph.tensors[i].name.decode() for i in old
                if (float(graph.tensors[i].quantization.scale[0]), int(graph.tensors[i].quantization.zeroPoint[0]))
                != old[i]}
     all_acts = {graph.tensors[i].name.decode() for i in old if _is_activation(model, graph.tensors[i])}
-    record["from_calibration"] = sorted(all_acts - set(record["from_qat"]) - set(record["fixed"]) - changed)
+    record["from_calibration"] = sorted(all_acts - set(record["from_qat"]) - set(record["fixed"])
+                                       - set(record["propagated"]) - changed)
     return bytes(fu.convert_object_to_bytearray(model)), record
+
+
+def _quantized(tensor) -> bool:
+    q = tensor.quantization
+    return q is not None and q.scale is not None and len(q.scale) > 0
+
+
+def _float_range(tensor, dtype: str) -> tuple[float, float]:
+    """The float range an int8 / int16 tensor's scale and zero point represent."""
+    info = np.iinfo(np.int16 if dtype == "int16" else np.int8)
+    scale, zp = float(tensor.quantization.scale[0]), int(tensor.quantization.zeroPoint[0])
+    return (info.min - zp) * scale, (info.max - zp) * scale
 
 
 def _is_activation(model, tensor) -> bool:
@@ -151,6 +181,8 @@ def _rederive_biases(model, graph, op_code, old: dict) -> int:
         if op_code(op) != "FULLY_CONNECTED" or len(op.inputs) < 3 or op.inputs[2] < 0:
             continue
         x, w, b = (graph.tensors[i] for i in op.inputs[:3])
+        if not _quantized(x):           # a float region's FC: float bias
+            continue
         new_in = float(x.quantization.scale[0])
         old_in = old.get(int(op.inputs[0]), (new_in, 0))[0]
         if new_in == old_in:
@@ -166,3 +198,11 @@ def _rederive_biases(model, graph, op_code, old: dict) -> int:
         b.quantization.scale = new_scale.astype(np.float32)
         count += 1
     return count
+
+
+def record_summary(record: dict) -> dict:
+    """What the convert record keeps of the worker's `qat_ranges` record: counts, and the lists that flag a
+    problem (tensors left on calibration, widths that differ from the trained range's)."""
+    return {"from_qat": len(record["from_qat"]), "fixed": len(record["fixed"]),
+            "propagated": len(record.get("propagated", [])), "biases_rederived": record["biases_rederived"],
+            "from_calibration": record["from_calibration"], "bits_differ": record["bits_differ"]}

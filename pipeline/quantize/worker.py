@@ -13,7 +13,7 @@ representative dataset that yields dicts keyed by input name, write the
 full-integer flatbuffer to --out with the converter settings of `--scheme`
 (sepipe.quantize.schemes: int8, or int16x8, TFLite's 16x8 mode; or `mixed` with `--precision`: one
 conversion per precision, spliced). With `--qat-ranges`, the activation tensors then take the QAT-trained
-ranges (sepipe.quantize.qat_ranges).
+ranges (sepipe.quantize.qat_ranges); under `mixed`, on the spliced graph, each tensor at its own width.
 """
 
 from __future__ import annotations
@@ -111,16 +111,15 @@ def convert(model_cfg_json: str, bins: int, weights_path: Path, calibration_path
 
     start = time.monotonic()
     if getattr(scheme, "mixed", False):
-        if qat_ranges_path is not None:    # the trained ranges would have to reach each precision's conversion
-            raise WorkerError(f"{qat_ranges_path}: QAT ranges (qat_scope: full) with a mixed precision plan are "
-                              "not supported yet; use qat_scope: weights or a uniform scheme")
         flatbuffer, extra = _convert_mixed(tf, model, representative_dataset, contract, precision_json)
     else:
         flatbuffer, extra = _convert_once(tf, model, representative_dataset, scheme), {}
+    if qat_ranges_path is not None:
+        # QAT scope 'full': the trained ranges replace calibration's. A mix is spliced first: its tensors are
+        # matched on the graph that ships (an int8 conversion of an LSTM computes c, and so h, wrongly; its
+        # values would match nothing), each takes the range at its own width, crossings requantise it
+        flatbuffer, extra["qat_ranges"] = _apply_qat_ranges(flatbuffer, model, contract, cal, qat_ranges_path)
     seconds = time.monotonic() - start
-    if qat_ranges_path is not None:      # QAT scope 'full': the trained ranges replace calibration's
-        flatbuffer, qat_record = _apply_qat_ranges(flatbuffer, model, contract, cal, qat_ranges_path)
-        extra["qat_ranges"] = qat_record
     with open(out_path, "wb") as handle:
         handle.write(flatbuffer)
     return {"bytes": len(flatbuffer), "convert_s": round(seconds, 3), "calibration_frames": cal.frames,

@@ -34,7 +34,8 @@ def declare_variant(cfg: ExperimentConfig, data: DataHandle, variant: VariantCon
                 "train": cfg.train, "variant": variant, "kernels": fingerprint_settings()},
         inputs=lambda needs: {"base_sequence_weights": paths.sequence_weights, "dataset_manifest": data.manifest,
                               **model_sources(cfg)},
-        outputs=[paths.variant_dir(variant.name) / "streaming.weights.h5"],
+        outputs=[paths.variant_dir(variant.name) / "streaming.weights.h5",
+                 *([paths.variant_dir(variant.name) / "qat_ranges.json"] if full_qat(variant) else [])],
         run=lambda ctx: _finetune(cfg, data, variant, ctx),
         hint=f"fine-tune it: sepipe convert {cfg.name}.yaml")
 
@@ -75,6 +76,7 @@ def declare_convert(cfg: ExperimentConfig, data: DataHandle, variant: VariantCon
     return Stage(
         name=name, needs=(stage or "train",), group=variant.name, tools=tools.CONVERT, config=config,
         inputs=lambda needs: {"streaming_weights": variant_model(cfg, variant, needs).streaming_weights,
+                              **_qat_ranges_input(cfg, variant, needs),
                               "dataset_manifest": data.manifest, **model_sources(cfg)},
         outputs=[tflite, paths.calibration(variant.name)],
         run=lambda ctx: _convert(cfg, data, variant, ctx), hint=hint)
@@ -90,11 +92,29 @@ def derived_from(cfg: ExperimentConfig, variant: VariantConfig) -> str:
     return base
 
 
+def full_qat(variant: VariantConfig) -> bool:
+    """QAT of scope 'full': the variant stage also writes the trained ranges (qat_ranges.json)."""
+    steps = variant.finetune_epochs * variant.finetune_steps_per_epoch
+    return bool(variant.qat and variant.qat_scope == "full" and steps)
+
+
+def _qat_ranges_input(cfg: ExperimentConfig, variant: VariantConfig, needs) -> dict:
+    """{'qat_ranges': path} for a QAT variant of scope 'full' (its trained ranges are an input of the
+    conversion, fingerprinted like the weights), else nothing (other variants' fingerprints unchanged)."""
+    from sepipe.quantize.convert import QAT_RANGES_FILE
+
+    model = variant_model(cfg, variant, needs)
+    if not (full_qat(variant) and model.streaming_weights is not None):
+        return {}
+    return {"qat_ranges": model.streaming_weights.with_name(QAT_RANGES_FILE)}
+
+
 def _convert(cfg: ExperimentConfig, data: DataHandle, variant: VariantConfig, ctx: StageContext) -> dict:
     from sepipe import features as feat
     from sepipe.quantize.calibration import collect_calibration, save_calibration
-    from sepipe.quantize.convert import convert_quantized
+    from sepipe.quantize.convert import convert_with_summary
     from sepipe.quantize.model_io import validate_quantized_model
+    from sepipe.quantize.qat_ranges import record_summary
 
     paths = RunPaths(cfg)
     model = variant_model(cfg, variant, ctx.needs)
@@ -109,12 +129,16 @@ def _convert(cfg: ExperimentConfig, data: DataHandle, variant: VariantConfig, ct
     log.info("%s: calibrating on %d frames from %d training mixtures", ctx.name, calibration.frames, len(files))
     precision = cfg.precision_of(variant.name)
     scheme = "mixed" if precision is not None else cfg.convert.scheme_name
-    convert_quantized(model.model, cfg.features.bins, model.streaming_weights, paths.calibration(variant.name),
-                      tflite, scheme=scheme, precision=precision)
+    qat_ranges = _qat_ranges_input(cfg, variant, ctx.needs).get("qat_ranges")
+    _, worker = convert_with_summary(model.model, cfg.features.bins, model.streaming_weights,
+                                     paths.calibration(variant.name), tflite, scheme=scheme, precision=precision,
+                                     qat_ranges=qat_ranges)
     model_io = validate_quantized_model(tflite, contract, scheme)
     check = _check_against_float(streaming, tflite.read_bytes(), frames[:2], contract)
     summary = {"tflite_bytes": tflite.stat().st_size, "calibration": {"files": [p.name for p in files],
                **calibration.selection}, "float_check": check, "io": model_io.to_dict()}
+    if "qat_ranges" in worker:       # which tensors took trained ranges (QAT scope 'full')
+        summary["qat_ranges"] = record_summary(worker["qat_ranges"])
     if precision is not None:
         from sepipe.quantize.mixed_info import precision_summary
         summary["precision"] = precision_summary(tflite.read_bytes(), precision, contract)
