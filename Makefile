@@ -67,20 +67,12 @@ bundle: $(STAMP) ## Firmware hand-off bundle of a compiled run (EXP=demo VARIANT
 	$(SEPIPE) -q verify-bundle runs/$(EXP)/bundles/$(EXP)_$(VARIANT)_$(TARGET).zip
 
 # Arm cross compiler (Debian's packages) for firmware_stub/; installed only when missing.
-# C++ for the TFLite Micro wrapper also needs libstdc++-arm-none-eabi-newlib (not installed here).
-FIRMWARE_APT := gcc gcc-arm-none-eabi libnewlib-arm-none-eabi
+# The packages are listed in firmware_stub/Makefile (its `toolchain` target), so the stub installs what it
+# needs on its own too. C++ for the TFLite Micro wrapper also needs libstdc++-arm-none-eabi-newlib (not installed here).
 APT_SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
 .PHONY: firmware-toolchain firmware
-firmware-toolchain: ## Install Debian's gcc-arm-none-eabi, newlib and qemu-system-arm (apt-get) when missing
-	@if command -v cc >/dev/null && command -v arm-none-eabi-gcc >/dev/null && \
-	   arm-none-eabi-gcc -print-file-name=libm.a | grep -q /; then :; else \
-	  echo "firmware-toolchain: installing $(FIRMWARE_APT) with apt-get"; \
-	  $(APT_SUDO) apt-get install -y --no-install-recommends $(FIRMWARE_APT) || \
-	  { $(APT_SUDO) apt-get update && $(APT_SUDO) apt-get install -y --no-install-recommends $(FIRMWARE_APT); }; fi
-	@if command -v qemu-system-arm >/dev/null; then :; else \
-	  echo "firmware-toolchain: installing qemu-system-arm with apt-get (make -C firmware_stub qemu-test)"; \
-	  $(APT_SUDO) apt-get install -y --no-install-recommends qemu-system-arm || \
-	  { $(APT_SUDO) apt-get update && $(APT_SUDO) apt-get install -y --no-install-recommends qemu-system-arm; }; fi
+firmware-toolchain: ## Install Debian's cc, gcc-arm-none-eabi, newlib and qemu-system-arm (apt-get) when missing
+	@$(MAKE) --no-print-directory -C firmware_stub toolchain
 
 firmware: $(STAMP) firmware-toolchain ## firmware_stub: C vs Python/TFLM host tests, the frame loop on QEMU's Cortex-M55, M55 size report
 	$(BIN)/pytest -q -s tests/test_firmware_stub.py tests/test_firmware_qemu.py tests/test_firmware_multi.py
