@@ -39,7 +39,7 @@ def _train(cfg: ExperimentConfig, data: DataHandle, ctx: StageContext) -> dict |
     reused = reuse_identical_training(cfg, ctx.fingerprint)
     if reused is not None:
         return reused
-    _discard_stale_checkpoints(paths.train_dir, ctx.fingerprint)
+    _set_aside_stale_checkpoints(paths.train_dir, ctx.fingerprint)
     try:
         result = train(cfg, data.dataset, paths.train_dir, progress=ctx.progress)
     except FileNotFoundError:
@@ -95,12 +95,38 @@ def reuse_identical_training(cfg: ExperimentConfig, fingerprint: dict) -> Done |
     return None
 
 
-def _discard_stale_checkpoints(train_dir: Path, fingerprint: dict) -> None:
-    """Resume only a run of the same config: checkpoints of another config are removed."""
+SUPERSEDED_DIR = "train.superseded"
+
+
+def _set_aside_stale_checkpoints(train_dir: Path, fingerprint: dict) -> None:
+    """Resume only a run of the same config; checkpoints of another config are moved aside, never deleted.
+
+    A changed kernel setting (SEPIPE_INTRA_OP_THREADS, say) changes the fingerprint as much as a
+    changed config does, and hours of training must not vanish because of an environment variable:
+    the old folder goes to train.superseded/<its fingerprint>, and a later run with the old settings
+    takes it back and resumes (or finds it finished).
+    """
     marker = train_dir / "fingerprint.json"
     wanted = artifacts.sha256_json(fingerprint)
-    if marker.exists() and marker.read_text().strip() != wanted:
-        log.info("train: config or data changed since the checkpoints were written; starting afresh")
-        shutil.rmtree(train_dir)
+    if marker.exists() and (old := marker.read_text().strip()) != wanted:
+        aside = train_dir.parent / SUPERSEDED_DIR / old[:16]
+        if aside.exists():
+            shutil.rmtree(aside)        # an older copy of the very same training
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        train_dir.rename(aside)
+        log.warning("train: config, data or kernel settings (%s) changed since the checkpoints were written; "
+                    "they are kept in %s, and a run with the old settings resumes from them; training starts "
+                    "afresh", ", ".join(f"{k}={v}" for k, v in _kernel_items(fingerprint)), aside)
+    kept = train_dir.parent / SUPERSEDED_DIR / wanted[:16]
+    if not marker.exists() and kept.is_dir():
+        if train_dir.exists():
+            shutil.rmtree(train_dir)    # holds no checkpoint of its own (no fingerprint marker)
+        kept.rename(train_dir)
+        log.info("train: resuming the checkpoints of these settings, kept in %s", kept)
     if not marker.exists():
         artifacts.write_text(marker, wanted + "\n")
+
+
+def _kernel_items(fingerprint: dict) -> list[tuple[str, str]]:
+    kernels = fingerprint.get("config", {}).get("kernels", fingerprint.get("kernels"))
+    return sorted(kernels.items()) if isinstance(kernels, dict) else [("kernels", str(kernels))]
