@@ -86,8 +86,19 @@ def test_the_kind_says_its_structure_and_targets_the_compressible_layers():
     assert alone.trains_float_model and not alone.derives_from_dense_model
     assert sorted(alone.layer_targets(cfg)) == sorted(family_of(cfg).compressible_layers(cfg))
     assert alone.prunes(alone.layer_targets(cfg))
-    with pytest.raises(ConfigError, match="bare layer name"):
-        compressor_of(VariantConfig.create(name="c", kind="cluster", layers=("rnn_1=0.5",))).layer_targets(cfg)
+    per_layer = compressor_of(VariantConfig.create(name="c", kind="cluster", layers=("rnn_1=0.5", "dense_2"),
+                                                   layer_clusters=("rnn_1=4", "mask=8")))
+    assert per_layer.layer_targets(cfg) == {"rnn_1": 0.5, "dense_2": 0.0, "mask": 0.0}
+    assert per_layer.structure == "cluster+weight"
+    with pytest.raises(ConfigError, match="layer_clusters"):
+        compressor_of(VariantConfig.create(name="c", kind="cluster", layer_clusters=("rnn_9=4",))).layer_targets(cfg)
+
+
+def test_bad_layer_clusters_are_one_line_errors():
+    with pytest.raises(ConfigError) as info:
+        experiment_from_dict({"name": "x", "variants": [
+            {"name": "ptq"}, {"name": "c", "kind": "cluster", "layer_clusters": ["rnn_1=3"]}]})
+    assert "variants[c].layer_clusters" in str(info.value) and one_line(str(info.value)) == str(info.value)
 
 
 # ------------------------------------------------------------------------------------ fine-tuned tiny GRU
@@ -140,7 +151,10 @@ def converted(gru):
     return {"ptq": gru.tflite("ptq"),
             "c16": gru.tflite("c16", "cluster", clusters=16),
             "c4": gru.tflite("c4", "cluster", clusters=4, qat=True),
-            "c8w50": gru.tflite("c8w50", "cluster", clusters=8, sparsity=0.5)}
+            "c8w50": gru.tflite("c8w50", "cluster", clusters=8, sparsity=0.5),
+            # what `sepipe search` fine-tunes: each layer its own sparsity and palette
+            "mixed": gru.tflite("mixed", "cluster", layers=("rnn_1=0.5", "dense_2"),
+                                layer_clusters=("rnn_1=4", "mask=8"))}
 
 
 @pytest.mark.slow
@@ -165,6 +179,20 @@ def test_pruned_zeros_survive_clustering_and_qat_keeps_the_clusters(converted):
     assert stats["clustering"]["clusters"] == 8 and stats["steps"] == {"total": 4, "prune": 4, "qat": 0}
     c4 = converted["c4"][1]
     assert c4["qat"]["steps"] == 1 and c4["clustering"]["steps"] == 3   # the QAT step kept the 4 codes (test above)
+
+
+@pytest.mark.slow
+def test_per_layer_sparsity_and_palettes_reach_the_int8_model(converted):
+    tflite, stats = converted["mixed"]
+    counts, per_tensor = distinct_int8_codes(tflite), tflite_sparsity(tflite)["per_tensor"]
+    by_layer: dict = {}
+    for name, c in counts.items():
+        by_layer.setdefault(c["layer"], []).append((c["per_tensor"], per_tensor[name]["sparsity"]))
+    # at least the pruned half is zero (with 4 codes, one centroid may land on zero and take more)
+    assert all(n <= 4 and s >= 0.48 for n, s in by_layer["rnn_1"]), by_layer
+    assert all(n <= 8 and s < 0.1 for n, s in by_layer["mask"]) and all(n <= 16 for n, _ in by_layer["dense_2"])
+    assert all(n > 32 for layer in ("input_dense", "dense_1", "rnn_2") for n, _ in by_layer[layer]), by_layer
+    assert stats["clustering"]["layer_clusters"] == {"rnn_1": 4, "dense_2": 16, "mask": 8}
 
 
 @pytest.mark.slow

@@ -148,8 +148,13 @@ def test_a_chosen_yaml_can_carry_the_member_fine_tuned(tmp_path):
     text = chosen_yaml(raw, cfg, record, "sabc", {"p_rnn16": (("rnn", "int16x8"),)}, finetune_epochs=2)
     chosen = experiment_from_dict(yaml.safe_load(text))
     kinds = {v.name: v.kind for v in chosen.variants}
-    assert kinds == {"ptq": "ptq", "p_rnn16": "ptq", "sabc": "offline", "fabc": "weight"}
+    assert kinds == {"ptq": "ptq", "p_rnn16": "ptq", "sabc": "offline", "fabc": "cluster"}
     tuned = compressor_of(next(v for v in chosen.variants if v.name == "fabc"))
     assert tuned.layer_targets(chosen.model) == {"rnn_1": 0.8, "mask": 0.5}
+    assert tuned.config.layer_clusters == ("rnn_1=4", "mask=0")       # mask pruned, not clustered
     assert chosen.precision_of("fabc") == chosen.precision_of("p_rnn16") == {"rnn": "int16x8"}
     assert chosen.variants[-2].base == "p_rnn16"
+    unclustered = {**record, "levels": {}}
+    text = chosen_yaml(raw, cfg, unclustered, "sabc", {"p_rnn16": (("rnn", "int16x8"),)}, finetune_epochs=2)
+    tuned = experiment_from_dict(yaml.safe_load(text)).variants[-1]
+    assert (tuned.kind, tuned.layers) == ("weight", ("rnn_1=0.8", "mask=0.5"))

@@ -100,13 +100,21 @@ def write_plot(path: Path, records: list[dict], front: list[dict], references: l
 
 
 def finetuned_variant(candidate: Candidate, name: str, plans: dict | None, epochs: int) -> list[dict]:
-    """The member fine-tuned by the existing compressors: kind 'weight' with its per-layer sparsity (and its
-    precision plan), `epochs` epochs; [] when `epochs` is 0 or nothing is pruned. Clustering is not carried
-    (the trained `cluster` kind would take `layer_clusters` here)."""
-    if not epochs or not candidate.sparsity:
+    """The member fine-tuned by the existing compressors, `epochs` epochs, with its precision plan: kind
+    'cluster' with each layer's sparsity and palette when it clusters any layer (`layers`, `layer_clusters`;
+    sepipe.compress.kinds.cluster), else kind 'weight' with its per-layer sparsity; [] when `epochs` is 0 or
+    the member changes nothing."""
+    if not epochs or not (candidate.sparsity or candidate.levels):
         return []
-    variant = {"name": name, "kind": "weight", "layers": [f"{k}={v!r}" for k, v in candidate.sparsity],
-               "finetune_epochs": epochs}
+    sparsity, levels = dict(candidate.sparsity), dict(candidate.levels)
+    variant: dict = {"name": name, "kind": "cluster" if levels else "weight"}
+    if levels:
+        layers = list(dict.fromkeys([*sparsity, *levels]))
+        variant["layers"] = [f"{layer}={sparsity.get(layer, 0.0)!r}" for layer in layers]
+        variant["layer_clusters"] = [f"{layer}={levels.get(layer, 0)}" for layer in layers]
+    else:
+        variant["layers"] = [f"{k}={v!r}" for k, v in candidate.sparsity]
+    variant["finetune_epochs"] = epochs
     if candidate.base:
         variant["precision"] = dict((plans or {})[candidate.base])
     return [variant]

@@ -13,7 +13,7 @@ search:
   output_layer: true        # the output layer has genes too (else it stays dense)
   uniform: [0.5, 0.7, 0.8, 0.9]                # uniform offline references scored the same way
   precision: [rnn]          # layer groups / tensor classes whose activations are a gene: int8 or int16x8
-  finetune_epochs: 4        # chosen YAMLs also fine-tune each member (kind weight, its per-layer sparsity)
+  finetune_epochs: 4        # chosen YAMLs also fine-tune each member (kind cluster with its per-layer sparsity and palettes)
 ```
 """
 

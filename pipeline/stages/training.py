@@ -114,8 +114,8 @@ def _set_aside_stale_checkpoints(train_dir: Path, fingerprint: dict) -> None:
             shutil.rmtree(aside)        # an older copy of the very same training
         aside.parent.mkdir(parents=True, exist_ok=True)
         train_dir.rename(aside)
-        log.warning("train: config, data or kernel settings (%s) changed since the checkpoints were written; "
-                    "they are kept in %s, and a run with the old settings resumes from them; training starts "
+        log.warning("train: the config, data or kernel settings (now %s) changed since the checkpoints were written; they are "
+                    "kept in %s (a run with the old settings resumes from them); training starts "
                     "afresh", ", ".join(f"{k}={v}" for k, v in _kernel_items(fingerprint)), aside)
     kept = train_dir.parent / SUPERSEDED_DIR / wanted[:16]
     if not marker.exists() and kept.is_dir():

@@ -23,6 +23,24 @@ def _levels_ok(levels) -> bool:
     return isinstance(levels, int) and MIN_CLUSTERS <= levels <= MAX_CLUSTERS
 
 
+def check_layer_levels(variant: VariantConfig, src: str) -> None:
+    """`layer_clusters` entries are 'layer=levels' with levels 0 (not clustered) or a palette size."""
+    for entry in variant.layer_clusters:
+        name, _, value = entry.partition("=")
+        check(src, variant.key("layer_clusters"), entry, name.strip() != "" and value.strip().isdigit()
+              and (int(value) == 0 or _levels_ok(int(value))),
+              f"'layer=levels' with levels 0 or {MIN_CLUSTERS} to {MAX_CLUSTERS}")
+
+
+def layer_levels(variant: VariantConfig, levels: dict[str, int]) -> dict[str, int]:
+    """`levels` ({layer: distinct codes}) with the variant's `layer_clusters` entries applied over it."""
+    levels = dict(levels)
+    for entry in variant.layer_clusters:
+        name, _, value = entry.partition("=")
+        levels[name.strip()] = int(value)
+    return levels
+
+
 @dataclass(frozen=True)
 class OfflineConfig(VariantConfig):
     sparsity: float = 0.0            # fraction of each int8 FullyConnected weight tensor set to zero
@@ -38,11 +56,7 @@ class OfflineConfig(VariantConfig):
         check(src, self.key("sparsity"), self.sparsity, 0.0 <= self.sparsity < 1.0, "0 <= sparsity < 1")
         check(src, self.key("clusters"), self.clusters, self.clusters == 0 or _levels_ok(self.clusters),
               f"0 (no clustering) or {MIN_CLUSTERS} to {MAX_CLUSTERS} (distinct int8 values per weight tensor)")
-        for entry in self.layer_clusters:
-            name, _, value = entry.partition("=")
-            check(src, self.key("layer_clusters"), entry, name.strip() != "" and value.strip().isdigit()
-                  and (int(value) == 0 or _levels_ok(int(value))),
-                  f"'layer=levels' with levels 0 or {MIN_CLUSTERS} to {MAX_CLUSTERS}")
+        check_layer_levels(self, src)
         check(src, self.key("qat"), self.qat, not self.qat, "false for kind 'offline' (it is not trained)")
 
 
@@ -61,11 +75,7 @@ class OfflineCompressor(Compressor):
     def layer_levels(self, model_cfg) -> dict[str, int]:
         """{layer: distinct codes per channel} (0: not clustered): `clusters` on every compressed layer,
         `layer_clusters` per layer (a layer named there is compressed even if `layers` leaves it out)."""
-        levels = {name: self.config.clusters for name in self.layer_targets(model_cfg)}
-        for entry in self.config.layer_clusters:
-            name, _, value = entry.partition("=")
-            levels[name.strip()] = int(value)
-        return levels
+        return layer_levels(self.config, {name: self.config.clusters for name in self.layer_targets(model_cfg)})
 
     def apply_to_quantized(self, tflite_bytes: bytes, model_cfg) -> bytes:
         from sepipe.compress.offline import offline_compress_tflite, offline_prune_tflite
