@@ -118,6 +118,9 @@ def test_a_chosen_configuration_rebuilds_the_same_bytes_and_figures(searched):
     raw = {k: v for k, v in raw_experiment(tmp).items() if k != "search"}
     out = write_outputs(tmp / "out", cfg, raw, first, search.chosen)
     assert (tmp / "out" / "front.png").stat().st_size > 0 and (tmp / "out" / "front.md").is_file()
+    page = (tmp / "out" / "search.html").read_text()
+    assert "data:image/png;base64," in page and "Proxy figures" in page
+    assert all(candidate in page for candidate in out["front"]) and all(name in page for name in out["chosen"])
     by_id = {r["id"]: r for r in first["records"]}
     for name, candidate_id in out["chosen"].items():
         record = by_id[candidate_id]

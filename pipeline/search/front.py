@@ -18,6 +18,7 @@ import numpy as np
 
 from sepipe import artifacts
 from sepipe.search.genes import Candidate, plan_variant
+from sepipe.search.page import write_page
 
 COLUMNS = ("id", "label", "si_sdr", "pesq", "flash_kib", "cycles_total", "sram_memory_used_kib",
            "inference_time_ms", "total_npu_encoded_weights_bytes", "violations", "settings")
@@ -147,12 +148,15 @@ def write_outputs(out_dir: Path, cfg, raw_experiment: dict, result: dict, chosen
     title = (f"{cfg.name}: {len({r['id'] for r in records})} candidates, {len(front)} on the front "
              f"({result['stats']['wall_s']:.0f} s)")
     files.append(write_plot(out_dir / "front.png", records, front, references, title))
-    yamls = []
+    yamls, chosen_ids = [], {}
     for record in chosen:
         name = f"s{record['id'][:8]}"
         path = out_dir / "chosen" / f"{cfg.name}_{name}.yaml"
         plans = {plan_variant(plan): plan for plan in result["genome"].plans if plan}
         text = chosen_yaml(raw_experiment, cfg, record, name, plans, cfg.search.finetune_epochs if cfg.search else 0)
         yamls.append(artifacts.write_text(path, text))
-    return {"front": [r["id"] for r in front], "chosen": {p.name: r["id"] for p, r in zip(yamls, chosen)},
+        chosen_ids[path.name] = record["id"]
+    files.append(write_page(out_dir, title, result["stats"], table_rows(front), table_rows(references),
+                            files[-1], chosen_ids))
+    return {"front": [r["id"] for r in front], "chosen": chosen_ids,
             "files": [str(p) for p in files + yamls]}
