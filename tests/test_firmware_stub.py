@@ -423,3 +423,15 @@ def test_golden_vectors_files_shapes_and_reference(golden, models, noisy_test_fi
         write_golden_vectors(models["gru-int8"], test_pair.noisy[:FRAMES * hop - 1], FEATURES, FRAMES, tmp_path / "short")
     with pytest.raises(ValueError, match="at least 2 frames"):
         write_golden_vectors(models["gru-int8"], test_pair.noisy, FEATURES, 1, tmp_path / "one")
+
+
+def test_model_io_h_and_the_descriptor_header_define_the_same_state_pair_type():
+    """model_io.h stays usable alone, so it repeats se_state_pair_t under the same include guard as
+    se_model_desc.h; whichever a firmware includes first wins, so the two must be the same struct."""
+    from sepipe.c_export import _PAIR_STRUCT
+
+    text = (STUB / "se_model_desc.h").read_text()
+    match = re.search(r"#ifndef SE_STATE_PAIR_T_DEFINED\n.*?#endif", text, re.S)
+    assert match, "se_model_desc.h lost its se_state_pair_t guard"
+    squash = lambda lines: [re.sub(r"\s+", " ", line).strip() for line in lines if line.strip()]
+    assert squash(match.group(0).splitlines()) == squash(_PAIR_STRUCT)
