@@ -153,8 +153,8 @@ def converted(gru):
             "c4": gru.tflite("c4", "cluster", clusters=4, qat=True),
             "c8w50": gru.tflite("c8w50", "cluster", clusters=8, sparsity=0.5),
             # what `sepipe search` fine-tunes: each layer its own sparsity and palette
-            "mixed": gru.tflite("mixed", "cluster", layers=("rnn_1=0.5", "dense_2"),
-                                layer_clusters=("rnn_1=4", "mask=8"))}
+            "mixed": gru.tflite("mixed", "cluster", layers=("rnn_1=0.5", "dense_1=0.5", "dense_2"),
+                                layer_clusters=("rnn_1=4", "dense_1=0", "mask=8"))}
 
 
 @pytest.mark.slow
@@ -192,7 +192,10 @@ def test_per_layer_sparsity_and_palettes_reach_the_int8_model(converted):
     assert all(n <= 4 and s >= 0.48 for n, s in by_layer["rnn_1"]), by_layer
     assert all(n <= 8 and s < 0.1 for n, s in by_layer["mask"]) and all(n <= 16 for n, _ in by_layer["dense_2"])
     assert all(n > 32 for layer in ("input_dense", "dense_1", "rnn_2") for n, _ in by_layer[layer]), by_layer
-    assert stats["clustering"]["layer_clusters"] == {"rnn_1": 4, "dense_2": 16, "mask": 8}
+    # pruned, not clustered: its zeros are held through the clustering phase (they grew back once)
+    assert all(s == pytest.approx(0.5, abs=0.02) for _, s in by_layer["dense_1"]), by_layer
+    assert stats["clustering"]["layer_clusters"] == {"rnn_1": 4, "dense_1": 0, "dense_2": 16, "mask": 8}
+    assert stats["clustering"]["zeros_held"] == ["dense_1/kernel"]
 
 
 @pytest.mark.slow

@@ -122,6 +122,28 @@ class ClusterConstraint:
         return tf.identity(self.last)
 
 
+class ZeroMaskConstraint:
+    """A pruned, unclustered variable's Keras constraint: its zeros stay zero through every later update
+    (the clustering phase after pruning, QAT), as the clustered tensors' zeros do by their own constraint."""
+
+    def __init__(self, keep: np.ndarray):
+        from sepipe.models.keras_backend import tf
+
+        self.keep = tf.constant(keep, tf.float32)
+
+    def __call__(self, value):
+        return value * self.keep
+
+
+def hold_zeros(model, layer_names) -> list[str]:
+    """Keep the zeros of the named layers' kernels and recurrent kernels (pruned, not clustered) for good."""
+    labels = []
+    for label, var in clustered_variables(model, layer_names):
+        var._constraint = ZeroMaskConstraint((var.numpy() != 0).astype(np.float32))
+        labels.append(label)
+    return labels
+
+
 def clustered_variables(model, layer_names) -> list[tuple[str, object]]:
     """(label 'layer/kernel', variable) for the kernel and recurrent kernel of each named layer."""
     from sepipe.models.keras_backend import tf

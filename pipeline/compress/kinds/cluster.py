@@ -92,10 +92,13 @@ class ClusterCompressor(Compressor):
         for group in sorted({(n, name in specs) for name, n in levels.items() if n}):
             names = sorted(name for name, n in levels.items() if (n, name in specs) == group)
             codebooks.update(clustering.attach(model, names, group[0], keep_zeros=group[1]))
+        # pruned but not clustered: without this the cluster phase would let their zeros grow back
+        held = clustering.hold_zeros(model, sorted(name for name in specs if not levels.get(name)))
         session.train(model, steps, phase="cluster")
         stats["clustering"] = {
             "clusters": self.config.clusters, "steps": steps, "codebooks": codebooks,
             **({"layer_clusters": dict(sorted(levels.items()))} if self.config.layer_clusters else {}),
+            **({"zeros_held": held} if held else {}),
             "route": "shared int8 codes per tensor (each channel's extreme at +-127, scales unchanged), "
                      "k-means from quantiles; straight-through fine-tuning (float shadow, snapped after "
                      "every optimizer step by the variable's constraint, held through QAT)"
