@@ -14,8 +14,9 @@ from sepipe.errors import ConfigError
 from sepipe.quality_predictor.config import predictor_from_dict
 
 # Largest |int8 TFLite - Keras| over the test clips, in normalised target units (1 = one standard deviation
-# of the training labels): the float variant's measured value is about 0.01-0.03.
-INT8_TOLERANCE = 0.1
+# of the training labels). Measured on this tiny model: float 0.002, binary 0.010 (trained with int8
+# fake-quantised kernels and input; without them a few units whose pre-activation is near 0 flip: 0.65).
+INT8_TOLERANCE = 0.05
 
 
 def _heaviside(window: float):
@@ -103,8 +104,8 @@ def test_pipeline_reuses_labels_and_int8_matches_keras(small_dataset, small_data
     again = {s.name: s for s in run_predictor(cfg, until="labels", progress=False)}
     assert again["labels"].status == "current"          # nothing computed, nothing rewritten
     assert {k: p.stat().st_mtime_ns for k, p in label_paths(cfg.run_dir).items()} == stamp
-    float_eval = first["evaluate:float"].summary
-    assert float_eval["int8_vs_keras_max_abs_normalised"] <= INT8_TOLERANCE
+    for variant in ("float", "binary"):
+        assert first[f"evaluate:{variant}"].summary["int8_vs_keras_max_abs_normalised"] <= INT8_TOLERANCE
     binary = first["evaluate:binary"].summary["activation_levels"]
     # A Heaviside is a ReLU6 of a pre-activation scaled by 6 / HEAVISIDE_EPS in int8 TFLite: two codes, except
     # where the pre-activation is within HEAVISIDE_EPS of 0 (a handful of values in thousands).

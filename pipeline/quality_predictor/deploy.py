@@ -23,7 +23,6 @@ from sepipe.errors import ToolError
 
 log = logging.getLogger(__name__)
 
-REPRESENTATIVE_CLIPS = 200
 
 
 def _concrete(model, frames: int, mels: int):
@@ -59,6 +58,26 @@ def constant_bytes(data: bytes) -> int:
     return int(sum(model.Buffers(graph.Tensors(i).Buffer()).DataLength() for i in range(graph.TensorsLength())))
 
 
+def peak_activation_bytes(pcfg, frames: int, binary_maps: bool, element_bits: int) -> dict[str, float]:
+    """Analytic peak activation memory of the deploy graph: the largest (input + output) of one layer, in
+    bytes, with `element_bits` per value; and with the binary maps stored one bit a value ('bit_packed': no
+    TFLite Micro or Vela kernel reads packed bits, so a what-if, not a measurement)."""
+    shapes = [(frames * pcfg.mels, "input")]
+    t, m = frames, pcfg.mels
+    for channels in pcfg.channels:
+        shapes.append((t * m * channels, "map"))                 # conv (+ activation) output
+        t, m = t // 2, m // 2
+        shapes.append((t * m * channels, "map"))                 # pool output
+    shapes += [(pcfg.channels[-1], "vector"), (pcfg.dense_units, "vector"), (len(pcfg.targets), "vector")]
+    peaks = {}
+    for packed in (False, True):
+        def size(item):
+            count, kind = item
+            return count * (1 if packed and binary_maps and kind == "map" else element_bits) / 8
+        peaks["bit_packed" if packed else "stored"] = max(size(a) + size(b) for a, b in zip(shapes, shapes[1:]))
+    return peaks
+
+
 def convert_variant(cfg, variant: str, paths, needs) -> dict:
     from sepipe.bundle.arena import measure_tflm_arena
     from sepipe.quality_predictor.clips import frames_per_clip
@@ -67,19 +86,21 @@ def convert_variant(cfg, variant: str, paths, needs) -> dict:
 
     frames, mels = frames_per_clip(cfg.clips.seconds), cfg.predictor.mels
     source = "float" if variant == "float32" else variant
-    trained = trained_model(cfg, source, paths)
     data = load_data(cfg)
-    pick = np.random.default_rng([cfg.seed, 5]).permutation(len(data.x["train"]))[:REPRESENTATIVE_CLIPS]
-    representative = None if variant == "float32" else data.x["train"][np.sort(pick)]
+    trained = trained_model(cfg, source, paths, data)
+    # every training clip: the input's int8 range is then the one the binary variant was trained with
+    representative = None if variant == "float32" else data.x["train"]
     model = trained if variant == "int8_qat" else build_deploy_model(cfg.predictor, frames, source, trained)
     tflite = to_tflite(model, frames, mels, representative)
     artifacts.write_bytes(paths.tflite(variant), tflite)
     arena = measure_tflm_arena(tflite)
+    peaks = peak_activation_bytes(cfg.predictor, frames, variant == "binary", 32 if variant == "float32" else 8)
     return {"tflite_bytes": len(tflite), "constant_bytes": constant_bytes(tflite),
             "parameters": weight_count(build_deploy_model(cfg.predictor, frames, "float",
-                                                          trained_model(cfg, "float", paths)))
+                                                          trained_model(cfg, "float", paths, data)))
             if variant == "int8_qat" else weight_count(model),
             "tflm_arena_bytes": arena["measured_min_bytes"], "tflm_arena": arena,
+            "peak_activation_bytes": peaks["stored"], "peak_activation_bytes_bit_packed": peaks["bit_packed"],
             "dtype": "float32" if variant == "float32" else "int8",
             "feature_mean": data.feature_mean, "feature_std": data.feature_std}
 

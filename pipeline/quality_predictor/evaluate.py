@@ -117,7 +117,7 @@ def evaluate_variant(cfg, variant: str, paths, needs) -> dict:
     data = load_data(cfg)
     x, truth, systems = data.x["test"], data.scores["test"], data.system["test"]
     tflite = paths.tflite(variant).read_bytes()
-    preds = {"keras": data.denormalise(trained_model(cfg, variant, paths).predict(x, batch_size=64, verbose=0))}
+    preds = {"keras": data.denormalise(trained_model(cfg, variant, paths, data).predict(x, batch_size=64, verbose=0))}
     for runtime in ("tflite", "tflm"):
         preds[runtime] = data.denormalise(_Int8Model(tflite, runtime).predict(x))
     summary: dict = {"test_clips": int(len(x)), "targets": list(cfg.predictor.targets), "scores": {}, "ranking": {}}

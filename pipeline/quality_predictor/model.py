@@ -57,14 +57,44 @@ def heaviside_layer_class():
 
 
 _HEAVISIDE = None
+_QUANT_CONV = None
 
 
-def build_train_model(pcfg, frames: int, variant: str):
-    """The Keras training model of `variant` ('float', 'int8_qat' start from the same float graph)."""
-    keras, _ = _keras()
+def quant_conv_class():
+    """Conv2D whose kernel is fake-quantised to symmetric int8 per output channel (straight-through).
+
+    Per-channel symmetric quantisation commutes with a per-channel scale, so the grid is the one the
+    converter gives the batch-norm-folded kernel: a binary unit's threshold is learnt with the weights it
+    will have in int8 (the int8 rounding of an unaware kernel flips units whose pre-activation is near 0)."""
+    global _QUANT_CONV
+    if _QUANT_CONV is None:
+        keras, tf = _keras()
+
+        class QuantConv2D(keras.layers.Conv2D):
+            def convolution_op(self, inputs, kernel):
+                scale = tf.maximum(tf.reduce_max(tf.abs(kernel), axis=(0, 1, 2), keepdims=True), 1e-12) / 127.0
+                quantised = tf.clip_by_value(tf.round(kernel / scale), -127.0, 127.0) * scale
+                return super().convolution_op(inputs, kernel + tf.stop_gradient(quantised - kernel))
+
+        _QUANT_CONV = QuantConv2D
+    return _QUANT_CONV
+
+
+def build_train_model(pcfg, frames: int, variant: str, input_range: tuple[float, float] | None = None):
+    """The Keras training model of `variant` ('float', 'int8_qat' start from the same float graph).
+
+    binary: int8 fake-quantised conv kernels and, with `input_range`, the input fake-quantised to int8 over
+    that range (the converter calibrates the same range from the training clips)."""
+    keras, tf = _keras()
     x = inputs = keras.Input((frames, pcfg.mels, 1), name="logmel")
+    binary = variant == "binary"
+    if binary and input_range is not None:
+        low, high = (float(v) for v in input_range)
+        x = keras.layers.Lambda(lambda v: tf.quantization.fake_quant_with_min_max_args(v, low, high, num_bits=8),
+                                name="input_quant")(x)
     for i, channels in enumerate(pcfg.channels):
-        x = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        conv = quant_conv_class() if binary else keras.layers.Conv2D
+        x = conv(channels, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
         x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
         if variant == "binary":
             x = heaviside_layer_class()(pcfg.surrogate_window, name=f"act{i}")(x)

@@ -66,7 +66,8 @@ def build_graph(cfg: PredictorExperiment, progress: bool = True) -> Graph:
         stages += _variant_stages(cfg, v, paths, label_inputs, model_cfg, hint)
     if "float" in cfg.predictor.variants:
         stages.append(Stage(name="convert:float32", needs=("train:float",), group="float", hint=hint,
-                            config=model_cfg, inputs={"weights": paths.weights("float"), **label_inputs},
+                            config=model_cfg, inputs={"weights": paths.weights("float"), **label_inputs,
+                                                      **_sources("model", "deploy")},
                             outputs=[paths.tflite("float32")], tools=CONVERT_TOOLS,
                             run=lambda ctx: _convert(cfg, "float32", ctx)))
     joined = tuple(f"{kind}:{v}" for v in cfg.predictor.variants for kind in ("convert", "compile", "evaluate"))
@@ -76,9 +77,16 @@ def build_graph(cfg: PredictorExperiment, progress: bool = True) -> Graph:
     return Graph(stages)
 
 
+def _sources(*modules: str) -> dict[str, Path]:
+    """This package's source files a stage's outputs depend on: an edit of the network or its training
+    reruns the stage instead of reusing weights made by other code."""
+    folder = Path(__file__).resolve().parent
+    return {f"source_{m}": folder / f"{m}.py" for m in modules}
+
+
 def _variant_stages(cfg, v: str, paths: PredictorPaths, label_inputs: dict, model_cfg: dict, hint: str) -> list:
     train_needs = ("labels", "train:float") if v == "int8_qat" else ("labels",)
-    train_inputs = dict(label_inputs)
+    train_inputs = {**label_inputs, **_sources("model", "train", "clips")}
     if v == "int8_qat":
         train_inputs["float_weights"] = paths.weights("float")
     return [
@@ -86,13 +94,15 @@ def _variant_stages(cfg, v: str, paths: PredictorPaths, label_inputs: dict, mode
               inputs=train_inputs, outputs=[paths.weights(v), paths.train_log(v)], tools=TF_TOOLS,
               run=lambda ctx: _train(cfg, v, ctx)),
         Stage(name=f"convert:{v}", needs=(f"train:{v}",), group=v, hint=hint, config=model_cfg,
-              inputs={"weights": paths.weights(v), **label_inputs}, outputs=[paths.tflite(v)], tools=CONVERT_TOOLS,
+              inputs={"weights": paths.weights(v), **label_inputs, **_sources("model", "deploy")},
+              outputs=[paths.tflite(v)], tools=CONVERT_TOOLS,
               run=lambda ctx: _convert(cfg, v, ctx)),
         Stage(name=f"compile:{v}", needs=(f"convert:{v}",), group=v, hint=hint, config={"compile": cfg.compile},
               inputs={"tflite": paths.tflite(v)}, tools=("ethos-u-vela",),
               run=lambda ctx: _compile(cfg, v)),
         Stage(name=f"evaluate:{v}", needs=(f"train:{v}", f"convert:{v}"), group=v, hint=hint, config=model_cfg,
-              inputs={"weights": paths.weights(v), "tflite": paths.tflite(v), **label_inputs},
+              inputs={"weights": paths.weights(v), "tflite": paths.tflite(v), **label_inputs,
+                      **_sources("evaluate")},
               outputs=[paths.predictions(v)], tools=CONVERT_TOOLS + ("tflite-micro",),
               run=lambda ctx: _evaluate(cfg, v, ctx)),
     ]

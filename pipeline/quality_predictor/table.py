@@ -58,7 +58,9 @@ def memory_rows(cfg, needs) -> list[dict]:
         conv = needs[f"convert:{v}"]
         row = {"variant": v, "dtype": conv["dtype"], "parameters": conv["parameters"],
                "weights_bytes": conv["constant_bytes"], "tflm_arena_bytes": conv["tflm_arena_bytes"],
-               "inference_memory_bytes": conv["constant_bytes"] + conv["tflm_arena_bytes"]}
+               "inference_memory_bytes": conv["constant_bytes"] + conv["tflm_arena_bytes"],
+               "peak_activation_bytes": conv.get("peak_activation_bytes"),
+               "bit_packed_memory_bytes": conv["constant_bytes"] + conv.get("peak_activation_bytes_bit_packed", 0)}
         for target, fig in (needs.get(f"compile:{v}") or {}).items():
             row[f"cycles_{target}"] = fig["cycles_total"]
             row[f"sram_kib_{target}"] = fig["sram_memory_used_kib"]
@@ -67,6 +69,9 @@ def memory_rows(cfg, needs) -> list[dict]:
     for row in rows:
         row["memory_vs_float32"] = (None if reference is None else
                                     round(reference["inference_memory_bytes"] / row["inference_memory_bytes"], 2))
+        # the what-if of 1-bit maps against the float32 model's weights + analytic peak, like for like
+        row["bit_packed_vs_float32"] = (None if reference is None else round(
+            (reference["weights_bytes"] + reference["peak_activation_bytes"]) / row["bit_packed_memory_bytes"], 2))
     return rows
 
 
@@ -75,7 +80,7 @@ def write_table(cfg, paths, needs) -> dict:
     q_cols = ["target", "variant", "pearson_keras", "pearson_tflm", "spearman_tflm", "rmse_tflm",
               "rank_spearman_keras", "rank_spearman_tflm", "test_clips"]
     m_cols = ["variant", "dtype", "parameters", "weights_bytes", "tflm_arena_bytes", "inference_memory_bytes",
-              "memory_vs_float32"] + [f"{kind}_{t}" for t in cfg.compile.targets for kind in ("cycles", "sram_kib")]
+              "memory_vs_float32", "peak_activation_bytes", "bit_packed_memory_bytes", "bit_packed_vs_float32"] + [f"{kind}_{t}" for t in cfg.compile.targets for kind in ("cycles", "sram_kib")]
     levels = [{"variant": v, **{block: f"{lv['codes']} codes, {lv['two_code_share']:.2%} at the top two"
                                 for block, lv in needs[f"evaluate:{v}"]["activation_levels"].items()}}
               for v in cfg.predictor.variants]

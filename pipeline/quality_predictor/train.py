@@ -35,6 +35,7 @@ class PredictorData:
     system: dict[str, np.ndarray]       # split -> (N,) system of each clip
     feature_mean: float
     feature_std: float
+    input_range: tuple[float, float]    # min and max of the normalised training features (int8 input range)
     target_mean: np.ndarray
     target_std: np.ndarray
 
@@ -57,7 +58,8 @@ def load_data(cfg) -> PredictorData:
         s[split] = scores[keep]
         y[split] = ((scores[keep] - t_mean) / t_std).astype(np.float32)
         system[split] = clips["system"][keep]
-    return PredictorData(x, y, s, system, f_mean, f_std, t_mean, t_std)
+    return PredictorData(x, y, s, system, f_mean, f_std, (float(x["train"].min()), float(x["train"].max())),
+                         t_mean, t_std)
 
 
 def _fit(model, data: PredictorData, epochs: int, batch_size: int, learning_rate: float, seed: int) -> dict:
@@ -87,10 +89,11 @@ def qat_model(float_model):
     return tfmot.quantization.keras.quantize_model(float_model)
 
 
-def trained_model(cfg, variant: str, paths):
+def trained_model(cfg, variant: str, paths, data: PredictorData | None = None):
     """The trained Keras model of `variant`, weights loaded from its train stage."""
     frames = frames_per_clip(cfg.clips.seconds)
-    model = build_train_model(cfg.predictor, frames, "binary" if variant == "binary" else "float")
+    data = data or load_data(cfg)
+    model = build_train_model(cfg.predictor, frames, "binary" if variant == "binary" else "float", data.input_range)
     if variant == "int8_qat":
         model = qat_model(model)
     model.load_weights(paths.weights(variant))
@@ -110,7 +113,7 @@ def train_variant(cfg, variant: str, paths) -> dict:
         model = qat_model(float_model)
         result = _fit(model, data, t.qat_epochs, t.batch_size, t.learning_rate / 10, cfg.seed)
     else:
-        model = build_train_model(cfg.predictor, frames, variant)
+        model = build_train_model(cfg.predictor, frames, variant, data.input_range)
         result = _fit(model, data, t.epochs, t.batch_size, t.learning_rate, cfg.seed)
     with artifacts.atomic_path(paths.weights(variant)) as tmp:
         model.save_weights(str(tmp))
