@@ -80,6 +80,16 @@ def test_the_cli_reports_a_bad_value_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "predictor.mels" in err
 
 
+def test_a_missing_enhancer_is_a_one_line_error(tmp_path, capsys):
+    from sepipe.cli.main import main
+
+    path = tmp_path / "qp.yaml"
+    path.write_text(f"runs_dir: {tmp_path / 'runs'}\nclips: {{enhancers: [{{name: gru, model: {tmp_path}/no.tflite}}]}}\n")
+    assert main(["predictor", "run", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no.tflite" in err and "enhancer 'gru'" in err
+
+
 def _tiny(small_data_config, tmp_path):
     return predictor_from_dict({
         "name": "qp_tiny", "runs_dir": str(tmp_path / "runs"),

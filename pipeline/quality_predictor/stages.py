@@ -156,6 +156,12 @@ def _table(cfg, ctx) -> dict:
 
 def run_predictor(cfg: PredictorExperiment, until: str | None = None, progress: bool = True) -> list[StageRun]:
     """Run (or skip when current) every stage, or `until` and the stages it needs; the manifest last."""
+    from sepipe.errors import InputFileError
+
+    for e in cfg.clips.enhancers:     # before any stage: the labels need every enhancer's output
+        if not Path(e.model).is_file():
+            raise InputFileError(e.model, f"enhancer '{e.name}' (clips.enhancers) not found; make it first, e.g. "
+                                          f"`sepipe run experiments/<its experiment>.yaml` writes runs/<name>/*.tflite")
     graph = build_graph(cfg, progress)
     wanted = None if until is None else sorted(graph.upstream(until) | {until})
     runner = Runner(graph, cfg.run_dir, progress=progress)
