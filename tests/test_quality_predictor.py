@@ -14,9 +14,9 @@ from sepipe.errors import ConfigError
 from sepipe.quality_predictor.config import predictor_from_dict
 
 # Largest |int8 TFLite - Keras| over the test clips, in normalised target units (1 = one standard deviation
-# of the training labels). Measured on this tiny model: float 0.002, binary 0.010 (trained with int8
-# fake-quantised kernels and input; without them a few units whose pre-activation is near 0 flip: 0.65).
-INT8_TOLERANCE = 0.05
+# of the training labels). Measured on this tiny model: float 0.003, binary (trained with int8 fake-quantised
+# kernels and input) 0.010; trained without them a few units whose pre-activation is near 0 flip: 0.65.
+INT8_TOLERANCE = {"float": 0.05, "binary": 0.05}
 
 
 def _heaviside(window: float):
@@ -115,9 +115,9 @@ def test_pipeline_reuses_labels_and_int8_matches_keras(small_dataset, small_data
     assert again["labels"].status == "current"          # nothing computed, nothing rewritten
     assert {k: p.stat().st_mtime_ns for k, p in label_paths(cfg.run_dir).items()} == stamp
     for variant in ("float", "binary"):
-        assert first[f"evaluate:{variant}"].summary["int8_vs_keras_max_abs_normalised"] <= INT8_TOLERANCE
+        assert first[f"evaluate:{variant}"].summary["int8_vs_keras_max_abs_normalised"] <= INT8_TOLERANCE[variant]
     binary = first["evaluate:binary"].summary["activation_levels"]
-    # A Heaviside is a ReLU6 of a pre-activation scaled by 6 / HEAVISIDE_EPS in int8 TFLite: two codes, except
-    # where the pre-activation is within HEAVISIDE_EPS of 0 (a handful of values in thousands).
+    # A Heaviside is a ReLU6 of a scaled pre-activation in int8 TFLite (deploy_graph.py): two codes, except
+    # where the accumulator is within 255 / REQUANT_GAIN of 0 (a handful of values in thousands).
     assert len(binary) == 4 and all(level["two_code_share"] >= 0.99 for level in binary.values())
     assert (cfg.run_dir / "quality_predictor.md").is_file()

@@ -1,6 +1,6 @@
 """The predictor from Keras to int8 TFLite and Vela, and what it occupies on the device.
 
-convert:<v>     the deploy graph (sepipe.quality_predictor.model) or, for int8_qat, TFMOT's quantise-aware
+convert:<v>     the deploy graph (sepipe.quality_predictor.deploy_graph) or, for int8_qat, TFMOT's quantise-aware
                 model, converted by the real TFLite converter to a full-integer .tflite (int8 activations,
                 int8 per-channel weights, int32 biases, int8 input and output) with a representative
                 dataset of training clips; batch fixed to 1 (TFLite Micro and Vela need static shapes).
@@ -81,7 +81,8 @@ def peak_activation_bytes(pcfg, frames: int, binary_maps: bool, element_bits: in
 def convert_variant(cfg, variant: str, paths, needs) -> dict:
     from sepipe.bundle.arena import measure_tflm_arena
     from sepipe.quality_predictor.clips import frames_per_clip
-    from sepipe.quality_predictor.model import build_deploy_model, weight_count
+    from sepipe.quality_predictor.deploy_graph import build_deploy_model
+    from sepipe.quality_predictor.model import weight_count
     from sepipe.quality_predictor.train import load_data, trained_model
 
     frames, mels = frames_per_clip(cfg.clips.seconds), cfg.predictor.mels
@@ -90,14 +91,15 @@ def convert_variant(cfg, variant: str, paths, needs) -> dict:
     trained = trained_model(cfg, source, paths, data)
     # every training clip: the input's int8 range is then the one the binary variant was trained with
     representative = None if variant == "float32" else data.x["train"]
-    model = trained if variant == "int8_qat" else build_deploy_model(cfg.predictor, frames, source, trained)
+    model = trained if variant == "int8_qat" else build_deploy_model(cfg.predictor, frames, source, trained,
+                                                                                   data.input_range)
     tflite = to_tflite(model, frames, mels, representative)
     artifacts.write_bytes(paths.tflite(variant), tflite)
     arena = measure_tflm_arena(tflite)
     peaks = peak_activation_bytes(cfg.predictor, frames, variant == "binary", 32 if variant == "float32" else 8)
     return {"tflite_bytes": len(tflite), "constant_bytes": constant_bytes(tflite),
             "parameters": weight_count(build_deploy_model(cfg.predictor, frames, "float",
-                                                          trained_model(cfg, "float", paths, data)))
+                                                          trained_model(cfg, "float", paths, data), data.input_range))
             if variant == "int8_qat" else weight_count(model),
             "tflm_arena_bytes": arena["measured_min_bytes"], "tflm_arena": arena,
             "peak_activation_bytes": peaks["stored"], "peak_activation_bytes_bit_packed": peaks["bit_packed"],

@@ -63,9 +63,11 @@ class _Int8Model:
         probe = Interpreter(model_content=data)
         self.inp, self.out = probe.get_input_details()[0], probe.get_output_details()[0]
         if runtime in ("tflite", "tflite_ref"):
-            # tflite_ref: the reference kernels with every tensor kept (the activation-level check reads them)
+            # TFLite's own int8 kernels, no XNNPACK delegate (not what a microcontroller runs); tflite_ref: the
+            # reference kernels with every tensor kept (the activation-level check reads them)
             extra = ({"experimental_preserve_all_tensors": True,
-                      "experimental_op_resolver_type": OpResolverType.BUILTIN_REF} if runtime == "tflite_ref" else {})
+                      "experimental_op_resolver_type": OpResolverType.BUILTIN_REF} if runtime == "tflite_ref" else
+                     {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES})
             self.interp = Interpreter(model_content=data, num_threads=1, **extra)
             self.interp.allocate_tensors()
             self._set = lambda q: self.interp.set_tensor(self.inp["index"], q)

@@ -8,20 +8,12 @@ Heaviside: forward H(x) = 1 if x > 0 else 0 (exactly two levels); backward the s
 estimator clipped to a window: dH/dx := 1 where |x| <= window, 0 elsewhere (the surrogate of the
 reference work's binary activation maps; outside the window a unit is saturated and gets no gradient).
 
-Deploy model (`build_deploy_model`, what is converted): the same blocks with batch normalisation folded
-into each convolution's weights and bias. Its activation is ReLU, or for `binary` the Heaviside written
-as ops every int8 toolchain has: the folded convolution's weights and bias scaled by HEAVISIDE_GAIN / 6
-... i.e. y = ReLU6(x * 6 / eps) with eps = HEAVISIDE_EPS, fused into CONV_2D. For every pre-activation
-outside (0, eps) that is exactly 0 or 6; the 6 is divided back out of the next layer's weights. So in int8
-TFLite a binary activation map is an int8 tensor (range [0, 6], 256 codes) of which two codes occur.
+The deploy graph (BN folded, the Heaviside in int8-friendly form) is in deploy_graph.py.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-HEAVISIDE_EPS = 1e-4          # pre-activations in (0, eps) get an intermediate level in the deploy model
-BINARY_LEVEL = 6.0            # the deploy model's "one" (ReLU6's ceiling)
 
 
 def _keras():
@@ -105,45 +97,6 @@ def build_train_model(pcfg, frames: int, variant: str, input_range: tuple[float,
     x = keras.layers.Dense(pcfg.dense_units, activation="relu", name="dense")(x)
     out = keras.layers.Dense(len(pcfg.targets), name="scores")(x)
     return keras.Model(inputs, out, name=f"quality_{variant}")
-
-
-def folded_conv(model, i: int) -> tuple[np.ndarray, np.ndarray]:
-    """(kernel, bias) of block i's convolution with its batch normalisation folded in (inference form)."""
-    kernel = model.get_layer(f"conv{i}").get_weights()[0]
-    gamma, beta, mean, var = model.get_layer(f"bn{i}").get_weights()
-    eps = model.get_layer(f"bn{i}").epsilon
-    scale = gamma / np.sqrt(var + eps)
-    return (kernel * scale).astype(np.float32), (beta - mean * scale).astype(np.float32)
-
-
-def build_deploy_model(pcfg, frames: int, variant: str, trained):
-    """The graph that is converted: BN folded, the Heaviside as a scaled ReLU6 (see the module docstring)."""
-    keras, _ = _keras()
-    binary = variant == "binary"
-    x = inputs = keras.Input((frames, pcfg.mels, 1), name="logmel", batch_size=1)
-    weights = []
-    for i, channels in enumerate(pcfg.channels):
-        kernel, bias = folded_conv(trained, i)
-        if binary:
-            gain = BINARY_LEVEL / HEAVISIDE_EPS
-            kernel, bias = kernel * gain, bias * gain
-            if i > 0:        # the previous block's maps are 0 / 6, not 0 / 1
-                kernel = kernel / BINARY_LEVEL
-        x = keras.layers.Conv2D(channels, 3, padding="same", activation="relu6" if binary else "relu",
-                                name=f"conv{i}")(x)
-        weights.append((f"conv{i}", [kernel, bias]))
-        x = keras.layers.MaxPool2D(2, name=f"pool{i}")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    x = keras.layers.Dense(pcfg.dense_units, activation="relu", name="dense")(x)
-    out = keras.layers.Dense(len(pcfg.targets), name="scores")(x)
-    model = keras.Model(inputs, out, name=f"quality_{variant}_deploy")
-    dense_kernel, dense_bias = trained.get_layer("dense").get_weights()
-    if binary:
-        dense_kernel = dense_kernel / BINARY_LEVEL
-    weights += [("dense", [dense_kernel, dense_bias]), ("scores", trained.get_layer("scores").get_weights())]
-    for name, values in weights:
-        model.get_layer(name).set_weights(values)
-    return model
 
 
 def weight_count(model) -> int:

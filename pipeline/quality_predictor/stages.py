@@ -67,7 +67,7 @@ def build_graph(cfg: PredictorExperiment, progress: bool = True) -> Graph:
     if "float" in cfg.predictor.variants:
         stages.append(Stage(name="convert:float32", needs=("train:float",), group="float", hint=hint,
                             config=model_cfg, inputs={"weights": paths.weights("float"), **label_inputs,
-                                                      **_sources("model", "deploy")},
+                                                      **_sources("model", "deploy", "deploy_graph")},
                             outputs=[paths.tflite("float32")], tools=CONVERT_TOOLS,
                             run=lambda ctx: _convert(cfg, "float32", ctx)))
     joined = tuple(f"{kind}:{v}" for v in cfg.predictor.variants for kind in ("convert", "compile", "evaluate"))
@@ -94,7 +94,7 @@ def _variant_stages(cfg, v: str, paths: PredictorPaths, label_inputs: dict, mode
               inputs=train_inputs, outputs=[paths.weights(v), paths.train_log(v)], tools=TF_TOOLS,
               run=lambda ctx: _train(cfg, v, ctx)),
         Stage(name=f"convert:{v}", needs=(f"train:{v}",), group=v, hint=hint, config=model_cfg,
-              inputs={"weights": paths.weights(v), **label_inputs, **_sources("model", "deploy")},
+              inputs={"weights": paths.weights(v), **label_inputs, **_sources("model", "deploy", "deploy_graph")},
               outputs=[paths.tflite(v)], tools=CONVERT_TOOLS,
               run=lambda ctx: _convert(cfg, v, ctx)),
         Stage(name=f"compile:{v}", needs=(f"convert:{v}",), group=v, hint=hint, config={"compile": cfg.compile},
