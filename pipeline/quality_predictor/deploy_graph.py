@@ -9,8 +9,9 @@ requantisation multiplier M = s_in * s_w / s_out is REQUANT_GAIN, just over 255:
 more then saturates to code 127 (6.0), one of 0 or less to code -128 (0.0), a step on the integer
 accumulator. (Where the converter's input scale differs from the one assumed here, M moves by a fraction
 of a percent and an accumulator of exactly 1 may land a code or two below 127.) A larger M is not closer to
-a step and costs headroom: kernels apply M > 1 as a left shift of the int32 accumulator, and XNNPACK refuses
-a multiplier of 256 or more. The maps hold 0 / 6 instead of 0 / 1: the 6 is divided out of the next layer's weights.
+a step and costs headroom: kernels apply M > 1 as a left shift of the int32 accumulator, and XNNPACK
+refused to prepare the model when M was about 1e5 (measured; LiteRT's built-in kernels, TFLite Micro and
+Vela took it). The maps hold 0 / 6 instead of 0 / 1: the 6 is divided out of the next layer's weights.
 So in int8 TFLite a binary activation map is an ordinary int8 tensor, range [0, 6], of which two codes occur.
 """
 
