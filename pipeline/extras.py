@@ -70,6 +70,7 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
     "sepipe bundle": ("train", "tflm"),
     "sepipe verify-bundle": ("tflm",),
     "sepipe search": ("eval", "search"),
+    "sepipe predictor run": ("eval", "tflm"),
     "sepipe enhance": ("train",),      # + 'tflm' for --runtime tflm (the default): see command_extras
 }
 

@@ -17,13 +17,13 @@ import sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")   # before anything imports TensorFlow
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from sepipe.cli import bundle, deploy, enhance, experiment, search  # noqa: E402
+from sepipe.cli import bundle, deploy, enhance, experiment, predictor, search  # noqa: E402
 from sepipe.cli.common import OneLineParser, experiment_parser  # noqa: E402
 from sepipe.errors import PipelineError, one_line  # noqa: E402
 from sepipe.extras import check_command, missing_extra  # noqa: E402
 
 # Each group: add_parsers(subparsers, common_experiment_parser); handlers via set_defaults(handler=...).
-COMMAND_GROUPS = (experiment, deploy, bundle, enhance, search)
+COMMAND_GROUPS = (experiment, deploy, bundle, enhance, search, predictor)
 
 
 def build_parser() -> argparse.ArgumentParser:
