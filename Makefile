@@ -8,7 +8,8 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 
-EXPERIMENTS := $(basename $(notdir $(wildcard experiments/*.yaml)))
+# enhancement experiments only (a YAML with `task:` is run by its own command, e.g. exp-quality-predictor)
+EXPERIMENTS := $(basename $(notdir $(shell grep -L '^task:' experiments/*.yaml)))
 RUNS = $(wildcard runs/*/report)
 
 .PHONY: help install demo test test-fast exp-% exp-search exp-sparsity report check-budgets bench-mlia clean
@@ -47,6 +48,9 @@ exp-mixed-precision: $(STAMP) ## Mixed precision (issue 13): experiments/mixed_p
 exp-search: $(STAMP) ## Per-layer compression search (issue 14): NSGA-II on the demo GRU (converts demo_s0 first if needed)
 	$(SEPIPE) convert experiments/search_demo.yaml
 	$(SEPIPE) search experiments/search_demo.yaml
+
+exp-quality-predictor: $(STAMP) ## Tiny speech-quality predictor (issue 17): labels, float / int8 QAT / binary, Vela, TFLM (needs the enhancer runs it names)
+	$(SEPIPE) predictor run experiments/quality_predictor.yaml
 
 exp-sparsity: $(STAMP) ## The sparsity sweep on both families: sparsity_gru.yaml, then sparsity_lstm.yaml
 	$(SEPIPE) run experiments/sparsity_gru.yaml

@@ -361,7 +361,19 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
     return experiment_from_dict(raw, source=str(path))
 
 
+# Experiments of another task share experiments/ but not this config: {task: the command that runs it}.
+# The key `task:` (default "enhancement") lets `sepipe run` name the right command instead of a bad key.
+OTHER_TASKS = {"quality_predictor": "sepipe predictor run"}
+
+
 def experiment_from_dict(raw: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
+    if isinstance(raw, dict) and "task" in raw:
+        raw = dict(raw)
+        task = raw.pop("task")
+        if task != "enhancement":
+            hint = (f"'enhancement' here; a {task} experiment runs with `{OTHER_TASKS[task]} {source}`"
+                    if task in OTHER_TASKS else f"one of {['enhancement', *OTHER_TASKS]}")
+            raise ConfigError(source, "task", task, hint)
     model = raw.get("model") if isinstance(raw, dict) else None
     if isinstance(model, dict):          # a user family ('module:function') is registered before it is built
         from sepipe.models import prepare_family

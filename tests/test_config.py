@@ -1,4 +1,5 @@
 import pytest
+import yaml
 
 from sepipe.config import ExperimentConfig, experiment_from_dict, load_experiment
 from sepipe.errors import ConfigError, InputFileError
@@ -48,8 +49,20 @@ def test_unparsable_yaml_and_missing_file_are_input_errors(tmp_path):
 def test_shipped_experiments_are_valid():
     from pathlib import Path
 
+    from sepipe.quality_predictor.config import load_predictor
+
     for path in sorted(Path(__file__).parents[1].glob("experiments/*.yaml")):
-        load_experiment(path)
+        task = yaml.safe_load(path.read_text()).get("task", "enhancement")
+        {"enhancement": load_experiment, "quality_predictor": load_predictor}[task](path)
+
+
+def test_an_experiment_of_another_task_names_its_command():
+    with pytest.raises(ConfigError) as info:
+        experiment_from_dict({"task": "quality_predictor", "name": "qp"}, source="qp.yaml")
+    assert "sepipe predictor run qp.yaml" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="enhancement"):
+        experiment_from_dict({"task": "karaoke", "name": "x"})
+    assert experiment_from_dict({"task": "enhancement", "name": "x"}).name == "x"
 
 
 @pytest.mark.parametrize("variant, key", [

@@ -119,6 +119,7 @@ class PredictorCompileConfig:
 
 @dataclass(frozen=True)
 class PredictorExperiment:
+    task: str = "quality_predictor"        # what keeps `sepipe run` from reading this YAML as an enhancement one
     name: str = "quality_predictor"
     seed: int = 0
     runs_dir: str = "runs"
@@ -133,6 +134,7 @@ class PredictorExperiment:
         return Path(self.runs_dir) / self.name
 
     def validate(self, src: str) -> None:
+        check(src, "task", self.task, self.task == "quality_predictor", "'quality_predictor' for `sepipe predictor run`")
         check_run_name(src, "name", self.name)
         check_seed(src, "seed", self.seed)
         for section in (self.data, self.data.reverb, self.data.mic, self.clips, self.predictor, self.train,
