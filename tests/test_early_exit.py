@@ -215,3 +215,39 @@ def test_the_experiment_files_load():
         weights = family_of(separate.model).exit_weights(separate.model)
         assert [w > 0 for w in weights] == [i == n - 1 for i in range(4)]
         assert dataclasses.replace(separate.model, exit_weights=()) == dataclasses.replace(full.model, exit_weights=())
+
+
+@pytest.mark.slow
+def test_an_experiment_with_exit_variants_runs_every_stage(small_data_config, tmp_path, monkeypatch, capsys):
+    """Train a tiny joint model a few steps, then every exit as its own variant: converted, compiled by Vela,
+    evaluated; each exit's .tflite holds only its states, and its Vela cycles rise with depth."""
+    import json
+
+    import yaml
+
+    from sepipe.cli.main import main
+    from sepipe.early_exit import exit_cycles
+    from sepipe.quantize.model_io import tflite_io
+
+    monkeypatch.setenv("SEPIPE_VELA_CACHE", str(tmp_path / "vela_cache"))
+    raw = yaml.safe_load(EXPERIMENT.read_text())
+    raw.update({"name": "ee", "runs_dir": str(tmp_path / "runs"), "data": {"cache_dir": small_data_config.cache_dir},
+                "model": {**raw["model"], "fc_units": 16, "rnn_units": 12, "dense_units": 20},
+                "train": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 4, "valid_files": 1},
+                "convert": {"calibration_files": 2, "calibration_frames": 64},
+                "compile": {"targets": ["ethos-u55-128"]},
+                "evaluate": {"test_files": 1, "dnsmos": False, "write_audio": 0, "baselines": ["noisy"],
+                             "interpreters": ["tflite"]}})
+    path = tmp_path / "ee.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["-q", "run", str(path)]) == 0, capsys.readouterr().err
+    run = tmp_path / "runs" / "ee"
+    states = {n: sorted(s.input for s in tflite_io((run / f"ee_exit{n}.tflite").read_bytes()).contract.states)
+              for n in range(1, 5)}
+    assert states == {1: ["rnn_1_h"], 2: ["rnn_1_h", "rnn_2_h"], 3: ["rnn_1_h", "rnn_2_h"], 4: ["rnn_1_h", "rnn_2_h"]}
+    joint = tflite_io((run / "ee_ptq.tflite").read_bytes()).contract
+    assert {h.name for h in joint.heads} == {"mask", "mask_exit1", "mask_exit2", "mask_exit3"}
+    cycles = exit_cycles(run, "ee", ["exit1", "exit2", "exit3", "exit4", "ptq"], "ethos-u55-128")
+    assert cycles[:4] == sorted(cycles[:4]) and cycles[4] > cycles[3]
+    manifest = json.loads((run / "manifest.json").read_text())["stages"]
+    assert all(f"evaluate:exit{n}" in manifest for n in range(1, 5))
