@@ -251,3 +251,26 @@ def test_an_experiment_with_exit_variants_runs_every_stage(small_data_config, tm
     assert cycles[:4] == sorted(cycles[:4]) and cycles[4] > cycles[3]
     manifest = json.loads((run / "manifest.json").read_text())["stages"]
     assert all(f"evaluate:exit{n}" in manifest for n in range(1, 5))
+
+
+def test_a_pruned_variant_of_a_multi_exit_model_fine_tunes_every_head(small_dataset, tmp_path):
+    """Fine-tuning (the shared loop of weight/block/unit/QAT) trains on every exit's weighted loss: a
+    weight-pruned variant of the joint model keeps all heads, and its exit cut holds the pruned weights."""
+    from sepipe.compress import VariantConfig, finetune_variant
+    from sepipe.models.keras_backend import keras
+
+    cfg = experiment_from_dict({
+        "name": "pruned", "seed": 0, "data": {"cache_dir": small_dataset.cfg.cache_dir},
+        "model": {"family": "nsnet2_exits", "fc_units": 8, "rnn_units": 8, "dense_units": 8},
+        "train": {"epochs": 1, "steps_per_epoch": 1, "batch_size": 2, "valid_files": 1}})
+    keras.utils.set_random_seed(0)
+    base = family_of(cfg.model).build_sequence(cfg.model, BINS)
+    base.save_weights(str(tmp_path / "sequence.weights.h5"))
+    variant = VariantConfig.create("w50", "weight", sparsity=0.5, finetune_epochs=1, finetune_steps_per_epoch=2)
+    result = finetune_variant(variant, cfg, small_dataset, tmp_path / "sequence.weights.h5", tmp_path / "w50",
+                              progress=False)
+    assert result.stats["steps"]["total"] == 2 and result.stats["nonzero_params"] < result.stats["params"]
+    tuned = family_of(cfg.model).build_sequence(cfg.model, BINS)
+    tuned.load_weights(str(tmp_path / "w50" / "sequence.weights.h5"))
+    for head in ("mask_exit1", "mask_exit2", "mask_exit3", "mask"):      # every exit's loss reached its head
+        assert not np.array_equal(tuned.get_layer(head).get_weights()[0], base.get_layer(head).get_weights()[0]), head
