@@ -180,7 +180,8 @@ def test_c_policy_matches_python_on_golden_vectors(tmp_path):
     ({"name": "e", "kind": "exit", "exit": 3}, {"model.exits": ["rnn_1"], "model.exit_weights": []},
      r"an exit from 1 to 2"),
     ({"name": "e", "kind": "exit", "exit": 1}, {"model.family": "gru"}, r"family with exits"),
-    ({"name": "e", "kind": "exit", "exit": 1, "finetune_epochs": -1}, {}, r"finetune_epochs"),
+    ({"name": "e", "kind": "exit", "exit": 1, "finetune_epochs": 2}, {}, r"finetune_epochs' = 2 .*0 for kind 'exit'"),
+    ({"name": "e", "kind": "exit", "exit": 1, "qat": True}, {}, r"qat' = True .*false for kind 'exit'"),
 ])
 def test_bad_exit_values_are_one_line_errors(variant, model, message):
     overrides = {"variants": [{"name": "ptq", "kind": "ptq"}, variant], **model}

@@ -3,11 +3,12 @@
     variants:
       - {name: exit1, kind: exit, exit: 1}      # trunk up to exit 1 and its head; rnn_1's state only
 
-No retraining (`finetune_epochs` defaults to 0): the family's `truncate` gives the config of exit n's
+No retraining (`finetune_epochs` is 0, `qat` false): the family's `truncate` gives the config of exit n's
 streaming model (its head renamed `mask`, only the states of the layers it holds) and the shared loop
 copies the joint weights into it by layer name. Everything after (convert, Vela for every target,
 evaluate, the report's tables) treats it as any other variant, so each exit gets its own quality and
-cycles rows. With `qat` the steps fine-tune the whole joint model before the cut.
+cycles rows. Fine-tuning or QAT of an exit alone would let it drift from the joint model the others share,
+so both are refused (one line) when the YAML loads.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sepipe.compress.base import COMPRESSORS, Compressed, Compressor, VariantConfig
-from sepipe.errors import ConfigError, check
+from sepipe.errors import check
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class ExitConfig(VariantConfig):
         check(src, self.key("exit"), self.exit,
               isinstance(self.exit, int) and not isinstance(self.exit, bool) and self.exit >= 1,
               "an exit number from 1 (the earliest) to the final head's")
+        check(src, self.key("finetune_epochs"), self.finetune_epochs, self.finetune_epochs == 0,
+              "0 for kind 'exit' (the exit is cut from the joint weights as they are)")
+        check(src, self.key("qat"), self.qat, not self.qat,
+              "false for kind 'exit' (an exit is cut from the joint weights; it shares them with the other exits)")
 
 
 @COMPRESSORS.register("exit", config=ExitConfig)
@@ -53,7 +58,4 @@ class ExitCompressor(Compressor):
         return family_of(model_cfg).truncate(model_cfg, self.config.exit, self.config.key("exit"))
 
     def compress(self, model, model_cfg, targets, steps, session) -> Compressed:
-        if steps:
-            raise ConfigError("<variant>", self.config.key("finetune_epochs"), self.config.finetune_epochs,
-                              "0 for kind 'exit' (the exit is cut from the joint weights; use qat to fine-tune)")
         return Compressed(model, self.truncated(model_cfg), [], {"exit": self.config.exit})
