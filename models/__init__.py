@@ -12,10 +12,14 @@ FAMILIES = Registry("model family", key="model.family",
                     open_form="'package.module:function' (your own builder, see docs/model-contract.md)")
 
 from sepipe.models.mask_rnn import GRU, LSTM, MaskRnnConfig  # noqa: E402
+from sepipe.models.nsnet2_exits import NSNET2_EXITS, Nsnet2ExitsConfig  # noqa: E402
 from sepipe.models.custom import prepare_family  # noqa: E402,F401  (re-exported: sepipe.config calls it)
 
 FAMILIES.add("gru", GRU, config=MaskRnnConfig, help="nsNet2-like mask estimator: Dense, GRU layers, Dense, mask")
 FAMILIES.add("lstm", LSTM, config=MaskRnnConfig, help="TinyLSTM-like mask estimator: Dense, LSTM layers, Dense, mask")
+
+FAMILIES.add("nsnet2_exits", NSNET2_EXITS, config=Nsnet2ExitsConfig,
+             help="nsNet2 with early exits: a mask head after each GRU and the first FC-600; each exit deployable")
 
 
 def family_of(cfg):

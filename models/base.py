@@ -15,11 +15,22 @@ No TensorFlow at import: the builders import Keras when called, so loading a con
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sepipe.config import ModelConfig
 from sepipe.contract import ExportGraph, ModelContract
+from sepipe.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrainingPhase:
+    """One phase of training: the loss weight of each head it trains on (by head name) and the layers it
+    trains (None: every layer). A family with one head trains in one phase on that head."""
+
+    head_weights: dict[str, float]
+    layers: tuple[str, ...] | None = None
 
 
 class ModelFamily:
@@ -90,5 +101,20 @@ class ModelFamily:
         source = getattr(self, "source_file", None)
         return (Path(source),) if source else ()
 
+    def training_phases(self, cfg: ModelConfig, bins: int) -> tuple[TrainingPhase, ...]:
+        """How training weights the heads (and, per phase, which layers it trains); default: the
+        primary head alone, every layer, one phase."""
+        return (TrainingPhase({self.contract(cfg, bins).head.name: 1.0}),)
+
+    def truncate(self, cfg: ModelConfig, exit_number: int, key: str, src: str = "<variant>") -> ModelConfig:
+        """The config of the streaming model of exit `exit_number` alone (the `exit` variant kind); families
+        without exits refuse it with one line naming `key`."""
+        raise ConfigError(src, key, exit_number, f"a model family with exits (nsnet2_exits); "
+                                                         f"'{cfg.family}' has none")
+
     def check_experiment(self, experiment: Any, src: str) -> None:
-        """Refuse, as a ConfigError, what the rest of an experiment asks that this family cannot do."""
+        """Refuse, as a ConfigError, what the rest of an experiment asks that this family cannot do; by
+        default an `exit` variant whose exit the model lacks (`truncate`)."""
+        for variant in experiment.variants:
+            if variant.kind == "exit":
+                self.truncate(experiment.model, variant.exit, variant.key("exit"), src)

@@ -83,6 +83,32 @@ def enhancement_loss(mask, noisy_re, noisy_im, clean_re, clean_im, cfg: Experime
     return total, tf.reduce_mean(tf_si_sdr(clean, enhanced))
 
 
+def head_outputs(outputs, primary: str) -> dict:
+    """A model's outputs as {head name: mask}: a one-head model returns the tensor itself."""
+    return outputs if isinstance(outputs, dict) else {primary: outputs}
+
+
+def joint_head_weights(cfg: ExperimentConfig) -> tuple[str, dict]:
+    """(primary head, {head: weight} over every training phase): what fine-tuning a variant optimises, so a
+    multi-exit model keeps every exit trained; a one-head family: ({head: 1.0}), its objective of before."""
+    family = family_of(cfg.model)
+    weights = {name: w for phase in family.training_phases(cfg.model, cfg.features.bins)
+               for name, w in phase.head_weights.items()}
+    return family.contract(cfg.model, cfg.features.bins).head.name, weights
+
+
+def heads_loss(heads: dict, weights: dict, batch: tuple, cfg: ExperimentConfig, length: int):
+    """(weighted sum of each weighted head's enhancement loss, SI-SDR dB of the last weighted head): a
+    multi-exit model trains every exit as a full enhancer on the same objective."""
+    if len(weights) == 1 and next(iter(weights.values())) == 1.0:      # one head: the graph of before
+        return enhancement_loss(heads[next(iter(weights))], *batch, cfg, length)
+    total = 0.0
+    for name, weight in weights.items():
+        loss, sisdr = enhancement_loss(heads[name], *batch, cfg, length)
+        total += weight * loss
+    return total, sisdr
+
+
 # ---------------------------------------------------------------- numpy side: examples
 def make_example(noisy: np.ndarray, clean: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, ...]:
     """(features, noisy re, noisy im, clean re, clean im) for one mixture, all (frames, bins) float32."""
@@ -156,15 +182,33 @@ class Trainer:
         self.writer = tf.summary.create_file_writer(str(self.out_dir / "tensorboard"))
         self.valid = [make_example(p.noisy, p.clean, cfg.features) + (len(p.clean),)
                       for p in dataset.pairs("valid", limit=cfg.train.valid_files)]
+        family = family_of(cfg.model)
+        self.primary = family.contract(cfg.model, cfg.features.bins).head.name
+        self.phases = family.training_phases(cfg.model, cfg.features.bins)
+        if len(self.phases) > 1:     # slots for every variable now: later phases train layers the first froze
+            self.optimizer.build(self.trained.trainable_variables)
+        self.set_phase(self.phase_of(1))
+
+    def phase_of(self, epoch: int) -> int:
+        """The training phase of `epoch` (1-based): `train.epochs` split evenly over the family's phases."""
+        return min((epoch - 1) * len(self.phases) // max(self.cfg.train.epochs, 1), len(self.phases) - 1)
+
+    def set_phase(self, index: int) -> None:
+        """Trace the steps of phase `index`: its head weights, and only its layers' variables trained."""
+        self.phase = index
+        layers = self.phases[index].layers
+        self.variables = (self.trained.trainable_variables if layers is None else
+                          [v for name in layers for v in self.model.get_layer(name).trainable_variables])
         self._train_step = tf.function(self._train_step_eager)
         self._valid_step = tf.function(self._valid_step_eager, reduce_retracing=True)
 
     def _train_step_eager(self, features, noisy_re, noisy_im, clean_re, clean_im):
         with tf.GradientTape() as tape:
-            mask = self.trained(features, training=True)
-            loss, sisdr = enhancement_loss(mask, noisy_re, noisy_im, clean_re, clean_im, self.cfg, self.segment_samples)
-        grads = tape.gradient(loss, self.trained.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trained.trainable_variables))
+            heads = head_outputs(self.trained(features, training=True), self.primary)
+            loss, sisdr = heads_loss(heads, self.phases[self.phase].head_weights,
+                                     (noisy_re, noisy_im, clean_re, clean_im), self.cfg, self.segment_samples)
+        grads = tape.gradient(loss, self.variables)
+        self.optimizer.apply_gradients(zip(grads, self.variables))
         return loss, sisdr
 
     def batches(self, epoch: int, count: int) -> Iterator[tuple[np.ndarray, ...]]:
@@ -177,8 +221,9 @@ class Trainer:
         return self._train_step(*batch)
 
     def _valid_step_eager(self, features, noisy_re, noisy_im, clean_re, clean_im, length):
-        mask = self.trained(features, training=False)
-        return enhancement_loss(mask, noisy_re, noisy_im, clean_re, clean_im, self.cfg, length)
+        heads = head_outputs(self.trained(features, training=False), self.primary)
+        return heads_loss(heads, self.phases[self.phase].head_weights, (noisy_re, noisy_im, clean_re, clean_im),
+                          self.cfg, length)
 
     def validate(self) -> tuple[float, float]:
         """Mean validation loss and SI-SDR (dB) over the validation mixtures (whole files)."""
@@ -199,8 +244,12 @@ class Trainer:
     def run(self, progress: bool = True) -> TrainResult:
         cfg = self.cfg.train
         state = self._load_state()
+        self.set_phase(self.phase_of(max(state["epoch"], 1)))      # a resumed run goes on in its phase
         while state["epoch"] < cfg.epochs and state["stale_epochs"] < cfg.patience:
             epoch = state["epoch"] + 1
+            if self.phase_of(epoch) != self.phase:     # layer-wise: the next exit; its loss starts a new best
+                self.set_phase(self.phase_of(epoch))
+                state.update(best_val_loss=float("inf"), stale_epochs=0)
             started = time.time()
             steps = bar(prefetched(self.batches(epoch, cfg.steps_per_epoch)), progress, total=cfg.steps_per_epoch,
                         desc=f"epoch {epoch}/{cfg.epochs}", leave=False)

@@ -78,8 +78,8 @@ def test_the_registries_list_every_existing_kind():
     from sepipe.quantize.schemes import SCHEMES
     from sepipe.runtime import RUNNERS
 
-    assert FAMILIES.names() == ["gru", "lstm"]
-    assert COMPRESSORS.names() == ["ptq", "weight", "block", "unit", "offline", "cluster"]
+    assert FAMILIES.names() == ["gru", "lstm", "nsnet2_exits"]
+    assert COMPRESSORS.names() == ["ptq", "weight", "block", "unit", "offline", "cluster", "exit"]
     assert SCHEMES.names() == ["int8", "int16x8", "mixed"]
     assert RUNNERS.names() == ["float", "tflite", "tflm"]
     assert EXECUTORS.names() == ["local", "ray"]

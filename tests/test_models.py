@@ -61,7 +61,7 @@ def test_tinylstm_configuration_is_about_a_million_parameters():
 
 
 def test_families_are_registered_with_their_config_class_and_answer_the_interface():
-    assert FAMILIES.names() == ["gru", "lstm"]
+    assert FAMILIES.names() == ["gru", "lstm", "nsnet2_exits"]
     cfg = experiment_from_dict({"name": "x", "model": {"family": "lstm", "rnn_units": 16}}).model
     assert type(cfg) is MaskRnnConfig and MaskRnnConfig(family="lstm", rnn_units=16) == cfg
     lstm, gru = FAMILIES.get("lstm"), FAMILIES.get("gru")

@@ -24,7 +24,7 @@ import numpy as np
 from sepipe.models.keras_backend import keras, tf
 from sepipe.config import ExperimentConfig
 from sepipe.progress import bar as progress_bar
-from sepipe.train import _batches, enhancement_loss, make_example
+from sepipe.train import _batches, head_outputs, heads_loss, joint_head_weights, make_example
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +83,15 @@ class FineTuneSession:
         mask_pairs = [(var, tf.constant(np.asarray(mask, np.float32))) for var, mask in masks]
         quantize = list(quantize)
         cfg, length = self.cfg, self.segment_samples
+        primary, weights = joint_head_weights(cfg)
 
         def step_fn(features, noisy_re, noisy_im, clean_re, clean_im):
             floats = [tf.identity(var.read_value()) for var in quantize]
             for var in quantize:
                 var.assign(fake_quantize(var))
             with tf.GradientTape() as tape:
-                mask = model(features, training=True)
-                loss, sisdr = enhancement_loss(mask, noisy_re, noisy_im, clean_re, clean_im, cfg, length)
+                heads = head_outputs(model(features, training=True), primary)
+                loss, sisdr = heads_loss(heads, weights, (noisy_re, noisy_im, clean_re, clean_im), cfg, length)
             grads = tape.gradient(loss, trainable)
             for var, value in zip(quantize, floats):
                 var.assign(value)
@@ -131,8 +132,9 @@ class FineTuneSession:
         """Mean validation loss and SI-SDR (dB) of `model` over whole validation files."""
         losses, sisdrs = [], []
         for *parts, length in self.valid_examples():
-            mask = model(parts[0][None], training=False)
-            loss, sisdr = enhancement_loss(mask, *[tf.constant(p[None]) for p in parts[1:]], self.cfg, length)
+            primary, weights = joint_head_weights(self.cfg)
+            heads = head_outputs(model(parts[0][None], training=False), primary)
+            loss, sisdr = heads_loss(heads, weights, tuple(tf.constant(p[None]) for p in parts[1:]), self.cfg, length)
             losses.append(float(loss)), sisdrs.append(float(sisdr))
         return float(np.mean(losses)), float(np.mean(sisdrs))
 

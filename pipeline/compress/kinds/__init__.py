@@ -4,4 +4,4 @@ To add a kind: write its module (see sepipe.compress.base) and import it here. T
 `--help` texts and errors list the kinds in.
 """
 
-from sepipe.compress.kinds import ptq, weight, block, unit, offline, cluster  # noqa: F401
+from sepipe.compress.kinds import ptq, weight, block, unit, offline, cluster, exit  # noqa: F401
