@@ -49,6 +49,10 @@ exp-search: $(STAMP) ## Per-layer compression search (issue 14): NSGA-II on the 
 	$(SEPIPE) convert experiments/search_demo.yaml
 	$(SEPIPE) search experiments/search_demo.yaml
 
+exp-early-exit: $(STAMP) ## Early-exit nsNet2 (issue 16): joint exits, then each exit's size trained separately (hours)
+	$(SEPIPE) run experiments/early_exit.yaml
+	for n in 1 2 3 4; do $(SEPIPE) run experiments/early_exit_separate$$n.yaml || exit 1; done
+
 exp-quality-predictor: $(STAMP) ## Tiny speech-quality predictor (issue 17): labels, float / int8 QAT / binary, Vela, TFLM (needs the enhancer runs it names)
 	$(SEPIPE) predictor run experiments/quality_predictor.yaml
 
