@@ -16,7 +16,7 @@ from sepipe.artifacts import ADDED_FIELD
 from sepipe.compress import COMPRESSORS, VariantConfig, compressor_of  # noqa: F401  (re-exported; no TensorFlow)
 from sepipe.config_loading import (  # noqa: F401  (re-exported: budgets, targets and models build with _build)
     _build, _coerce, _item_key, _registered_class, _set_dotted, _type_name, _without_unset_foreign_keys,
-    read_yaml_file, set_dotted)
+    read_yaml_file, set_dotted, without_task)
 from sepipe.errors import ConfigError, InputFileError, check, short_repr
 from sepipe.loss import LossTermConfig, legacy_terms
 from sepipe.mic_config import MicConfig
@@ -361,19 +361,8 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
     return experiment_from_dict(raw, source=str(path))
 
 
-# Experiments of another task share experiments/ but not this config: {task: the command that runs it}.
-# The key `task:` (default "enhancement") lets `sepipe run` name the right command instead of a bad key.
-OTHER_TASKS = {"quality_predictor": "sepipe predictor run"}
-
-
 def experiment_from_dict(raw: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
-    if isinstance(raw, dict) and "task" in raw:
-        raw = dict(raw)
-        task = raw.pop("task")
-        if task != "enhancement":
-            hint = (f"'enhancement' here; a {task} experiment runs with `{OTHER_TASKS[task]} {source}`"
-                    if task in OTHER_TASKS else f"one of {['enhancement', *OTHER_TASKS]}")
-            raise ConfigError(source, "task", task, hint)
+    raw = without_task(raw, source)
     model = raw.get("model") if isinstance(raw, dict) else None
     if isinstance(model, dict):          # a user family ('module:function') is registered before it is built
         from sepipe.models import prepare_family

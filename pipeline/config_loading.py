@@ -271,3 +271,21 @@ def _item_key(key: str, index: int, item: Any) -> str:
 
 def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
+
+
+# Experiments of another task share experiments/ but not the enhancement config: {task: the command that runs
+# it}. The key `task:` (default "enhancement") lets `sepipe run` name the right command instead of a bad key.
+OTHER_TASKS = {"quality_predictor": "sepipe predictor run"}
+
+
+def without_task(raw: Any, source: str) -> Any:
+    """`raw` without its `task: enhancement`; ConfigError naming the command for another task's YAML."""
+    if not isinstance(raw, dict) or "task" not in raw:
+        return raw
+    raw = dict(raw)
+    task = raw.pop("task")
+    if task != "enhancement":
+        hint = (f"'enhancement' here; a {task} experiment runs with `{OTHER_TASKS[task]} {source}`"
+                if task in OTHER_TASKS else f"one of {['enhancement', *OTHER_TASKS]}")
+        raise ConfigError(source, "task", task, hint)
+    return raw
