@@ -33,9 +33,10 @@ def write_page(out_dir: Path, title: str, stats: dict, front_rows: list[dict], r
     """`out_dir/search.html`; `chosen` maps a YAML's file name to its candidate id."""
     by_id = {candidate: name for name, candidate in chosen.items()}
     png = base64.b64encode(Path(plot).read_bytes()).decode("ascii")
+    rate = stats.get("vela_cache_hit_rate")       # None when this run compiled nothing (all resumed)
     cost = (f"{stats.get('candidates_scored', 0)} candidates scored in {stats.get('wall_s', 0):.0f} s, "
             f"{stats.get('candidates_resumed', 0)} resumed from an earlier run, Vela cache hit rate "
-            f"{100 * stats.get('vela_cache_hit_rate', 0):.1f} %.")
+            + ("n/a (nothing compiled)." if rate is None else f"{100 * rate:.1f} %."))
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{html.escape(title)}"
              f"</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n",
              f'<p class="note">{html.escape(cost)}</p>\n',
