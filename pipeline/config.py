@@ -16,7 +16,7 @@ from sepipe.artifacts import ADDED_FIELD
 from sepipe.compress import COMPRESSORS, VariantConfig, compressor_of  # noqa: F401  (re-exported; no TensorFlow)
 from sepipe.config_loading import (  # noqa: F401  (re-exported: budgets, targets and models build with _build)
     _build, _coerce, _item_key, _registered_class, _set_dotted, _type_name, _without_unset_foreign_keys,
-    read_yaml_file, set_dotted, without_task)
+    read_experiment_yaml, read_yaml_file, set_dotted, without_task)
 from sepipe.errors import ConfigError, InputFileError, check, short_repr
 from sepipe.loss import LossTermConfig, legacy_terms
 from sepipe.mic_config import MicConfig
@@ -351,13 +351,9 @@ class ExperimentConfig:
 
 def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Load and validate an experiment YAML; `overrides` are dotted keys ('train.epochs': 2)."""
-    path = Path(path)
-    raw = read_yaml_file(path, "experiment file") or {}
+    raw = read_experiment_yaml(path, overrides)
     if not isinstance(raw, dict):
         raise InputFileError(path, f"must be a YAML mapping of sections; it holds {short_repr(raw, 60)}")
-    raw.setdefault("name", path.stem)
-    for dotted, value in (overrides or {}).items():
-        set_dotted(raw, dotted, value)
     return experiment_from_dict(raw, source=str(path))
 
 

@@ -289,3 +289,15 @@ def without_task(raw: Any, source: str) -> Any:
                 if task in OTHER_TASKS else f"one of {['enhancement', *OTHER_TASKS]}")
         raise ConfigError(source, "task", task, hint)
     return raw
+
+
+def read_experiment_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> Any:
+    """The raw mapping of an experiment YAML, `name` defaulting to the file's stem and `overrides` (dotted
+    keys, `--set`) applied; anything but a mapping is returned as read, for the caller's one-line error."""
+    path = Path(path)
+    raw = read_yaml_file(path, "experiment file") or {}
+    if isinstance(raw, dict):
+        raw.setdefault("name", path.stem)
+        for dotted, value in (overrides or {}).items():
+            set_dotted(raw, dotted, value)
+    return raw

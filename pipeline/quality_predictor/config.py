@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sepipe.config import DataConfig, check_run_name, check_seed
-from sepipe.config_loading import _build, read_yaml_file, set_dotted
+from sepipe.config_loading import _build, read_experiment_yaml
 from sepipe.errors import ConfigError, InputFileError, check, short_repr
 
 TARGETS = ("pesq", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
@@ -153,13 +153,7 @@ def predictor_from_dict(raw: Any, source: str = "<config>") -> PredictorExperime
 
 def load_predictor(path: str | Path, overrides: dict[str, Any] | None = None) -> PredictorExperiment:
     """The experiment of a YAML file (`name` defaults to the file's stem); `overrides`: dotted keys."""
-    path = Path(path)
-    raw = read_yaml_file(path, "experiment file") or {}
-    if isinstance(raw, dict):
-        raw.setdefault("name", path.stem)
-        for dotted, value in (overrides or {}).items():
-            set_dotted(raw, dotted, value)
-    return predictor_from_dict(raw, str(path))
+    return predictor_from_dict(read_experiment_yaml(path, overrides), str(path))
 
 
 __all__ = ["ConfigError", "PredictorExperiment", "load_predictor", "predictor_from_dict", "TARGETS", "VARIANTS"]

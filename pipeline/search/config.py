@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sepipe.config import ExperimentConfig, experiment_from_dict, read_yaml_file
+from sepipe.config import ExperimentConfig, experiment_from_dict, read_experiment_yaml
 from sepipe.errors import ConfigError, InputFileError, short_repr
 from sepipe.search.settings import SECTION, SearchConfig
 
@@ -33,13 +33,6 @@ def search_from_dict(raw: dict, source: str = "<config>") -> tuple[ExperimentCon
 def load_search(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[ExperimentConfig, SearchConfig, dict]:
     """(experiment, search settings, the experiment's raw mapping) of a YAML with a `search:` section;
     `overrides` are dotted keys ('search.population': 8, 'train.epochs': 2)."""
-    from sepipe.config import set_dotted
-
-    path = Path(path)
-    raw = read_yaml_file(path, "experiment file") or {}
-    if isinstance(raw, dict):
-        raw.setdefault("name", path.stem)
-        for dotted, value in (overrides or {}).items():
-            set_dotted(raw, dotted, value)
+    raw = read_experiment_yaml(path, overrides)
     cfg, search = search_from_dict(raw, str(path))
     return cfg, search, split_search(raw, str(path))[0]
