@@ -16,7 +16,6 @@ se_early_exit.c), tested against golden vectors made here (`golden_cases`).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Sequence
 
@@ -49,17 +48,20 @@ def alternating_schedule(frames: int, exits: Sequence[int], every: int) -> np.nd
 
 
 def exit_cycles(run_dir: str | Path, experiment: str, variants: Sequence[str], target: str) -> list[int]:
-    """cycles_total of each variant on `target`, from the compile stage's records CSV of the run."""
+    """cycles_total of each variant on `target`, from its compile stage's record (what the report reads)."""
+    from sepipe.engine import records
+
     cycles = []
     for variant in variants:
-        path = Path(run_dir) / "compile" / f"{experiment}_{variant}_vela_records.csv"
-        if not path.exists():
-            raise MissingArtifactError(path, f"compile the exits first: sepipe run <{experiment}.yaml>")
-        with open(path, newline="") as handle:
-            rows = [row for row in csv.DictReader(handle) if target in (row["target"], row["target_id"])]
+        record = records.read_record(run_dir, f"compile:{variant}")
+        if record is None:
+            raise MissingArtifactError(records.record_path(run_dir, f"compile:{variant}"),
+                                       f"compile the exits first: sepipe run <{experiment}.yaml>")
+        rows = [r for r in record["summary"].get("records", []) if target in (r.get("target"), r.get("target_id"))]
         if not rows:
-            raise ConfigError(str(path), "target", target, "a target the run compiled for (compile.targets)")
-        cycles.append(int(float(rows[0]["cycles_total"])))
+            raise ConfigError(str(records.record_path(run_dir, f"compile:{variant}")), "target", target,
+                              "a target the run compiled for (compile.targets)")
+        cycles.append(int(rows[0]["cycles_total"]))
     return cycles
 
 
