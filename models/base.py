@@ -15,6 +15,8 @@ No TensorFlow at import: the builders import Keras when called, so loading a con
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,9 @@ class ModelFamily:
 
     name: str = ""
     config_class: type[ModelConfig] = ModelConfig
+    # {layer group: the config field holding its units} for unit pruning; a family with a width per
+    # group declares it and gets group_width / with_group_widths from here
+    group_fields: dict[str, str] = {}
 
     # ------------------------------------------------------------------ Keras (TensorFlow) side
     def build_sequence(self, cfg: ModelConfig, bins: int) -> Any:
@@ -80,12 +85,19 @@ class ModelFamily:
         return [layer for layers in self.layer_groups(cfg).values() for layer in layers if layer not in heads]
 
     def group_width(self, cfg: ModelConfig, group: str) -> int:
-        """Units of every layer in `group` (one width per group)."""
-        raise NotImplementedError
+        """Units of every layer in `group` (one width per group, the config field `group_fields` names)."""
+        if group not in self.group_fields:
+            raise ValueError(f"group '{group}' has no width in {type(cfg).__name__} (groups with one: "
+                             f"{list(self.group_fields)}; the output's width is the number of bins)")
+        return int(getattr(cfg, self.group_fields[group]))
 
     def with_group_widths(self, cfg: ModelConfig, widths: dict[str, int]) -> ModelConfig:
         """A copy of `cfg` with the given groups narrowed (unit pruning)."""
-        raise NotImplementedError
+        unknown = sorted(set(widths) - set(self.group_fields))
+        if unknown:
+            raise ValueError(f"cannot set the width of group(s) {unknown}; groups with a width: "
+                             f"{list(self.group_fields)}")
+        return dataclasses.replace(cfg, **{self.group_fields[g]: int(w) for g, w in widths.items()})
 
     def gates(self, cfg: ModelConfig, layer: str) -> int:
         """Gate blocks in a layer's kernel columns (1 for Dense)."""

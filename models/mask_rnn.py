@@ -12,7 +12,6 @@ No TensorFlow at import (the builders import Keras when called).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from sepipe.config import ModelConfig
@@ -47,6 +46,7 @@ class MaskRnnFamily(ModelFamily):
     """Dense -> RNN stack -> Dense x 2 -> sigmoid mask; subclasses name the recurrent layer."""
 
     config_class = MaskRnnConfig
+    group_fields = GROUP_FIELDS
     rnn_layer = ""             # tf_keras.layers class of the sequence model's recurrent layers
     rnn_cell = ""              # ... and of the streaming model's cells
     state_kinds: tuple[str, ...] = ("h",)
@@ -76,18 +76,6 @@ class MaskRnnFamily(ModelFamily):
             groups["dense"] = ("dense_1", "dense_2")
         groups["output"] = (MASK_OUTPUT,)
         return groups
-
-    def group_width(self, cfg: MaskRnnConfig, group: str) -> int:
-        if group not in GROUP_FIELDS:
-            raise ValueError(f"group '{group}' has no width in {type(cfg).__name__} (groups with one: "
-                             f"{list(GROUP_FIELDS)}; the output's width is the number of bins)")
-        return int(getattr(cfg, GROUP_FIELDS[group]))
-
-    def with_group_widths(self, cfg: MaskRnnConfig, widths: dict[str, int]) -> MaskRnnConfig:
-        unknown = sorted(set(widths) - set(GROUP_FIELDS))
-        if unknown:
-            raise ValueError(f"cannot set the width of group(s) {unknown}; groups with a width: {list(GROUP_FIELDS)}")
-        return dataclasses.replace(cfg, **{GROUP_FIELDS[g]: int(w) for g, w in widths.items()})
 
     def gates(self, cfg: MaskRnnConfig, layer: str) -> int:
         return self.rnn_gates if layer in self.rnn_layer_names(cfg) else 1

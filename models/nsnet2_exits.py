@@ -83,6 +83,7 @@ def check_exit(cfg: Nsnet2ExitsConfig, exit_number, key: str, src: str) -> int:
 class Nsnet2ExitsFamily(ModelFamily):
     name = "nsnet2_exits"
     config_class = Nsnet2ExitsConfig
+    group_fields = GROUP_FIELDS
 
     # ------------------------------------------------------------------ exits (no TensorFlow)
     def position(self, cfg: Nsnet2ExitsConfig, n: int) -> str:
@@ -134,18 +135,6 @@ class Nsnet2ExitsFamily(ModelFamily):
         groups["exit"] = tuple(layer for h in heads for layer in h[:-1])
         groups["output"] = tuple(h[-1] for h in heads)
         return {group: layers for group, layers in groups.items() if layers}
-
-    def group_width(self, cfg: Nsnet2ExitsConfig, group: str) -> int:
-        if group not in GROUP_FIELDS:
-            raise ValueError(f"group '{group}' has no width in {type(cfg).__name__} (groups with one: "
-                             f"{list(GROUP_FIELDS)})")
-        return int(getattr(cfg, GROUP_FIELDS[group]))
-
-    def with_group_widths(self, cfg: Nsnet2ExitsConfig, widths: dict[str, int]) -> Nsnet2ExitsConfig:
-        unknown = sorted(set(widths) - set(GROUP_FIELDS))
-        if unknown:
-            raise ValueError(f"cannot set the width of group(s) {unknown}; groups with a width: {list(GROUP_FIELDS)}")
-        return dataclasses.replace(cfg, **{GROUP_FIELDS[g]: int(w) for g, w in widths.items()})
 
     def gates(self, cfg: Nsnet2ExitsConfig, layer: str) -> int:
         return 3 if layer in RECURRENT else 1      # Keras GRU kernel columns [z | r | h]
