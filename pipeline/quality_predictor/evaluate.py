@@ -17,27 +17,23 @@ from sepipe import artifacts
 LEVEL_CHECK_CLIPS = 8
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
+def _correlation(kind: str, a: np.ndarray, b: np.ndarray) -> float:
+    """scipy's Pearson or Spearman (ties at their mean rank); NaN where it is undefined (a constant or a
+    single value), without scipy's warning."""
+    from scipy import stats
+
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.size < 2 or a.std() == 0 or b.std() == 0:
         return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
+    return float((stats.pearsonr if kind == "pearson" else stats.spearmanr)(a, b)[0])
 
 
-def ranks(values: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share their mean rank), as Spearman's correlation needs."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="mergesort")
-    out = np.empty(len(values))
-    out[order] = np.arange(len(values), dtype=np.float64)
-    for value in np.unique(values):
-        tied = values == value
-        out[tied] = out[tied].mean()
-    return out
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return _correlation("pearson", a, b)
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    return pearson(ranks(a), ranks(b))
+    return _correlation("spearman", a, b)
 
 
 def agreement(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
