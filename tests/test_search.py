@@ -31,7 +31,8 @@ def raw_experiment(tmp_path, **search):
     ("population", 2, "search.population"), ("sparsity", [0.5, 1.0], "search.sparsity"),
     ("clusters", [0, 1], "search.clusters"), ("layers", ["nope"], "search.layers"),
     ("target", "ethos-u99", "search.target"), ("colour", "red", "search.colour"),
-    ("valid_files", 0, "search.valid_files")])
+    ("valid_files", 0, "search.valid_files"), ("uniform_clusters", [0, 0], "search.uniform_clusters"),
+    ("uniform_clusters", [1], "search.uniform_clusters")])
 def test_search_section_errors_are_one_line_naming_the_option(tmp_path, key, value, option):
     with pytest.raises(ConfigError, match=option.replace(".", r"\.")) as info:
         search_from_dict(raw_experiment(tmp_path, **{key: value}))
@@ -58,6 +59,21 @@ def test_each_candidate_is_an_offline_variant_with_the_same_per_layer_settings(t
     assert offline.layer_targets(variant.model) == dict(candidate.sparsity)
     assert {k: v for k, v in offline.layer_levels(variant.model).items() if v} == dict(candidate.levels)
     assert genome.decode([0] * genome.n_var).variant(name="d") == {"name": "d", "kind": "offline"}
+
+
+def test_uniform_cluster_points_are_references_and_members_of_the_first_generation(tmp_path):
+    from sepipe.search.driver import initial_population, uniform_points
+
+    cfg, search = search_from_dict(raw_experiment(tmp_path, uniform_clusters=[0, 4], population=6))
+    genome = Genome.for_experiment(cfg, search)
+    assert uniform_points(search) == [(0.8, 0), (0.8, 4)]
+    hidden = tuple(name for name in genome.layers if name not in genome.output_layers)
+    reference = genome.uniform(0.8, hidden, 4)
+    assert reference.label == "uniform 0.8 c4" and dict(reference.levels) == dict.fromkeys(hidden, 4)
+    first = [genome.decode(x) for x in initial_population(genome, search, seed=0)]
+    assert [c.key for c in first[:3]] == [genome.decode([0] * genome.n_var).key, genome.uniform(0.8, hidden).key,
+                                          reference.key]
+    assert len(first) == 6
 
 
 def test_pareto_front_keeps_feasible_non_dominated_points():

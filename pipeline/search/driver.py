@@ -144,16 +144,23 @@ def run_nsga2(genome: Genome, search, seed: int, store: CandidateStore, executor
     return met
 
 
+def uniform_points(search) -> list[tuple[float, int]]:
+    """(sparsity, levels) of the uniform references: each sparsity with each of `uniform_clusters`."""
+    return [(value, levels) for value in search.uniform for levels in search.uniform_clusters]
+
+
 def initial_population(genome: Genome, search, seed: int) -> np.ndarray:
     """The first generation: the dense model and each uniform reference the genes can express (every searched
-    layer but the output at that sparsity, not clustered), the rest drawn at random with `seed`. Starting from
+    layer but the output at that sparsity and palette), the rest drawn at random with `seed`. Starting from
     the uniform points, the front can only match or beat them."""
     rows = []
-    for value in (0.0, *search.uniform):
-        if value in genome.sparsity:
+    for value, levels in [(0.0, 0), *uniform_points(search)]:
+        if value in genome.sparsity and (levels == 0 or levels in genome.clusters):
             x = np.zeros(genome.n_var, dtype=int)
             for i, layer in enumerate(genome.layers):
-                x[2 * i] = genome.sparsity.index(value) if layer not in genome.output_layers else 0
+                if layer not in genome.output_layers:
+                    x[2 * i] = genome.sparsity.index(value)
+                    x[2 * i + 1] = genome.clusters.index(levels) if levels else 0
             rows.append(x)
     rng = np.random.default_rng([seed, 14])
     while len(rows) < search.population:
@@ -163,15 +170,16 @@ def initial_population(genome: Genome, search, seed: int) -> np.ndarray:
 
 
 def search(cfg, search_cfg, base_tflite: Path, out_dir: Path, executor: str = "local", address: str | None = None,
-           progress: bool = True, plans: dict[str, Path] | None = None) -> dict:
+           progress: bool = True, plans: dict[str, Path] | None = None, raw_experiment: dict | None = None) -> dict:
     """Run the search; returns {'records', 'references', 'stats', 'genome'} (the front is front.py's job).
-    `plans`: {plan variant: .tflite} of the genome's precision plans (sepipe.search.plans.convert_plans)."""
+    `plans`: {plan variant: .tflite} of the genome's precision plans (sepipe.search.plans.convert_plans);
+    `raw_experiment`: the YAML as written, to which the fine-tuned proxy adds its variants (default: cfg's)."""
     from sepipe.models import family_of
 
     started = time.perf_counter()
     genome = Genome.for_experiment(cfg, search_cfg)
     plans = tuple((name, str(path)) for name, path in sorted((plans or {}).items()))
-    spec = ScoringSpec(cfg, search_cfg, str(base_tflite), str(Path(out_dir) / "work"), plans)
+    spec = ScoringSpec(cfg, search_cfg, str(base_tflite), str(Path(out_dir) / "work"), plans, raw_experiment)
     store = CandidateStore(Path(out_dir) / "candidates", scoring_context(cfg, search_cfg, base_tflite, plans))
     stats = SearchStats()
     pool = CandidateExecutor(spec, search_cfg.workers, executor, address)
@@ -179,7 +187,7 @@ def search(cfg, search_cfg, base_tflite: Path, out_dir: Path, executor: str = "l
     try:
         compressible = tuple(family_of(cfg.model).compressible_layers(cfg.model))
         references = [Candidate((), (), "dense int8"), *(Candidate((), (), f"dense {name}", name) for name, _ in plans),
-                      *(genome.uniform(s, compressible) for s in search_cfg.uniform)]
+                      *(genome.uniform(s, compressible, c) for s, c in uniform_points(search_cfg))]
         refs = score_all(references, store, pool, stats, progress, "search references")
         refs = [{**r, "label": c.label} for r, c in zip(refs, references)]
         records = run_nsga2(genome, search_cfg, seed, store, pool, stats, progress)
@@ -202,4 +210,6 @@ def scoring_context(cfg, search_cfg, base_tflite: Path, plans: tuple = ()) -> di
             "target": target.columns(), "vela_version": vela_version(),
             "budgets_sha256": artifacts.sha256_file(budgets), "require_full_npu": cfg.compile.require_full_npu,
             "quality_decimals": QUALITY_DECIMALS,
+            **({"proxy": search_cfg.proxy, "proxy_steps": search_cfg.proxy_steps,
+                "train": repr(cfg.train), "model": repr(cfg.model)} if search_cfg.proxy != "offline" else {}),
             **({"plans": {name: artifacts.sha256_file(path) for name, path in plans}} if plans else {})}

@@ -92,9 +92,11 @@ class Genome:
                 levels.append((layer, int(c)))
         return Candidate(tuple(sparsity), tuple(levels), base=base)
 
-    def uniform(self, value: float, layers: tuple[str, ...]) -> Candidate:
-        """A reference: every layer of `layers` at sparsity `value`, not clustered."""
-        return Candidate(tuple((layer, float(value)) for layer in layers if value > 0), (), f"uniform {value:g}")
+    def uniform(self, value: float, layers: tuple[str, ...], levels: int = 0) -> Candidate:
+        """A reference: every layer of `layers` at sparsity `value`, clustered to `levels` values (0: not)."""
+        label = f"uniform {value:g}" + (f" c{levels}" if levels else "")
+        return Candidate(tuple((layer, float(value)) for layer in layers if value > 0),
+                         tuple((layer, int(levels)) for layer in layers if levels), label)
 
 
 def plan_variant(plan: tuple[tuple[str, str], ...]) -> str:

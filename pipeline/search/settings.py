@@ -12,8 +12,11 @@ search:
   clusters: [0, 16, 8, 4]   # choices of each layer's clustering gene (0: not clustered)
   output_layer: true        # the output layer has genes too (else it stays dense)
   uniform: [0.5, 0.7, 0.8, 0.9]                # uniform offline references scored the same way
+  uniform_clusters: [0, 8]  # each uniform sparsity also with every layer clustered to these levels (0: not clustered)
   precision: [rnn]          # layer groups / tensor classes whose activations are a gene: int8 or int16x8
   finetune_epochs: 4        # chosen YAMLs also fine-tune each member (kind cluster with its per-layer sparsity and palettes)
+  proxy: offline            # offline: edit the int8 bytes (seconds); finetune: fine-tune each candidate proxy_steps steps first
+  proxy_steps: 50
 ```
 """
 
@@ -26,6 +29,7 @@ from sepipe.errors import check
 
 SECTION = "search"
 SEED_MAX = 2**32 - 1
+PROXIES = ("offline", "finetune")              # how a candidate's quality is measured (sepipe.search.finetune_proxy)
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,19 @@ class SearchConfig:
     # activation precision is a gene (int8 / int16x8); each distinct plan is converted once (a 'ptq' variant)
     precision: tuple[str, ...] = ()
     uniform: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9)
+    # palettes of the uniform references: (0,) is pruning alone; (0, 8) adds 'uniform 0.8 c8' (every layer pruned to
+    # 0.8, then clustered to 8 values), the uniform cluster sweep a per-layer search has to beat
+    uniform_clusters: tuple[int, ...] = (0,)
     seed_uniform: bool = True                     # the first generation holds the dense and uniform points
     workers: int = 1                              # candidate-scoring processes (local executor)
     chosen: int = 5                               # front members written as experiment YAMLs
     # > 0: each chosen YAML also holds the member fine-tuned (kind 'weight' with its per-layer sparsity and
     # plan, this many epochs), so `sepipe run` scores proxy and fine-tuned side by side
     finetune_epochs: int = 0
+    # how a candidate's quality is measured (sepipe.search.finetune_proxy): 'offline' edits the dense int8 bytes;
+    # 'finetune' fine-tunes it `proxy_steps` steps first, a fine-tune per candidate, nearer what fine-tuning recovers
+    proxy: str = "offline"
+    proxy_steps: int = 50
 
     def validate(self, src: str) -> None:
         key = f"{SECTION}."
@@ -69,8 +80,15 @@ class SearchConfig:
               f"distinct values, each 0 (not clustered) or {MIN_CLUSTERS} to {MAX_CLUSTERS} (int8 values per tensor)")
         check(src, key + "uniform", list(self.uniform), all(0.0 <= s < 1.0 for s in self.uniform),
               "sparsities in [0, 1)")
+        check(src, key + "uniform_clusters", list(self.uniform_clusters), len(self.uniform_clusters) >= 1 and
+              len(set(self.uniform_clusters)) == len(self.uniform_clusters) and
+              all(c == 0 or MIN_CLUSTERS <= c <= MAX_CLUSTERS for c in self.uniform_clusters),
+              f"distinct values, each 0 (not clustered) or {MIN_CLUSTERS} to {MAX_CLUSTERS}")
         check(src, key + "workers", self.workers, 1 <= self.workers <= 256, "an integer from 1 to 256")
         check(src, key + "chosen", self.chosen, 1 <= self.chosen <= 1000, "an integer from 1 to 1000")
+        check(src, key + "proxy", self.proxy, self.proxy in PROXIES, f"one of {list(PROXIES)}")
+        check(src, key + "proxy_steps", self.proxy_steps, 1 <= self.proxy_steps <= 1_000_000,
+              "an integer from 1 to 1,000,000 (fine-tuning steps per candidate)")
         check(src, key + "finetune_epochs", self.finetune_epochs, 0 <= self.finetune_epochs <= 10_000,
               "an integer from 0 (no fine-tuned variant) to 10,000")
 
