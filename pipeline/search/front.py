@@ -122,16 +122,20 @@ def finetuned_variant(candidate: Candidate, name: str, plans: dict | None, epoch
 
 
 def chosen_yaml(raw_experiment: dict, cfg, record: dict, name: str, plans: dict | None = None,
-                finetune_epochs: int = 0) -> str:
-    """The experiment YAML (without `search:`) that rebuilds `record`'s bytes as variant `name`."""
+                finetune_epochs: int = 0, proxy_steps: int = 0) -> str:
+    """The experiment YAML (without `search:`) that rebuilds `record`'s bytes: as `offline` variant `name`, or
+    with the fine-tuned proxy (`proxy_steps` > 0) as its briefly fine-tuned variant `p<id>`."""
     import yaml
 
+    from sepipe.search.finetune_proxy import proxy_variant
     from sepipe.search.plans import with_variants
 
     candidate = Candidate(tuple(record["sparsity"].items()), tuple(record["levels"].items()), base=record.get("base", ""))
     plan = [{"name": candidate.base, "kind": "ptq", "precision": dict(plans[candidate.base])}] if candidate.base else []
+    scored = (proxy_variant(candidate, plans or {}, proxy_steps, record["id"]) if proxy_steps else None) \
+        or candidate.variant(name)
     tuned = finetuned_variant(candidate, f"f{name[1:]}", plans, finetune_epochs)
-    experiment = with_variants(raw_experiment, cfg, [*plan, candidate.variant(name), *tuned])
+    experiment = with_variants(raw_experiment, cfg, [*plan, scored, *tuned])
     header = (f"# Chosen by `sepipe search` (candidate {record['id']}): proxy SI-SDR {record['si_sdr']:.3f} dB on "
               f"the validation files, {record['flash_kib']:.1f} KiB flash, {record['cycles_total']} cycles.\n"
               f"# `sepipe run` on this file rebuilds the same .tflite (sha256 {record['tflite_sha256'][:16]}...).\n")
@@ -153,7 +157,9 @@ def write_outputs(out_dir: Path, cfg, raw_experiment: dict, result: dict, chosen
         name = f"s{record['id'][:8]}"
         path = out_dir / "chosen" / f"{cfg.name}_{name}.yaml"
         plans = {plan_variant(plan): plan for plan in result["genome"].plans if plan}
-        text = chosen_yaml(raw_experiment, cfg, record, name, plans, cfg.search.finetune_epochs if cfg.search else 0)
+        search = cfg.search
+        text = chosen_yaml(raw_experiment, cfg, record, name, plans, search.finetune_epochs if search else 0,
+                           search.proxy_steps if search and search.proxy == "finetune" else 0)
         yamls.append(artifacts.write_text(path, text))
         chosen_ids[path.name] = record["id"]
     files.append(write_page(out_dir, title, result["stats"], table_rows(front), table_rows(references),

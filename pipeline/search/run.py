@@ -34,7 +34,7 @@ def run_search(cfg, search_cfg, raw_experiment: dict, source: str = "EXP.yaml", 
     from sepipe.search.plans import convert_plans
 
     plans = convert_plans(cfg, raw_experiment, Genome.for_experiment(cfg, search_cfg), source, progress)
-    result = driver.search(cfg, search_cfg, base, out_dir, executor, address, progress, plans)
+    result = driver.search(cfg, search_cfg, base, out_dir, executor, address, progress, plans, raw_experiment)
     shutil.rmtree(out_dir / "work", ignore_errors=True)    # scratch: candidates' .tflite and Vela outputs
     outputs = front.write_outputs(out_dir, cfg, raw_experiment, result, search_cfg.chosen)
     genome = result["genome"]

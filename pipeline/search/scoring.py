@@ -31,6 +31,7 @@ class ScoringSpec:
     base_tflite: str             # the dense reference's int8 .tflite
     work_dir: str                # candidates' .tflite files and Vela outputs (scratch)
     plans: tuple[tuple[str, str], ...] = ()    # (plan variant, its .tflite): the precision plans' bases
+    raw_experiment: dict | None = None         # the experiment as written (the fine-tuned proxy adds variants to it)
 
 
 class ScoringState:
@@ -58,6 +59,13 @@ class ScoringState:
         self.files = [(pair, *feat.features(pair.noisy, cfg.features)) for pair in pairs]
         self.work = Path(spec.work_dir)
         self.work.mkdir(parents=True, exist_ok=True)
+        self.finetuned = None
+        if search.proxy == "finetune":
+            from sepipe.search.finetune_proxy import FineTunedCandidates
+            from sepipe.search.genes import Genome, plan_variant
+
+            plans = {plan_variant(plan): plan for plan in Genome.for_experiment(cfg, search).plans if plan}
+            self.finetuned = FineTunedCandidates(spec.raw_experiment or cfg.to_dict(), cfg, search.proxy_steps, plans)
 
 
 _STATE: dict[str, ScoringState] = {}
@@ -83,18 +91,21 @@ def score_in_worker(spec: ScoringSpec, candidate: Candidate) -> dict:
     return score_candidate(state_for(spec), candidate)
 
 
-def candidate_bytes(bases: dict[str, bytes], candidate: Candidate) -> bytes:
+def candidate_bytes(state: ScoringState, candidate: Candidate) -> bytes:
     """The candidate's .tflite: what the `offline` variant it writes rebuilds (sepipe.compress.kinds.offline)
-    from the bytes of its base (the dense reference, or its precision plan's variant)."""
+    from the bytes of its base (the dense reference, or its precision plan's variant); with the fine-tuned
+    proxy, its briefly fine-tuned variant's conversion (sepipe.search.finetune_proxy)."""
     from sepipe.compress.offline import offline_compress_tflite
 
-    return offline_compress_tflite(bases[candidate.base], dict(candidate.sparsity), dict(candidate.levels))
+    if state.finetuned is not None and (candidate.sparsity or candidate.levels):
+        return state.finetuned.tflite_bytes(candidate)
+    return offline_compress_tflite(state.bases[candidate.base], dict(candidate.sparsity), dict(candidate.levels))
 
 
 def score_candidate(state: ScoringState, candidate: Candidate) -> dict:
     """{figures} of one candidate: quality, Vela's figures, budget violations, whether Vela's cache served it."""
     started = time.perf_counter()
-    tflite = candidate_bytes(state.bases, candidate)
+    tflite = candidate_bytes(state, candidate)
     sha = hashlib.sha256(tflite).hexdigest()
     quality = proxy_quality(state, tflite)
     compiled, cache_hit = compile_candidate(state, tflite, candidate.id)
