@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from sepipe.report.exit_plot import exit_figure, exit_points, exit_target, has_exits
 from sepipe.report.page import render_html
 
@@ -82,3 +84,17 @@ def test_exits_compiled_for_another_target_only_use_that_target():
     rows = exit_rows(targets=(("ethos-u85-256", "Z256"),))
     assert exit_target(rows) == "ethos-u85-256"
     assert "ethos-u85-256" in exit_figure(rows, exit_quality()).axes[0].get_xlabel()
+
+
+def test_the_exit_page_renders_in_headless_chromium(tmp_path):
+    """Every image of a page with exits decodes in a real browser (skipped without one, as the browser test)."""
+    from sepipe.report.page import write_html_report
+    from test_report_browser import BROWSER, MISSING, report_page
+
+    if MISSING is not None:
+        pytest.skip(f"no headless browser: {MISSING}")
+    page = write_html_report(exit_rows(), tmp_path / "ee_report.html", "ee", quality_rows=exit_quality())
+    result = report_page.check_page(page, tmp_path / "page.png", BROWSER)
+    assert report_page.failures(result) == []
+    # SI-SDR against cycles and memory, the per-structure plot (dense + exits), the per-exit plot
+    assert len(result["images"]) == 4
