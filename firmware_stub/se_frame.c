@@ -17,7 +17,7 @@ void *se_state_out(se_model_io_t *io, const se_state_pair_t *p)
 }
 
 /* Whether `d` fits this image: its feature settings and the state buffers' capacities. */
-static int se_check_desc(const se_model_desc_t *d)
+int se_check_desc(const se_model_desc_t *d)
 {
     int k, requant8 = 0;
     if (d == 0 || d->format != SE_MODEL_DESC_FORMAT) {
@@ -72,11 +72,17 @@ int se_init(se_frame_t *s, const se_model_desc_t *desc, se_model_fn model, void 
     return 0;
 }
 
+void se_stream_reset(se_stream_t *st)
+{
+    memset(st->analysis, 0, sizeof(st->analysis));
+    memset(st->overlap, 0, sizeof(st->overlap));
+    st->frames = 0;
+}
+
 void se_reset(se_frame_t *s)
 {
     int k, i;
-    memset(s->analysis, 0, sizeof(s->analysis));
-    memset(s->overlap, 0, sizeof(s->overlap));
+    se_stream_reset(&s->stream);
     for (k = 0; k < s->desc->num_states; ++k) {
         const se_state_pair_t *p = &s->desc->states[k];
         void *in = se_state_in(&s->io, p);
@@ -84,7 +90,6 @@ void se_reset(se_frame_t *s)
             se_store_q(in, i, p->input_bits, p->input_zero_point);
         }
     }
-    s->frames = 0;
 }
 
 void se_feed_back_states(se_frame_t *s)
@@ -109,44 +114,60 @@ void se_feed_back_states(se_frame_t *s)
     }
 }
 
-int se_process_hop(se_frame_t *s, const float in[SE_HOP], float out[SE_HOP])
+void se_stream_analyse(se_stream_t *st, const float in[SE_HOP], const se_model_desc_t *desc, se_model_io_t *io)
 {
     const float *w = se_window();
-    int n, status;
-
-    /* analysis: slide in one hop, window, FFT, features */
-    memmove(s->analysis, s->analysis + SE_HOP, (SE_FFT_SIZE - SE_HOP) * sizeof(float));
-    memcpy(s->analysis + (SE_FFT_SIZE - SE_HOP), in, SE_HOP * sizeof(float));
+    int n;
+    memmove(st->analysis, st->analysis + SE_HOP, (SE_FFT_SIZE - SE_HOP) * sizeof(float));
+    memcpy(st->analysis + (SE_FFT_SIZE - SE_HOP), in, SE_HOP * sizeof(float));
     for (n = 0; n < SE_FFT_SIZE; ++n) {
-        s->frame[n] = s->analysis[n] * w[n];
+        st->frame[n] = st->analysis[n] * w[n];
     }
-    se_rfft(s->frame, s->re, s->im, s->work);
-    se_log_power(s->re, s->im, s->features);
-    se_quantize_array(s->features, s->io.features, SE_BINS, s->desc->features.scale, s->desc->features.zero_point,
-                      s->desc->features.bits);
+    se_rfft(st->frame, st->re, st->im, st->work);
+    se_log_power(st->re, st->im, st->features);
+    if (desc != 0) { /* none: the frame passes through, no model reads them */
+        se_quantize_array(st->features, io->features, SE_BINS, desc->features.scale, desc->features.zero_point,
+                          desc->features.bits);
+    }
+}
 
-    /* the network */
-    status = s->model(&s->io, s->model_ctx);
+void se_stream_gain(se_stream_t *st, int status, const se_model_desc_t *desc, const se_model_io_t *io)
+{
+    int n;
     if (status == 0) {
-        se_dequantize_array(s->io.mask, s->desc->mask.bits, s->gain, SE_BINS, s->desc->mask.scale,
-                            s->desc->mask.zero_point);
-        se_feed_back_states(s);
+        se_dequantize_array(io->mask, desc->mask.bits, st->gain, SE_BINS, desc->mask.scale, desc->mask.zero_point);
     } else {
         for (n = 0; n < SE_BINS; ++n) {
-            s->gain[n] = 1.0f; /* pass the audio through; keep the states */
+            st->gain[n] = 1.0f; /* pass the audio through */
         }
     }
+}
 
-    /* synthesis: mask, inverse FFT, window, overlap-add */
-    se_apply_mask(s->re, s->im, s->gain);
-    se_irfft(s->re, s->im, s->frame, s->work);
+void se_stream_synthesise(se_stream_t *st, float out[SE_HOP])
+{
+    const float *w = se_window();
+    int n;
+    se_apply_mask(st->re, st->im, st->gain);
+    se_irfft(st->re, st->im, st->frame, st->work);
     for (n = 0; n < SE_FFT_SIZE; ++n) {
-        s->frame[n] = s->frame[n] * w[n];
+        st->frame[n] = st->frame[n] * w[n];
     }
     for (n = 0; n < SE_HOP; ++n) {
-        out[n] = s->overlap[n] + s->frame[n];
-        s->overlap[n] = s->frame[SE_HOP + n];
+        out[n] = st->overlap[n] + st->frame[n];
+        st->overlap[n] = st->frame[SE_HOP + n];
     }
-    s->frames++;
+    st->frames++;
+}
+
+int se_process_hop(se_frame_t *s, const float in[SE_HOP], float out[SE_HOP])
+{
+    int status;
+    se_stream_analyse(&s->stream, in, s->desc, &s->io);
+    status = s->model(&s->io, s->model_ctx);
+    se_stream_gain(&s->stream, status, s->desc, &s->io);
+    if (status == 0) {
+        se_feed_back_states(s); /* on a failed call the states are kept */
+    }
+    se_stream_synthesise(&s->stream, out);
     return status;
 }

@@ -82,11 +82,11 @@ void *se_state_out(se_model_io_t *io, const se_state_pair_t *p);
  * Return 0 on success. (se_model_tflm.h provides one for TensorFlow Lite Micro.) */
 typedef int (*se_model_fn)(se_model_io_t *io, void *ctx);
 
+/* The DSP front end and back end of one audio stream, without the model: analysis buffer, FFT,
+ * features, then (after a model filled `gain`) mask, inverse FFT and overlap-add. se_frame_t holds one;
+ * an early-exit set (se_exit_set.h) holds one for all its models, as the stream is one. */
 typedef struct {
-    const se_model_desc_t *desc;        /* the model this frame loop runs */
-    se_model_fn model;
-    void *model_ctx;
-    uint32_t frames;                    /* frames processed since se_init / se_reset */
+    uint32_t frames;                    /* hops processed since the last reset */
     float analysis[SE_FFT_SIZE];        /* the last SE_FFT_SIZE input samples */
     float overlap[SE_HOP];              /* second half of the previous synthesised frame */
     float frame[SE_FFT_SIZE];           /* windowed analysis frame, then synthesised frame */
@@ -95,6 +95,13 @@ typedef struct {
     float features[SE_BINS];            /* float features of the current frame */
     float gain[SE_BINS];                /* dequantised mask of the current frame */
     se_real_t work[SE_FFT_SIZE];        /* FFT scratch */
+} se_stream_t;
+
+typedef struct {
+    const se_model_desc_t *desc;        /* the model this frame loop runs */
+    se_model_fn model;
+    void *model_ctx;
+    se_stream_t stream;                 /* audio buffers and the current frame's spectrum and features */
     se_model_io_t io;
 #if SE_REQUANT8_CAP > 0
     int8_t requant_slot[SE_MAX_STATES];      /* pair k's table, or -1 */
@@ -115,6 +122,19 @@ int se_process_hop(se_frame_t *s, const float in[SE_HOP], float out[SE_HOP]);
 
 /* The state feedback alone: every state output -> its input (copy or requantise). */
 void se_feed_back_states(se_frame_t *s);
+
+/* The steps of se_process_hop that do not depend on the model, for loops that run several models on
+ * one stream (se_exit_set.c). Whether `desc` fits this image (0, or SE_INIT_*): */
+int se_check_desc(const se_model_desc_t *desc);
+/* Zero audio history (the DSP tables must be ready: se_dsp_init). */
+void se_stream_reset(se_stream_t *st);
+/* Slide in one hop, window, FFT, float features (st->features), then quantise them for `desc` into `io`
+ * (desc NULL: not quantised). */
+void se_stream_analyse(se_stream_t *st, const float in[SE_HOP], const se_model_desc_t *desc, se_model_io_t *io);
+/* st->gain from the model's mask (status 0), or unity (the frame passes through). */
+void se_stream_gain(se_stream_t *st, int status, const se_model_desc_t *desc, const se_model_io_t *io);
+/* Mask the spectrum with st->gain, inverse FFT, window, overlap-add into `out`. */
+void se_stream_synthesise(se_stream_t *st, float out[SE_HOP]);
 
 #ifdef __cplusplus
 }

@@ -26,44 +26,7 @@
 #include "se_quant.h"
 #include "se_golden_check.h"
 
-/* (a) features. Per value, |C feature - Python feature| must stay within
- *
- *     bound = SE_FFT_ERR * sqrt(P_peak / (P + floor)) + SE_LOG_ULPS * ulp(feature) + SE_ABS_ERR
- *
- * P = the bin's power, P_peak = the frame's strongest bin. First term: a float32 radix-2 FFT
- * errs by about log2(N) * FLT_EPSILON of the frame's strongest bins in every bin, i.e. by
- * log2(N) * eps * sqrt(P_peak / P) relative to a weak bin, and ln(P) by twice that (0 in the
- * double build, whose FFT rounds to numpy's float32 spectrum). Second: numpy's float32 log
- * (SIMD) is within 4 ulp; C's logf is within 1. Third: a 1-ulp difference of re or im
- * changes ln(P) by at most 2 * eps. Quantised features may then differ by at most
- * floor(bound / scale) + 1 LSB, and by at most SE_LSB_WELL in "well-conditioned" bins
- * (within SE_WELL_DB of the frame's peak). */
-#ifndef SE_FFT_ERR
-#if SE_FFT_DOUBLE
-#define SE_FFT_ERR 0.0
-#else
-#define SE_FFT_ERR (2.0 * SE_LOG2_N * FLT_EPSILON)
-#endif
-#endif
-#ifndef SE_LOG_ULPS
-#define SE_LOG_ULPS 4.0
-#endif
-#ifndef SE_ABS_ERR
-#define SE_ABS_ERR (4.0 * FLT_EPSILON)
-#endif
-#ifndef SE_WELL_DB
-#define SE_WELL_DB 60.0
-#endif
-#ifndef SE_LSB_WELL
-#define SE_LSB_WELL 1
-#endif
-/* (c) output audio, absolute (full scale 1.0): a float32 inverse FFT and overlap-add err by
- * ~log2(N) * eps of the frame's amplitude (< 1e-6); 1e-5 is -100 dBFS, a third of a 16-bit LSB. */
-#ifndef SE_TOL_AUDIO
-#define SE_TOL_AUDIO 1e-5
-#endif
-
-#define SE_LOG2_N (log((double)SE_FFT_SIZE) / log(2.0))
+/* The tolerances (SE_FFT_ERR, SE_LOG_ULPS, SE_ABS_ERR, SE_WELL_DB, SE_LSB_WELL, SE_TOL_AUDIO): se_golden_check.h. */
 
 
 static int failures;
@@ -74,7 +37,7 @@ static void fail(const char *what)
     failures++;
 }
 
-static se_blob_t read_blob(const char *dir, const char *name)
+se_blob_t se_golden_read_blob(const char *dir, const char *name)
 {
     char path[4096];
     se_blob_t b = {NULL, 0};
@@ -180,8 +143,7 @@ static int replay_model(se_model_io_t *io, void *ctx)
     return 0;
 }
 
-/* The error bound and the well-conditioned flag of every bin of one frame (Python features). */
-static void frame_bounds(const float *feat, double *bound, unsigned char *well)
+void se_golden_frame_bounds(const float *feat, double *bound, unsigned char *well)
 {
     float top = feat[0];
     int k;
@@ -211,7 +173,7 @@ void se_golden_load(se_golden_t *g, const se_model_desc_t *desc, const char *dir
     }
     memset(g, 0, sizeof(*g));
     g->desc = desc;
-    g->json = read_blob(dir, "golden.json");
+    g->json = se_golden_read_blob(dir, "golden.json");
     snprintf(text, sizeof(text), "%d", SE_FFT_SIZE);
     expect_json((const char *)g->json.data, "fft_size", text);
     snprintf(text, sizeof(text), "%d", SE_HOP);
@@ -222,7 +184,7 @@ void se_golden_load(se_golden_t *g, const se_model_desc_t *desc, const char *dir
     expect_json((const char *)g->json.data, "activation_dtype", text);
     expect_json((const char *)g->json.data, "window", "\"sqrt_hann_periodic\"");
 
-    g->features = read_blob(dir, "features.f32");
+    g->features = se_golden_read_blob(dir, "features.f32");
     frames = g->features.bytes / (long)(SE_BINS * sizeof(float));
     if (frames < 2) {
         fprintf(stderr, "golden check: features.f32 holds %ld frames; need at least 2\n", frames);
@@ -230,15 +192,15 @@ void se_golden_load(se_golden_t *g, const se_model_desc_t *desc, const char *dir
     }
     g->frames = frames;
     expect_size("features.f32", g->features, frames * SE_BINS * (long)sizeof(float));
-    g->audio_in = read_blob(dir, "audio_in.f32");
+    g->audio_in = se_golden_read_blob(dir, "audio_in.f32");
     expect_size("audio_in.f32", g->audio_in, frames * SE_HOP * (long)sizeof(float));
-    g->audio_out = read_blob(dir, "audio_out.f32");
+    g->audio_out = se_golden_read_blob(dir, "audio_out.f32");
     expect_size("audio_out.f32", g->audio_out, (frames - 1) * SE_HOP * (long)sizeof(float));
     snprintf(text, sizeof(text), "in_%s.bin", desc->features.name);
-    g->in_features = read_blob(dir, text);
+    g->in_features = se_golden_read_blob(dir, text);
     expect_size(text, g->in_features, frames * SE_BINS * (long)(desc->features.bits / 8));
     snprintf(text, sizeof(text), "out_%s.bin", desc->mask.name);
-    g->out_mask = read_blob(dir, text);
+    g->out_mask = se_golden_read_blob(dir, text);
     expect_size(text, g->out_mask, frames * SE_BINS * (long)(desc->mask.bits / 8));
     if (desc->num_states > SE_MAX_STATES) {
         fprintf(stderr, "golden check: the model has %d state pairs; SE_MAX_STATES is %d\n", desc->num_states,
@@ -249,10 +211,10 @@ void se_golden_load(se_golden_t *g, const se_model_desc_t *desc, const char *dir
         char name[256];
         const se_state_pair_t *p = &desc->states[k];
         snprintf(name, sizeof(name), "in_%s.bin", p->input_name);
-        g->in_state[k] = read_blob(dir, name);
+        g->in_state[k] = se_golden_read_blob(dir, name);
         expect_size(name, g->in_state[k], frames * p->size * (long)(p->input_bits / 8));
         snprintf(name, sizeof(name), "out_%s.bin", p->output_name);
-        g->out_state[k] = read_blob(dir, name);
+        g->out_state[k] = se_golden_read_blob(dir, name);
         expect_size(name, g->out_state[k], frames * p->size * (long)(p->output_bits / 8));
     }
 }
@@ -358,14 +320,14 @@ int se_golden_check(const se_golden_t *g)
     }
     for (t = 0; t < frames; ++t) {
         float out[SE_HOP];
-        frame_bounds(&feat_py[t * SE_BINS], bound, well);
+        se_golden_frame_bounds(&feat_py[t * SE_BINS], bound, well);
         if (se_process_hop(&s, &x[t * SE_HOP], out) != 0) {
             fail("the frame loop's model call failed");
             break;
         }
         for (k = 0; k < SE_BINS; ++k) {
             const float py = feat_py[t * SE_BINS + k];
-            const double e = fabs((double)s.features[k] - (double)py);
+            const double e = fabs((double)s.stream.features[k] - (double)py);
             const double ulp = e / (double)(nextafterf(fabsf(py), INFINITY) - fabsf(py));
             max_err_all = e > max_err_all ? e : max_err_all;
             max_ulp = ulp > max_ulp ? ulp : max_ulp;

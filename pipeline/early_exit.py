@@ -11,7 +11,8 @@ its own history (nothing to recompute, no copy; a hop costs exactly the chosen e
 instead sets a skipped layer's state to zero (its zero point), so a deeper exit resumes as after power-up:
 a transient of a few hundred ms while the GRU's state builds again. Both are measured in
 benchmarks/early_exit_switching.py. The firmware stub has the same rule (`se_pick_exit`, firmware_stub/
-se_early_exit.c), tested against golden vectors made here (`golden_cases`).
+se_early_exit.c), tested against golden vectors made here (`golden_cases`), and the same frame loop
+(firmware_stub/se_exit_set.c: one state slot per layer, "freeze"), tested against sepipe.early_exit_golden.
 """
 
 from __future__ import annotations
@@ -102,8 +103,10 @@ class ExitSwitcher:
             for name in set(self.states) - held:
                 self.states[name] = np.zeros_like(self.states[name])
 
-    def run(self, features: np.ndarray, schedule: Sequence[int]) -> np.ndarray:
-        """(T, bins) features -> (T, bins) mask, hop t by exit schedule[t] (0: pass through, gain 1)."""
+    def run(self, features: np.ndarray, schedule: Sequence[int], record: list | None = None) -> np.ndarray:
+        """(T, bins) features -> (T, bins) mask, hop t by exit schedule[t] (0: pass through, gain 1).
+        `record`: a list that gets, per run of hops on one exit, (exit, first hop, end hop, inputs, outputs)
+        with every tensor exactly as fed to and returned by each Invoke (sepipe.early_exit_golden)."""
         self.reset()
         masks = np.ones_like(features, dtype=np.float32)
         schedule = np.asarray(schedule)
@@ -116,10 +119,22 @@ class ExitSwitcher:
             if exit_number:
                 runner = self.runners[exit_number]
                 self._load(runner)
-                masks[start:end] = runner.run(features[start:end], reset=False)
+                if record is None:
+                    masks[start:end] = runner.run(features[start:end], reset=False)
+                else:
+                    masks[start:end] = self._run_recorded(runner, exit_number, features[start:end], start, record)
                 self._store(runner)
             start = end
         return masks
+
+    @staticmethod
+    def _run_recorded(runner, exit_number: int, features: np.ndarray, start: int, record: list) -> np.ndarray:
+        from sepipe.runtime import dequantize
+
+        inputs, outputs = runner.run_recorded(features, reset=False)
+        record.append((exit_number, start, start + len(features), inputs, outputs))
+        head = runner.io.head
+        return dequantize(outputs[head.name].reshape(len(features), -1), head.scale, head.zero_point)
 
 
 def golden_cases(seed: int = 0, count: int = 200) -> list[tuple[list[int], int, int]]:

@@ -18,6 +18,7 @@ from sepipe.artifacts import write_text
 from sepipe.report.plots import (as_number, by_target, cycles_x_label, flash_x, flash_x_label, pareto_front,
                                  per_layer_figure, png_base64, read_per_layer_csv, structure_figure, tradeoff_figure,
                                  value_of)
+from sepipe.report.exit_plot import exit_caption, exit_figure, has_exits
 from sepipe.report.rows import Row, as_dicts
 from sepipe.report.tables import DISPLAY_COLUMNS
 
@@ -159,6 +160,10 @@ def _deployment_sections(rows: list[dict], quality_rows: list[dict]) -> str:
         parts.append('<p class="caption">Each colour is one sparsity structure with its own Pareto front, '
                      'starting from the dense int8 model (black square). Dotted lines: the reference '
                      'claims\' loss limits, -0.1 dB for memory and -0.59 dB for speed.</p>\n')
+    if has_exits(rows):     # a multi-exit model's exits (variant kind 'exit')
+        parts.append("<h2>Quality against cycles per exit</h2>\n")
+        parts.append(_img(png_base64(exit_figure(rows, quality_rows)), "quality against cycles per exit"))
+        parts.append(f'<p class="caption">{html.escape(exit_caption(rows, quality_rows))}</p>\n')
     return "".join(parts)
 
 
