@@ -218,13 +218,14 @@ static int run_chain(const char *what, quality_golden_t *g, const float *const *
     }
     (void)tick;
     (void)instructions;
-    printf("RESULT %s predictions=%ld expected=%ld logmel_frames=%u logmel_max_abs_err=%.3g window_equal=%ld "
+    printf("RESULT %s predictions=%ld expected=%ld logmel_frames=%lu logmel_max_abs_err=%.3g window_equal=%ld "
            "window_1lsb=%ld window_over_1lsb=%ld window_max_lsb=%ld score_mismatches=%ld\n",
-           what, predictions, g->windows, q.frames, max_logmel_err, g->lsb_hist[0], g->lsb_hist[1], g->lsb_hist[2],
+           what, predictions, g->windows, (unsigned long)q.frames, max_logmel_err, g->lsb_hist[0], g->lsb_hist[1], g->lsb_hist[2],
            g->max_lsb, score_mismatch);
 #if SE_QUALITY_QEMU
-    printf("RESULT %s feature_instructions_per_hop=%.0f feature_instructions_per_window=%.0f hops=%ld stride=%u\n",
-           what, instructions / (double)hops, instructions / (double)hops * (double)stride, hops, stride);
+    printf("RESULT %s feature_instructions_per_hop=%.0f feature_instructions_per_window=%.0f hops=%ld stride=%lu\n",
+           what, instructions / (double)hops, instructions / (double)hops * (double)stride, hops,
+           (unsigned long)stride);
 #endif
     if (predictions != g->windows || g->extra_calls) {
         printf("FAIL %s: %ld predictions, the golden folder has %ld\n", what, predictions, g->windows);
