@@ -21,7 +21,7 @@ import pytest
 from sepipe.quality_predictor.config import PredictorConfig
 from sepipe.quality_predictor.firmware import PredictorMeta, mel_bands, quality_descriptor_source
 
-pytestmark = pytest.mark.slow   # converts two tiny models (about 15 s)
+slow = pytest.mark.slow   # the tests of the pair convert two tiny models (about 15 s, once per module)
 
 ROOT = Path(__file__).resolve().parents[1]
 STUB = ROOT / "firmware_stub"
@@ -82,6 +82,7 @@ def _results(stdout: str, what: str) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.e+]+)", line)}
 
 
+@slow
 def test_enhancer_and_predictor_in_one_image_reproduce_python(pair, tmp_path):
     golden = pair["golden"]
     assert golden["windows"] == 1 + (golden["logmel_frames"] - golden["frames"]) // STRIDE == 7
@@ -99,6 +100,7 @@ def test_enhancer_and_predictor_in_one_image_reproduce_python(pair, tmp_path):
     assert np.allclose([float(first[1]), float(first[2])], golden["scores"][0], atol=1e-4)
 
 
+@slow
 def test_a_window_off_by_two_steps_fails(pair, tmp_path):
     """The check has teeth: one value of one golden window moved by 2 steps fails the chain."""
     root = tmp_path / "pair"
@@ -111,6 +113,7 @@ def test_a_window_off_by_two_steps_fails(pair, tmp_path):
     assert "differs from Python's by more than 1 step" in proc.stdout
 
 
+@slow
 def test_the_descriptor_holds_python_tables_exactly(pair):
     meta = pair["meta"]
     source = quality_descriptor_source(meta, pair["predictor"], "se_qp")
@@ -124,6 +127,29 @@ def test_the_descriptor_holds_python_tables_exactly(pair):
     assert '{"pesq", "dnsmos_ovrl"}' in source and f"{meta.frames}, {meta.mels}," in source
 
 
+@slow
 def test_a_prefix_that_is_not_an_identifier_is_refused(pair):
     with pytest.raises(ValueError, match="not a C identifier"):
         quality_descriptor_source(pair["meta"], pair["predictor"], "9qp")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--variant", "nope"], "option 'variant' = 'nope' is not valid; expected one of the experiment's variants"),
+    (["--variant", "binary", "--enhancer", "missing.tflite"], "missing.tflite: file not found"),
+    (["--variant", "binary"], "convert.binary.json: not found; make it with: sepipe predictor run"),
+])
+def test_the_cli_refuses_bad_input_in_one_line(tmp_path, capsys, args, fragment):
+    from sepipe.cli.main import main
+
+    yaml = tmp_path / "qp.yaml"
+    yaml.write_text(f"runs_dir: {tmp_path / 'runs'}\n")
+    (tmp_path / "enhancer.tflite").write_bytes(b"not read before the run is found")
+    base = {"--enhancer": str(tmp_path / "enhancer.tflite"), "--audio": str(tmp_path / "a.wav"),
+            "--out": str(tmp_path / "out")}
+    base.update(dict(zip(args[::2], args[1::2])))
+    argv = ["predictor", "firmware", str(yaml)] + [x for kv in base.items() for x in kv]
+    if "missing.tflite" in args:
+        argv[argv.index("missing.tflite")] = str(tmp_path / "missing.tflite")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and fragment in err

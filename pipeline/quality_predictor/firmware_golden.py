@@ -135,3 +135,43 @@ def write_pair_golden(enhancer_tflite: bytes, predictor_tflite: bytes, meta: Pre
               "scores": scores.tolist()}
     write_json(folder / "quality.json", golden)
     return golden
+
+
+def write_pair_from_run(cfg, variant: str, enhancer: Path, audio_path: Path, out_dir: Path,
+                        frames: int | None = None, stride: int | None = None, measure_arena: bool = True) -> dict:
+    """`sepipe predictor firmware`: the pair's folder for `variant` of the predictor run `cfg` and an enhancer
+    .tflite, over a 16 kHz WAV (all its whole hops unless `frames`). User errors are one-line PipelineErrors."""
+    from sepipe.audio import read_wav
+    from sepipe.errors import ConfigError, InputFileError
+    from sepipe.metrics import SAMPLE_RATE
+    from sepipe.quality_predictor.firmware import meta_from_run
+    from sepipe.quality_predictor.stages import PredictorPaths
+
+    if variant not in cfg.predictor.variants:
+        raise ConfigError("--variant", "variant", variant, f"one of the experiment's variants {list(cfg.predictor.variants)}")
+    enhancer = Path(enhancer)
+    if not enhancer.is_file():
+        raise InputFileError(enhancer, "file not found; give the enhancer's int8 .tflite (e.g. runs/<exp>/<exp>_ptq.tflite)")
+    meta = meta_from_run(cfg, variant)
+    stride = meta.frames if stride is None else int(stride)
+    if stride < 1:
+        raise ConfigError("--stride", "stride", stride, "a number of log-mel frames of at least 1")
+    audio = read_wav(audio_path, SAMPLE_RATE)
+    hops, need = len(audio) // 256, meta.frames + 2      # the enhancer's output lags a hop; a frame needs two hops
+    frames = hops if frames is None else int(frames)
+    if frames < need or frames > hops:
+        what = f"{hops} hops ({len(audio) / SAMPLE_RATE:.2f} s)"
+        raise (InputFileError(audio_path, f"holds {what}; one predictor window needs {need} hops "
+                                          f"({need * 256 / SAMPLE_RATE:.2f} s)") if hops < need else
+               ConfigError("--frames", "frames", frames, f"{need} to {hops} (hops of {audio_path})"))
+    predictor = PredictorPaths(cfg).tflite(variant).read_bytes()
+    arenas = None
+    if measure_arena:
+        from sepipe.bundle.arena import measure_tflm_arena
+        from sepipe.engine.records import read_record
+
+        arenas = {"enhancer": measure_tflm_arena(enhancer.read_bytes()),
+                  "predictor": read_record(cfg.run_dir, f"convert:{variant}")["summary"]["tflm_arena"]}
+    golden = write_pair_golden(enhancer.read_bytes(), predictor, meta, audio, frames, out_dir, stride, arenas,
+                               enhancer_name=enhancer.stem)
+    return {**golden, "arenas": arenas}
