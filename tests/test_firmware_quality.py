@@ -101,6 +101,17 @@ def test_enhancer_and_predictor_in_one_image_reproduce_python(pair, tmp_path):
 
 
 @slow
+def test_the_same_image_passes_on_the_emulated_m55(pair, tmp_path):
+    if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm missing (make firmware-toolchain)")
+    proc = _make("qemu-quality-test", pair["root"], tmp_path / "build")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "QUALITY PASS" in proc.stdout and _results(proc.stdout, "chain")["window_max_lsb"] <= 1
+    per_hop = re.search(r"RESULT chain feature_instructions_per_hop=(\d+)", proc.stdout)
+    assert per_hop and int(per_hop[1]) > 0        # QEMU instructions of se_quality_push, the model call left out
+
+
+@slow
 def test_a_window_off_by_two_steps_fails(pair, tmp_path):
     """The check has teeth: one value of one golden window moved by 2 steps fails the chain."""
     root = tmp_path / "pair"
