@@ -71,6 +71,7 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
     "sepipe verify-bundle": ("tflm",),
     "sepipe search": ("eval", "search"),
     "sepipe predictor run": ("eval", "tflm"),
+    "sepipe predictor firmware": ("train", "tflm"),
     "sepipe enhance": ("train",),      # + 'tflm' for --runtime tflm (the default): see command_extras
 }
 

@@ -4,8 +4,9 @@ beside enhancement with its own YAML, stages and table."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from sepipe.cli.common import parse_overrides
+from sepipe.cli.common import bounded_int, parse_overrides
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -17,6 +18,18 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     run.add_argument("--until", default=None, metavar="STAGE",
                      help="run only this stage and those it needs (e.g. labels, train:binary)")
     run.set_defaults(handler=_run)
+    firmware = actions.add_parser("firmware", parents=[common],
+                                  help="the golden folder of an enhancer + this predictor in one firmware image "
+                                       "(make -C firmware_stub quality-test)")
+    firmware.add_argument("--variant", required=True, help="the predictor variant (e.g. binary)")
+    firmware.add_argument("--enhancer", required=True, type=Path, help="the enhancer's int8 .tflite")
+    firmware.add_argument("--audio", required=True, type=Path, help="a 16 kHz WAV the image runs on")
+    firmware.add_argument("--out", required=True, type=Path, help="the folder to write (c/, enhancer/, quality/)")
+    firmware.add_argument("--frames", type=bounded_int(2, 1_000_000), default=None,
+                          help="hops of the WAV to use (default: all)")
+    firmware.add_argument("--stride", type=bounded_int(1, 100_000), default=None,
+                          help="log-mel frames between predictions (default: the window, back to back)")
+    firmware.set_defaults(handler=_firmware)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -34,4 +47,22 @@ def _run(args: argparse.Namespace) -> int:
     table = cfg.run_dir / "quality_predictor.md"
     if args.until is None and table.is_file():
         print(table.read_text())
+    return 0
+
+
+def _firmware(args: argparse.Namespace) -> int:
+    from sepipe.cli.common import output_folder
+    from sepipe.quality_predictor.config import load_predictor
+    from sepipe.quality_predictor.firmware_golden import write_pair_from_run
+
+    cfg = load_predictor(args.experiment, parse_overrides(args.overrides))
+    out = output_folder("--out", args.out)
+    done = write_pair_from_run(cfg, args.variant, args.enhancer, args.audio, out, args.frames, args.stride)
+    e, p = done["arenas"]["enhancer"], done["arenas"]["predictor"]
+    shared = max(e["recorded_head_bytes"], p["recorded_head_bytes"]) + e["recorded_tail_bytes"] + p["recorded_tail_bytes"]
+    print(f"{out}: {done['windows']} predictor windows of {done['frames']} x {done['mels']} (stride {done['stride']})")
+    print(f"TFLM arena (64-bit host): enhancer {e['measured_min_bytes']} B, predictor {p['measured_min_bytes']} B; "
+          f"two arenas {e['measured_min_bytes'] + p['measured_min_bytes']} B, one shared non-persistent part {shared} B")
+    print(f"check: make -C firmware_stub quality-test MODEL_IO={out / 'c'} GOLDEN={out / 'enhancer'} "
+          f"QUALITY_GOLDEN={out / 'quality'}")
     return 0
