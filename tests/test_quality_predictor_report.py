@@ -27,7 +27,7 @@ def _fake_predictor_run(root, variant="binary"):
     (root / "convert").mkdir(parents=True)
     (root / "records").mkdir()
     (root / "convert" / f"{variant}.tflite").write_bytes(b"")
-    (root / "records" / f"convert.{variant}.json").write_text("{}")
+    (root / "records" / f"convert.{variant}.json").write_text(json.dumps({"stage": f"convert:{variant}", "summary": {}}))
     return root
 
 
@@ -48,6 +48,17 @@ def test_a_run_folder_without_that_variant_is_refused_at_load(tmp_path):
     run = _fake_predictor_run(tmp_path / "qp", variant="binary")
     with pytest.raises(ConfigError, match=r"convert/float\.tflite"):
         experiment_from_dict({"name": "x", "evaluate": {"quality_predictor": {"run": str(run), "variant": "float"}}})
+
+
+def test_a_folder_that_is_not_a_predictor_run_is_one_line_naming_the_file(tmp_path):
+    from sepipe.errors import PipelineError
+    from sepipe.quality_predictor.reference import PredictorRef
+    from sepipe.quality_predictor.scoring import load_predictor
+
+    run = _fake_predictor_run(tmp_path / "qp")
+    with pytest.raises(PipelineError) as err:
+        load_predictor(PredictorRef(str(run)))
+    assert "\n" not in str(err.value) and "manifest.json" in str(err.value)
 
 
 def test_the_cli_says_a_bad_predictor_path_in_one_line(tmp_path, capsys):

@@ -121,11 +121,12 @@ def _manifest_config(run: Path) -> dict:
 
 
 def _check_shapes(ref: PredictorRef, tflite: bytes, targets: tuple, mels: int, seconds: float) -> None:
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from sepipe.quality_predictor.clips import frames_per_clip
 
-    probe = Interpreter(model_content=tflite)
+    probe = Interpreter(model_content=tflite,   # shapes only: no XNNPACK delegate (nor its log line)
+                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     shape_in = tuple(probe.get_input_details()[0]["shape"])
     shape_out = tuple(probe.get_output_details()[0]["shape"])
     expected_in, expected_out = (1, frames_per_clip(seconds), mels, 1), (1, len(targets))
