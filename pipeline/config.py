@@ -20,6 +20,7 @@ from sepipe.config_loading import (  # noqa: F401  (re-exported: budgets, target
 from sepipe.errors import ConfigError, InputFileError, check, short_repr
 from sepipe.loss import LossTermConfig, legacy_terms
 from sepipe.mic_config import MicConfig
+from sepipe.quality_predictor.reference import PredictorRef
 from sepipe.reverb_config import ReverbConfig
 from sepipe.registry import Tagged
 from sepipe.search.settings import SearchConfig
@@ -246,10 +247,13 @@ class EvaluateConfig:
     dnsmos: bool = True
     write_audio: int = 3             # enhanced files written per row, for listening
     workers: int = 0                 # processes scoring audio in parallel (0: one per CPU core)
+    quality_predictor: PredictorRef | None = field(default=None, metadata=ADDED_FIELD)   # its scores beside PESQ
 
     def validate(self, src: str) -> None:
         for key in ("test_files", "write_audio", "workers"):
             check_int(src, f"evaluate.{key}", getattr(self, key))
+        if self.quality_predictor is not None:
+            self.quality_predictor.validate(src)
         from sepipe.runtime import RUNNERS   # the registered runners (light: no interpreter is imported)
 
         bad = set(self.interpreters) - set(RUNNERS.names())

@@ -121,13 +121,7 @@ def evaluate_models(cfg: ExperimentConfig, dataset, variant: str, model_label: s
                     contract=None) -> EvaluationResult:
     """Score one variant's runners (those built from a streaming model if `streaming_model`, those
     built from a .tflite if `tflite_bytes`); `contract`: the model's (inferred from names when None)."""
-    from sepipe.runtime import make_runner
-
-    runners = {}
-    sources = {"streaming_model": streaming_model, "tflite_bytes": tflite_bytes}
-    for kind in cfg.evaluate.interpreters:
-        if sources[RUNNERS.get(kind).needs] is not None:
-            runners[kind] = make_runner(kind, contract=contract, **sources)
+    runners = variant_runners(cfg, streaming_model, tflite_bytes, contract)
     # Stream every file first and score afterwards, so the speed figures are not taken
     # while scoring workers compete for the cores.
     pairs = _pairs(cfg, dataset)
@@ -151,6 +145,28 @@ def evaluate_models(cfg: ExperimentConfig, dataset, variant: str, model_label: s
     mask_lsb = quantized.io.head.scale if quantized is not None else float("nan")
     return EvaluationResult(rows, per_file, _interpreter_gap(masks, per_file, variant, mask_lsb, systems), speed,
                             tuple(kept))
+
+
+def variant_runners(cfg: ExperimentConfig, streaming_model, tflite_bytes: bytes | None, contract=None) -> dict:
+    """{runner kind: runner} of `cfg.evaluate.interpreters` that the variant's sources can build."""
+    from sepipe.runtime import make_runner
+
+    runners = {}
+    sources = {"streaming_model": streaming_model, "tflite_bytes": tflite_bytes}
+    for kind in cfg.evaluate.interpreters:
+        if sources[RUNNERS.get(kind).needs] is not None:
+            runners[kind] = make_runner(kind, contract=contract, **sources)
+    return runners
+
+
+def evaluation_pairs(cfg: ExperimentConfig, dataset) -> list:
+    """The test files evaluation streams (evaluate.test_files of them; all when 0)."""
+    return _pairs(cfg, dataset)
+
+
+def stream_all(cfg: ExperimentConfig, runners: dict, pairs: list, desc: str, progress: bool) -> list:
+    """[(pair, runner kind, enhanced audio)]: what evaluation scores, made the same way (for other scorers)."""
+    return _stream_all(cfg, runners, pairs, desc, progress)[0]
 
 
 def _stream_all(cfg: ExperimentConfig, runners: dict, pairs: list, desc: str, progress: bool):

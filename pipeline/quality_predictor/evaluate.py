@@ -50,7 +50,7 @@ def system_ranking(pred: np.ndarray, truth: np.ndarray, systems: np.ndarray) -> 
             "spearman": spearman(means_pred, means_true)}
 
 
-class _Int8Model:
+class Int8Model:
     """An int8 .tflite with one input and one output, in the TFLite or the TFLite Micro interpreter."""
 
     def __init__(self, data: bytes, runtime: str):
@@ -93,7 +93,7 @@ def activation_levels(data: bytes, x: np.ndarray) -> dict[str, dict]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")        # preserve_all_tensors' "for debugging" warning: that is the use
-        model = _Int8Model(data, "tflite_ref")
+        model = Int8Model(data, "tflite_ref")
     outputs = [op["outputs"][0] for op in model.interp._get_ops_details() if op["op_name"] == "CONV_2D"]
     counts: dict[int, dict[int, int]] = {t: {} for t in outputs}
     for clip in x:
@@ -117,7 +117,7 @@ def evaluate_variant(cfg, variant: str, paths, needs) -> dict:
     tflite = paths.tflite(variant).read_bytes()
     preds = {"keras": data.denormalise(trained_model(cfg, variant, paths, data).predict(x, batch_size=64, verbose=0))}
     for runtime in ("tflite", "tflm"):
-        preds[runtime] = data.denormalise(_Int8Model(tflite, runtime).predict(x))
+        preds[runtime] = data.denormalise(Int8Model(tflite, runtime).predict(x))
     summary: dict = {"test_clips": int(len(x)), "targets": list(cfg.predictor.targets), "scores": {}, "ranking": {}}
     for j, target in enumerate(cfg.predictor.targets):
         summary["scores"][target] = {rt: agreement(p[:, j], truth[:, j]) for rt, p in preds.items()}

@@ -43,6 +43,11 @@ class PredictorData:
         return y * self.target_std + self.target_mean
 
 
+def target_normalisation(train_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, standard deviation + 1e-6) per target over the training split's labels (N, targets)."""
+    return train_scores.mean(axis=0), train_scores.std(axis=0) + 1e-6
+
+
 def load_data(cfg) -> PredictorData:
     """The clips' features and labels per split, normalised with the training split's statistics."""
     clips, labels = load_labels(cfg.run_dir)
@@ -50,7 +55,7 @@ def load_data(cfg) -> PredictorData:
     scores = np.stack([labels[t] for t in cfg.predictor.targets], axis=1)
     train = clips["split"] == "train"
     f_mean, f_std = float(feats[train].mean()), float(feats[train].std())
-    t_mean, t_std = scores[train].mean(axis=0), scores[train].std(axis=0) + 1e-6
+    t_mean, t_std = target_normalisation(scores[train])
     x, y, s, system = {}, {}, {}, {}
     for split in ("train", "valid", "test"):
         keep = clips["split"] == split

@@ -9,10 +9,11 @@ from sepipe.report.headline import MEMORY_LOSS_LIMIT_DB, SPEED_LOSS_LIMIT_DB, he
 from sepipe.report.rows import (DENSE_STRUCTURE, QUALITY_COLUMNS, SHIPPED_RUNNER, SYSTEM_LABELS, DeploymentRow,
                                 QualityRow, as_dicts, build_deployment_rows, quality_rows,
                                 shipped_quality)
-from sepipe.report.tables import (CONDITION_COLUMNS, DEPLOYMENT_COLUMNS, DISPLAY_COLUMNS, csv_text, markdown_table,
-                                  write_tables)
+from sepipe.report.tables import (CONDITION_COLUMNS, DEPLOYMENT_COLUMNS, DISPLAY_COLUMNS, PREDICTED_COLUMNS, csv_text,
+                                  markdown_table, with_predicted, write_tables)
 
 __all__ = ["MEMORY_LOSS_LIMIT_DB", "SPEED_LOSS_LIMIT_DB", "headline_figures", "headline_lines", "DENSE_STRUCTURE",
            "QUALITY_COLUMNS", "SHIPPED_RUNNER", "SYSTEM_LABELS", "DeploymentRow", "QualityRow", "as_dicts",
            "build_deployment_rows", "quality_rows", "shipped_quality", "CONDITION_COLUMNS",
-           "DEPLOYMENT_COLUMNS", "DISPLAY_COLUMNS", "csv_text", "markdown_table", "write_tables"]
+           "DEPLOYMENT_COLUMNS", "DISPLAY_COLUMNS", "PREDICTED_COLUMNS", "csv_text", "markdown_table", "with_predicted",
+           "write_tables"]

@@ -20,7 +20,7 @@ from sepipe.report.plots import (as_number, by_target, cycles_x_label, flash_x, 
                                  value_of)
 from sepipe.report.exit_plot import exit_caption, exit_figure, has_exits
 from sepipe.report.rows import Row, as_dicts
-from sepipe.report.tables import DISPLAY_COLUMNS
+from sepipe.report.tables import DISPLAY_COLUMNS, PREDICTED_COLUMNS, with_predicted
 
 
 # Deployment tables: (header, format, keys). The first key present in a row wins, so rows that keep
@@ -57,6 +57,7 @@ VARIANT_QUALITY_TABLE = (
     ("SIG", "{:.2f}", ("dnsmos_sig",)),
     ("BAK", "{:.2f}", ("dnsmos_bak",)),
     ("OVRL", "{:.2f}", ("dnsmos_ovrl",)),
+    *((header, fmt, (key,)) for key, header, fmt in PREDICTED_COLUMNS),    # empty (so left out) without a predictor
 )
 TEXT_COLUMNS = {"variant", "structure", "model", "target", "id", "system", "files"}
 
@@ -168,7 +169,8 @@ def _deployment_sections(rows: list[dict], quality_rows: list[dict]) -> str:
 
 
 def render_html(rows: Iterable[Row], title: str, per_layer_csv: Path | None = None, per_layer_label: str = "",
-                notes: Sequence[str] = (), quality_rows: Iterable[Row] = (), listen_html: str = "") -> str:
+                notes: Sequence[str] = (), quality_rows: Iterable[Row] = (), listen_html: str = "",
+                predicted_html: str = "") -> str:
     """The page as a string; see write_html_report."""
     rows, quality_rows = as_dicts(rows), as_dicts(quality_rows)   # labels are made here, once
     layers = read_per_layer_csv(per_layer_csv) if per_layer_csv is not None else None   # fail before drawing
@@ -180,11 +182,13 @@ def render_html(rows: Iterable[Row], title: str, per_layer_csv: Path | None = No
 
     parts.append("<h2>Audio quality</h2>\n")
     if quality_rows:
-        quality_columns = [(h, f, (k,)) for k, h, f in DISPLAY_COLUMNS]
+        # the predicted columns are left out by _table where no row has them
+        quality_columns = [(h, f, (k,)) for k, h, f in with_predicted(DISPLAY_COLUMNS)]
         parts.append(_table(quality_rows, quality_columns))
         parts.append('<p class="caption">Means over the test files; SI-SDR, gain and "vs float" in dB.</p>\n')
     else:
         parts.append('<p class="note">No evaluation rows.</p>\n')
+    parts.append(predicted_html)
     parts.append(listen_html)
 
     if rows:       # a corpus evaluation has no Vela figures: no deployment section, no empty plots
@@ -204,7 +208,7 @@ def render_html(rows: Iterable[Row], title: str, per_layer_csv: Path | None = No
 
 def write_html_report(rows: Iterable[Row], out_path: Path, title: str, per_layer_csv: Path | None = None,
                       per_layer_label: str = "", notes: Sequence[str] = (),
-                      quality_rows: Iterable[Row] = (), listen_html: str = "") -> Path:
+                      quality_rows: Iterable[Row] = (), listen_html: str = "", predicted_html: str = "") -> Path:
     """Write the experiment's page to `out_path` atomically and return it.
 
     rows: deployment rows (DeploymentRow, or dicts as rendered or read from a CSV), one per (variant, target)
@@ -212,8 +216,9 @@ def write_html_report(rows: Iterable[Row], out_path: Path, title: str, per_layer
     per system); per_layer_csv: Vela's per-layer CSV of the variant and target named by `per_layer_label`,
     drawn as cycles per operator; notes: paragraphs under the title; listen_html: the players and
     spectrograms (sepipe.report.listen.render_listen_section), written with the rest of the page in one
-    atomic write, after the quality table.
+    atomic write, after the quality table; predicted_html: the quality predictor's section
+    (sepipe.report.predicted.render_predicted_section), before the listening section.
     Raises InputFileError when `per_layer_csv` is given but missing or not a Vela per-layer CSV.
     """
     return write_text(out_path, render_html(rows, title, per_layer_csv, per_layer_label, notes, quality_rows,
-                                            listen_html))
+                                            listen_html, predicted_html))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence, Union
 
 from sepipe.deploy.figures import CompileRecord, VelaFigures
+from sepipe.quality_predictor.reference import PREDICTED_PREFIX
 
 # Display label of each system (a runner kind or a reference), made when a row is rendered.
 SYSTEM_LABELS = {"float": "float32 Keras", "tflite": "int8 TFLite", "tflm": "int8 TFLite Micro",
@@ -156,7 +157,14 @@ class DeploymentRow:
         return {"experiment": self.experiment, "variant": self.variant, "structure": structure,
                 "model_label": self.model_label, "params": self.params, "nonzero_weights": self.nonzero_weights,
                 "tflite_bytes": self.tflite_bytes, "tflite_kib": self.tflite_kib, **self.compiled.to_record(),
-                "hop_fraction": self.hop_fraction, **{key: self.quality_value(key) for key in QUALITY_COLUMNS}}
+                "hop_fraction": self.hop_fraction, **{key: self.quality_value(key) for key in QUALITY_COLUMNS},
+                **self.predicted}
+
+    @property
+    def predicted(self) -> dict[str, float]:
+        """The quality predictor's scores of the shipped model (`pred_<target>`), when the experiment names one."""
+        scores = self.quality.scores if self.quality is not None else {}
+        return {key: value for key, value in scores.items() if key.startswith(PREDICTED_PREFIX)}
 
 
 Row = Union[DeploymentRow, QualityRow, Mapping[str, Any]]

@@ -68,6 +68,19 @@ DEPLOYMENT_COLUMNS = (
     ("dnsmos_ovrl", "OVRL", "{:.2f}"),
 )
 
+# The quality predictor's scores (evaluate.quality_predictor; sepipe.stages.prediction), in the tables of an
+# experiment that names one only (the tables of one without keep their bytes).
+PREDICTED_COLUMNS = (
+    ("pred_pesq", "pred. PESQ", "{:.2f}"),
+    ("pred_dnsmos_ovrl", "pred. OVRL", "{:.2f}"),
+)
+
+
+def with_predicted(columns):
+    """`columns` with PREDICTED_COLUMNS after the OVRL column."""
+    at = [key for key, _, _ in columns].index("dnsmos_ovrl") + 1
+    return (*columns[:at], *PREDICTED_COLUMNS, *columns[at:])
+
 
 def _cell(value, fmt: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):

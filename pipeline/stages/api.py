@@ -83,7 +83,10 @@ def stage_evaluate(cfg: ExperimentConfig, dataset, variant: VariantConfig, progr
 
 def evaluate_all(cfg: ExperimentConfig, dataset, progress: bool = True) -> dict:
     """References plus every variant; writes and returns the quality table with its notes."""
-    names = ["evaluate:references", "quality"] + [n for v in cfg.variants for n in _chain(v, "evaluate")]
+    from sepipe.stages.prediction import predict_stages
+
+    names = ["evaluate:references", "quality", *predict_stages(cfg)] + [n for v in cfg.variants
+                                                                        for n in _chain(v, "evaluate")]
     return _run(cfg, names, dataset, progress)["quality"]
 
 

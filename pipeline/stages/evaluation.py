@@ -16,8 +16,9 @@ from sepipe.stages.paths import DataHandle, RunPaths, load_streaming_model, vari
 
 def _evaluate_config(cfg: ExperimentConfig):
     """The evaluate section as the results depend on it: `workers` (how many processes score) is left
-    out, so a Ray task that sizes the pool to its CPUs does not redo a finished evaluation."""
-    return dataclasses.replace(cfg.evaluate, workers=0)
+    out, so a Ray task that sizes the pool to its CPUs does not redo a finished evaluation; so is
+    `quality_predictor` (its own stages score with it: naming one redoes no PESQ or DNSMOS)."""
+    return dataclasses.replace(cfg.evaluate, workers=0, quality_predictor=None)
 
 
 def declare_references(cfg: ExperimentConfig, data: DataHandle) -> Stage:
@@ -93,20 +94,27 @@ def _evaluate(cfg: ExperimentConfig, data: DataHandle, variant: VariantConfig, c
 def declare_quality(cfg: ExperimentConfig, data: DataHandle) -> Stage:
     """The quality tables of the references and every variant, on average and per test condition
     (cheap: always rewritten from the stored per-file scores, no record)."""
-    return Stage(name="quality", needs=("evaluate:references", *(f"evaluate:{v.name}" for v in cfg.variants)),
+    from sepipe.stages.prediction import predict_stages
+
+    return Stage(name="quality", needs=("evaluate:references", *(f"evaluate:{v.name}" for v in cfg.variants),
+                                        *predict_stages(cfg)),
                  record=False, run=lambda ctx: quality_tables(cfg, ctx.needs, data))
 
 
 def quality_tables(cfg: ExperimentConfig, needs, data: DataHandle) -> dict:
     from sepipe.evaluate import quality_by_condition, quality_table
-    from sepipe.report import CONDITION_COLUMNS, write_tables
+    from sepipe.report import CONDITION_COLUMNS, DISPLAY_COLUMNS, with_predicted, write_tables
+    from sepipe.stages.prediction import predictor_note, with_predictions
 
     paths = RunPaths(cfg)
     summaries = {v.name: needs[f"evaluate:{v.name}"] for v in cfg.variants}
     rows = quality_table(needs["evaluate:references"]["rows"], [row for s in summaries.values() for row in s["rows"]],
                          cfg.dense_variant.name)
-    notes = evaluation_notes(summaries)
-    write_tables(rows, paths.evaluate_dir, f"{cfg.name}_quality", notes)
+    rows = with_predictions(cfg, needs, rows)
+    notes = evaluation_notes(summaries) + predictor_note(cfg, needs)
+    predicted = cfg.evaluate.quality_predictor is not None
+    write_tables(rows, paths.evaluate_dir, f"{cfg.name}_quality", notes,
+                 columns=with_predicted(DISPLAY_COLUMNS) if predicted else DISPLAY_COLUMNS)
     per_file = [row for stem in ("references", *(v.name for v in cfg.variants))
                 for row in json.loads((paths.evaluate_dir / f"{stem}_per_file.json").read_text())]
     by_condition = quality_by_condition(rows, per_file, data.dataset.conditions("test"))

@@ -16,6 +16,7 @@ from sepipe.engine.stage import Graph, Stage
 from sepipe.stages.compiling import declare_compile
 from sepipe.stages.evaluation import declare_evaluate, declare_quality, declare_references
 from sepipe.stages.paths import DataHandle
+from sepipe.stages.prediction import declare_predict, declare_predict_references
 from sepipe.stages.quantize import declare_convert, declare_variant
 from sepipe.stages.reporting import declare_report
 from sepipe.stages.training import declare_train
@@ -24,10 +25,12 @@ from sepipe.stages.training import declare_train
 def experiment_graph(cfg: ExperimentConfig, dataset=None) -> Graph:
     """Every stage of `cfg`: variants x (fine-tune, convert, compile, evaluate), plus the shared ones."""
     data = DataHandle(cfg, dataset)
-    stages: list[Stage | None] = [declare_train(cfg, data), declare_references(cfg, data)]
+    stages: list[Stage | None] = [declare_train(cfg, data), declare_references(cfg, data),
+                                  declare_predict_references(cfg, data)]
     for variant in cfg.variants:
         stages += [declare_variant(cfg, data, variant), declare_convert(cfg, data, variant),
-                   declare_compile(cfg, variant), declare_evaluate(cfg, data, variant)]
+                   declare_compile(cfg, variant), declare_evaluate(cfg, data, variant),
+                   declare_predict(cfg, data, variant)]
     stages += [declare_quality(cfg, data), declare_report(cfg)]
     return Graph([s for s in stages if s is not None])
 

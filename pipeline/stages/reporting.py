@@ -36,9 +36,12 @@ def model_size(cfg: ExperimentConfig, model: VariantModel, tflite: Path) -> dict
 
 def declare_report(cfg: ExperimentConfig) -> Stage:
     """Derived from recorded stages only (cheap): always rewritten, no record of its own."""
+    from sepipe.stages.prediction import predict_stages
+
     needs = ["evaluate:references"]
     for v in cfg.variants:
         needs += [n for n in (variant_stage(v), f"evaluate:{v.name}", f"compile:{v.name}") if n]
+    needs += predict_stages(cfg)
     stem = RunPaths(cfg).report_dir / f"{cfg.name}_report"
     return Stage(name="report", needs=tuple(needs), record=False, run=lambda ctx: write_report(cfg, ctx.needs),
                  inputs=lambda needs: _listen_inputs(cfg, needs),
@@ -60,10 +63,12 @@ def write_report(cfg: ExperimentConfig, needs) -> dict:
 
 def _quality(cfg: ExperimentConfig, needs) -> list[dict]:
     from sepipe.evaluate import quality_table
+    from sepipe.stages.prediction import with_predictions
 
-    return quality_table(needs["evaluate:references"]["rows"],
-                         [row for v in cfg.variants for row in needs[f"evaluate:{v.name}"]["rows"]],
-                         cfg.dense_variant.name)
+    return with_predictions(cfg, needs, quality_table(needs["evaluate:references"]["rows"],
+                                                      [row for v in cfg.variants
+                                                       for row in needs[f"evaluate:{v.name}"]["rows"]],
+                                                      cfg.dense_variant.name))
 
 
 def _listening(cfg: ExperimentConfig, quality: list[dict]) -> tuple[Path, list[str], list[tuple[str, str]]]:
@@ -85,7 +90,9 @@ def _listen_inputs(cfg: ExperimentConfig, needs) -> dict[str, Path]:
 
 def _write_tables(cfg: ExperimentConfig, needs) -> dict:
     from sepipe.report import (DEPLOYMENT_COLUMNS, as_dicts, build_deployment_rows, headline_figures, headline_lines,
-                               write_tables)
+                               with_predicted, write_tables)
+    from sepipe.report.predicted import render_predicted_section
+    from sepipe.stages.prediction import predictor_note
     from sepipe.quantize.precision import precision_label
     from sepipe.report.listen import render_listen_section
     from sepipe.report.page import write_html_report
@@ -106,16 +113,19 @@ def _write_tables(cfg: ExperimentConfig, needs) -> dict:
     notes = [f"Quality columns: the int8 model as TFLite Micro runs it, on {files} test files; 'vs float' is against "
              f"the dense float model. Latency as a fraction of the {hop_ms:g} ms hop. On U65/U85 (Dedicated_Sram) "
              "weights live in DRAM, so flash is 0 and the DRAM column holds them."]
+    notes += predictor_note(cfg, needs)
     if len(cfg.variants) > 1:
         notes += [""] + headline_lines(headline_figures(rows))
     stem = f"{cfg.name}_report"
-    outputs = write_tables(rows, paths.report_dir, stem, notes, columns=DEPLOYMENT_COLUMNS)
+    predicted = cfg.evaluate.quality_predictor is not None
+    outputs = write_tables(rows, paths.report_dir, stem, notes,
+                           columns=with_predicted(DEPLOYMENT_COLUMNS) if predicted else DEPLOYMENT_COLUMNS)
     first = rows[0]
     per_layer = paths.compile_dir / f"{cfg.name}_{first.variant}_vela_{first.compiled.target_id}_per-layer.csv"
     outputs.append(write_html_report(rows, paths.report_dir / f"{stem}.html", f"{cfg.name}: quality and deployment",
                                      per_layer_csv=per_layer if per_layer.exists() else None,
                                      per_layer_label=f"{first.variant} on {first.target}",
-                                     notes=notes, quality_rows=quality,
+                                     notes=notes, quality_rows=quality, predicted_html=render_predicted_section(quality),
                                      listen_html=render_listen_section(*_listening(cfg, quality),
                                                                        cfg.data.sample_rate)))
     log.info("report: %s", ", ".join(str(p) for p in outputs))
