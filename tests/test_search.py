@@ -32,7 +32,8 @@ def raw_experiment(tmp_path, **search):
     ("clusters", [0, 1], "search.clusters"), ("layers", ["nope"], "search.layers"),
     ("target", "ethos-u99", "search.target"), ("colour", "red", "search.colour"),
     ("valid_files", 0, "search.valid_files"), ("uniform_clusters", [0, 0], "search.uniform_clusters"),
-    ("uniform_clusters", [1], "search.uniform_clusters")])
+    ("uniform_clusters", [1], "search.uniform_clusters"), ("folder", "../x", "search.folder"),
+    ("folder", "", "search.folder"), ("proxy", "exact", "search.proxy"), ("proxy_steps", 0, "search.proxy_steps")])
 def test_search_section_errors_are_one_line_naming_the_option(tmp_path, key, value, option):
     with pytest.raises(ConfigError, match=option.replace(".", r"\.")) as info:
         search_from_dict(raw_experiment(tmp_path, **{key: value}))

@@ -21,7 +21,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 
 def _search(args: argparse.Namespace) -> int:
     from sepipe.search.config import load_search
-    from sepipe.search.run import run_search
+    from sepipe.search.run import run_search, search_dir
 
     overrides = parse_overrides(args.overrides)
     if args.workers is not None:
@@ -32,5 +32,5 @@ def _search(args: argparse.Namespace) -> int:
     rate = summary["vela_cache_hit_rate"]
     print(f"search {cfg.name}: {summary['candidates_scored']} candidates scored ({summary['candidates_resumed']} "
           f"resumed), Vela cache hit rate {'-' if rate is None else f'{rate:.0%}'}, {summary['wall_s']:.0f} s; "
-          f"{len(summary['front'])} on the front, {len(summary['chosen'])} written to {cfg.run_dir / 'search'}")
+          f"{len(summary['front'])} on the front, {len(summary['chosen'])} written to {search_dir(cfg)}")
     return 0

@@ -16,7 +16,8 @@ from sepipe.errors import MissingArtifactError
 
 
 def search_dir(cfg) -> Path:
-    return cfg.run_dir / "search"
+    """`<run>/search`, or the folder `search.folder` names."""
+    return cfg.run_dir / (cfg.search.folder if cfg.search else "search")
 
 
 def run_search(cfg, search_cfg, raw_experiment: dict, source: str = "EXP.yaml", executor: str = "local",

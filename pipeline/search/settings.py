@@ -17,6 +17,7 @@ search:
   finetune_epochs: 4        # chosen YAMLs also fine-tune each member (kind cluster with its per-layer sparsity and palettes)
   proxy: offline            # offline: edit the int8 bytes (seconds); finetune: fine-tune each candidate proxy_steps steps first
   proxy_steps: 50
+  folder: search            # under the run folder: another name keeps an earlier search's front (another proxy, genes)
 ```
 """
 
@@ -62,6 +63,7 @@ class SearchConfig:
     # 'finetune' fine-tunes it `proxy_steps` steps first, a fine-tune per candidate, nearer what fine-tuning recovers
     proxy: str = "offline"
     proxy_steps: int = 50
+    folder: str = "search"                        # <run>/<folder>: the front, chosen YAMLs and candidate records
 
     def validate(self, src: str) -> None:
         key = f"{SECTION}."
@@ -89,6 +91,9 @@ class SearchConfig:
         check(src, key + "proxy", self.proxy, self.proxy in PROXIES, f"one of {list(PROXIES)}")
         check(src, key + "proxy_steps", self.proxy_steps, 1 <= self.proxy_steps <= 1_000_000,
               "an integer from 1 to 1,000,000 (fine-tuning steps per candidate)")
+        check(src, key + "folder", self.folder, isinstance(self.folder, str) and self.folder.strip() == self.folder
+              and self.folder not in ("", ".", "..") and not any(c in self.folder for c in "/\\\0"),
+              "a folder name inside the run folder (no path separators), e.g. search or search_finetune")
         check(src, key + "finetune_epochs", self.finetune_epochs, 0 <= self.finetune_epochs <= 10_000,
               "an integer from 0 (no fine-tuned variant) to 10,000")
 
