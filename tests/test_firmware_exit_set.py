@@ -37,7 +37,7 @@ def exit_set(small_data_config, tmp_path_factory) -> dict:
     runs, out = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("exit_set")
     variants = [{"name": "ptq", "kind": "ptq"}] + [{"name": v, "kind": "exit", "exit": n + 1} for n, v in enumerate(EXITS)]
     cfg = run_to_compile(tiny_config(small_data_config, runs, name="ees", model=MODEL, variants=variants), EXITS)
-    return make_exit_set(cfg.run_dir, EXITS, TARGET, out, frames=FRAMES, seed=3)
+    return {**make_exit_set(cfg.run_dir, EXITS, TARGET, out, frames=FRAMES, seed=3), "run_dir": cfg.run_dir}
 
 
 def _make(target: str, exit_set: dict, build: Path, golden: Path | None = None) -> subprocess.CompletedProcess:
@@ -109,3 +109,16 @@ def test_exits_whose_state_quantisation_differs_are_refused_by_the_golden_writer
     assert state_quantization({2: io(0.01), 3: io(0.01)})["rnn_1_h"]["exits"] == [2, 3]
     with pytest.raises(ValueError, match="state 'rnn_1_h': exit 3 has"):
         state_quantization({2: io(0.01), 3: io(0.02)})
+
+
+def test_sepipe_bundle_exit_set_writes_the_bundles_golden_folder_and_the_make_line(exit_set, tmp_path, capsys):
+    from sepipe.cli.main import main
+
+    args = ["bundle", str(exit_set["run_dir"]), "--target", TARGET, "--exit-set", "exit1,exit2", "--frames", "40"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "make -C firmware_stub exit-set-test" in printed and str(tmp_path / "golden") in printed
+    assert json.loads((tmp_path / "golden" / "exit_set.json").read_text())["exit_2_model"].endswith("exit2")
+    assert main([*args, "--variant", "exit1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "--exit-set" in error and "\n" not in error

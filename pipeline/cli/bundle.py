@@ -31,6 +31,10 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     bundle.add_argument("--c-prefix", default=C_SYMBOL, metavar="NAME",
                         help=f"start of every C symbol of the model (default {C_SYMBOL}); give each model of one "
                              "firmware image its own (an early-exit set, an enhancer and a quality predictor)")
+    bundle.add_argument("--exit-set", default=None, metavar="V1,V2,...",
+                        help="exit variants of a multi-exit run (kind exit, shallowest first): bundle each with C prefix "
+                             "se_<variant> for one image, and write golden vectors of a switching schedule for "
+                             "firmware_stub's exit-set-test (instead of --variant)")
     bundle.set_defaults(handler=_bundle_command)
     verify = sub.add_parser(
         "verify-bundle", help="check a bundle: every sha256, and golden vectors re-run bit-exactly through TFLite Micro",
@@ -54,6 +58,9 @@ def _bundle_command(args: argparse.Namespace) -> int:
 
     from sepipe.bundle import make_bundle
 
+    if args.exit_set is not None:
+        return _exit_set_command(args)
+
     folder = make_bundle(args.run, args.variant, args.target, out_dir=args.out, frames=args.frames,
                          c_prefix=args.c_prefix)
     manifest = json.loads((folder / "model_manifest.json").read_text())
@@ -64,6 +71,25 @@ def _bundle_command(args: argparse.Namespace) -> int:
           f"TFLite Micro arena {host['measured_min_bytes']} bytes measured on the 64-bit host; Cortex-M: "
           f"{cortex['reference']['recommended_bytes']} reference kernels, "
           f"{cmsis if cmsis is not None else 'not derived'} CMSIS-NN recommended)")
+    return 0
+
+
+def _exit_set_command(args: argparse.Namespace) -> int:
+    from sepipe.early_exit_golden import make_exit_set
+    from sepipe.errors import ConfigError
+
+    variants = [v.strip() for v in args.exit_set.split(",") if v.strip()]
+    if args.variant is not None or not variants:
+        raise ConfigError("command line", "--exit-set", args.exit_set,
+                          "comma-separated exit variants (exit1,exit2,...), without --variant")
+    if args.out is None:
+        from sepipe.bundle.source import find_source
+
+        out = find_source(args.run, variants[0], args.target).cfg.run_dir / "bundles" / "exit_set"
+    else:
+        out = args.out
+    made = make_exit_set(args.run, variants, args.target, out, frames=args.frames)
+    print(f"exit set: {len(made['bundles'])} bundles and golden vectors in {out}; check them with:\n  {made['command']}")
     return 0
 
 
