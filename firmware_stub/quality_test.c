@@ -91,49 +91,16 @@ static long json_long(const char *json, const char *key)
     return strtol(at + strlen(needle), NULL, 10);
 }
 
+/* A golden file of exactly `bytes` bytes (se_golden_read_blob reads it); exit(2) when its size differs. */
 static const void *load(const char *dir, const char *name, long bytes)
 {
-    char path[4096];
-    FILE *f;
-    void *data = malloc(bytes > 0 ? (size_t)bytes + 1 : 1);
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    f = fopen(path, "rb");
-    if (f == NULL || data == NULL) {
-        fprintf(stderr, "quality test: cannot open %s\n", path);
+    const se_blob_t blob = se_golden_read_blob(dir, name);
+    if (blob.bytes != bytes) {
+        fprintf(stderr, "quality test: %s/%s does not hold %ld bytes: golden folder and descriptor do not match\n",
+                dir, name, bytes);
         exit(2);
     }
-    if (fread(data, 1, (size_t)bytes, f) != (size_t)bytes || fgetc(f) != EOF) {
-        fprintf(stderr, "quality test: %s does not hold %ld bytes: golden folder and descriptor do not match\n",
-                path, bytes);
-        exit(2);
-    }
-    fclose(f);
-    return data;
-}
-
-static char *load_text(const char *dir, const char *name)
-{
-    char path[4096];
-    long bytes;
-    char *text;
-    FILE *f;
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "quality test: cannot open %s\n", path);
-        exit(2);
-    }
-    fseek(f, 0, SEEK_END);
-    bytes = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    text = (char *)malloc((size_t)bytes + 1);
-    if (text == NULL || fread(text, 1, (size_t)bytes, f) != (size_t)bytes) {
-        fprintf(stderr, "quality test: cannot read %s\n", path);
-        exit(2);
-    }
-    text[bytes] = '\0';
-    fclose(f);
-    return text;
+    return blob.data;
 }
 
 /* The predictor model: compare the window with Python's, then return the TFLite interpreter's scores. */
@@ -267,7 +234,7 @@ int main(int argc, char **argv)
     se_golden_load(&golden, &SE_DESC, argv[1]);
     failures = se_golden_check(&golden);
 
-    json = load_text(argv[2], "quality.json");
+    json = (const char *)se_golden_read_blob(argv[2], "quality.json").data;
     if (json_long(json, "frames") != d->frames || json_long(json, "mels") != d->mels) {
         fprintf(stderr, "quality test: quality.json is of another window than the descriptor's %u x %u\n",
                 d->frames, d->mels);
