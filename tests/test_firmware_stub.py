@@ -163,10 +163,11 @@ def test_m55_cross_build_and_size_report(golden, tmp_path):
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         rows = {Path(m.group(5)).name: tuple(int(g) for g in m.groups()[:4]) for m in re.finditer(
             r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+[0-9a-f]+\s+(\S.*)$", result.stdout, re.M)}
-        for obj in ("se_dsp.o", "se_quant.o", "se_frame.o", "(TOTALS)", "se_stub_size.elf"):
+        objects = ("se_dsp.o", "se_quant.o", "se_frame.o", "se_early_exit.o", "se_exit_set.o", "se_quality.o")
+        for obj in (*objects, "(TOTALS)", "se_stub_size.elf"):
             assert obj in rows, f"{obj} missing from the size report:\n{result.stdout}"
         text, data, bss, dec = rows["(TOTALS)"]
-        assert text == sum(rows[o][0] for o in ("se_dsp.o", "se_quant.o", "se_frame.o")) and 1000 < text < 16384
+        assert text == sum(rows[o][0] for o in objects) and 1000 < text < 16384
         # the DSP tables are const data (flash): window, twiddles and bit reversal in text, nothing in RAM
         assert rows["se_dsp.o"][0] >= FEATURES.fft_size * 4 + FEATURES.fft_size * 4 + FEATURES.fft_size and bss == 0
         symbols = run(["arm-none-eabi-nm", str(build / "m55" / "se_stub_size.elf")]).stdout
