@@ -58,6 +58,8 @@ def test_each_candidate_is_its_fine_tuned_variant_and_a_rerun_resumes(searched):
         stats = json.loads((cfg.run_dir / "variants" / f"p{record['id'][:8]}" / "variant.json").read_text())
         assert stats["steps"]["total"] == SEARCH["proxy_steps"]
     summary = json.loads((cfg.run_dir / "search" / "search.json").read_text())
+    page = (cfg.run_dir / "search" / "search.html").read_text()
+    assert "briefly fine-tuned (2 steps" in page and "fine-tuned proxy (2 steps)" in page
     assert main(["-q", "search", str(path)]) == 0
     again = json.loads((cfg.run_dir / "search" / "search.json").read_text())
     assert again["candidates_scored"] == 0 and again["front"] == summary["front"]

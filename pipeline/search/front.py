@@ -151,18 +151,21 @@ def write_outputs(out_dir: Path, cfg, raw_experiment: dict, result: dict, chosen
     files += write_tables(out_dir, "references", table_rows(references))
     title = (f"{cfg.name}: {len({r['id'] for r in records})} candidates, {len(front)} on the front "
              f"({result['stats']['wall_s']:.0f} s)")
+    if cfg.search and cfg.search.proxy == "finetune":
+        title += f", fine-tuned proxy ({cfg.search.proxy_steps} steps)"
     files.append(write_plot(out_dir / "front.png", records, front, references, title))
+    search = cfg.search
+    proxy_steps = search.proxy_steps if search and search.proxy == "finetune" else 0
     yamls, chosen_ids = [], {}
     for record in chosen:
         name = f"s{record['id'][:8]}"
         path = out_dir / "chosen" / f"{cfg.name}_{name}.yaml"
         plans = {plan_variant(plan): plan for plan in result["genome"].plans if plan}
-        search = cfg.search
         text = chosen_yaml(raw_experiment, cfg, record, name, plans, search.finetune_epochs if search else 0,
-                           search.proxy_steps if search and search.proxy == "finetune" else 0)
+                           proxy_steps)
         yamls.append(artifacts.write_text(path, text))
         chosen_ids[path.name] = record["id"]
     files.append(write_page(out_dir, title, result["stats"], table_rows(front), table_rows(references),
-                            files[-1], chosen_ids))
+                            files[-1], chosen_ids, proxy_steps))
     return {"front": [r["id"] for r in front], "chosen": chosen_ids,
             "files": [str(p) for p in files + yamls]}

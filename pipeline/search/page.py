@@ -1,7 +1,8 @@
 """The search's HTML page (`<run>/search/search.html`): what it cost, the front against the uniform
 references (plot and tables) and the chosen members, every figure labelled as what it is.
 
-The search's figures are proxies (an untrained offline edit scored on validation files); fine-tuned and
+The search's figures are proxies (an untrained offline edit, or a briefly fine-tuned member with `proxy:
+finetune`, scored on validation files); fine-tuned and
 test-set figures come from `sepipe run` on the chosen YAMLs, whose own report pages hold them. The page
 says so above the tables, so nobody reads a proxy as a result.
 """
@@ -28,9 +29,14 @@ def _table(rows: list[dict], chosen: dict[str, str]) -> str:
     return f"<table>\n<tr>{head}</tr>\n" + "\n".join(body) + "\n</table>\n"
 
 
+PROXY_TEXT = ("the dense int8 model edited offline (pruned and clustered, no retraining)",
+              "the member briefly fine-tuned ({} steps of its cluster / weight variant) and converted")
+
+
 def write_page(out_dir: Path, title: str, stats: dict, front_rows: list[dict], reference_rows: list[dict],
-               plot: Path, chosen: dict[str, str]) -> Path:
-    """`out_dir/search.html`; `chosen` maps a YAML's file name to its candidate id."""
+               plot: Path, chosen: dict[str, str], proxy_steps: int = 0) -> Path:
+    """`out_dir/search.html`; `chosen` maps a YAML's file name to its candidate id; `proxy_steps` > 0: the
+    fine-tuned proxy's steps per candidate."""
     by_id = {candidate: name for name, candidate in chosen.items()}
     png = base64.b64encode(Path(plot).read_bytes()).decode("ascii")
     rate = stats.get("vela_cache_hit_rate")       # None when this run compiled nothing (all resumed)
@@ -40,8 +46,8 @@ def write_page(out_dir: Path, title: str, stats: dict, front_rows: list[dict], r
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{html.escape(title)}"
              f"</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n",
              f'<p class="note">{html.escape(cost)}</p>\n',
-             '<p class="note">Proxy figures: each candidate is the dense int8 model edited offline (pruned and '
-             'clustered, no retraining), scored through the TFLite interpreter on the fixed validation files; '
+             f'<p class="note">Proxy figures: each candidate is {PROXY_TEXT[proxy_steps > 0].format(proxy_steps)}, '
+             'scored through the TFLite interpreter on the fixed validation files; '
              'cycles, flash and SRAM are Vela\'s. Fine-tuned and test-set figures of a chosen member come from '
              '<code>sepipe run</code> on its YAML (chosen/), on that run\'s own page.</p>\n',
              "<h2>Front against the uniform references</h2>\n",
