@@ -96,12 +96,17 @@ def test_a_chosen_yaml_run_through_the_stages_rebuilds_the_same_figures(searched
 
 
 def test_the_front_and_chosen_yamls_are_written(searched_run):
-    _, cfg = searched_run
+    path, cfg = searched_run
     folder = cfg.run_dir / "search"
+    stale = folder / "chosen" / "tiny_s0123abcd.yaml"     # a member of an earlier search's front
+    stale.write_text("name: tiny\n")
+    assert main(["-q", "search", str(path)]) == 0          # resumes every candidate
+    assert not stale.exists()
     for name in ("front.csv", "front.md", "references.md", "front.png", "search.json"):
         assert (folder / name).is_file(), name
     chosen = sorted((folder / "chosen").glob("*.yaml"))
-    assert chosen
+    summary = json.loads((folder / "search.json").read_text())
+    assert chosen and [p.name for p in chosen] == sorted(summary["chosen"])   # no YAML of an earlier front
     text = chosen[0].read_text()
     assert "search:" not in text and "kind: offline" in text
     assert not (Path(folder) / "work").exists()

@@ -165,6 +165,9 @@ def write_outputs(out_dir: Path, cfg, raw_experiment: dict, result: dict, chosen
                            proxy_steps)
         yamls.append(artifacts.write_text(path, text))
         chosen_ids[path.name] = record["id"]
+    for stale in sorted((out_dir / "chosen").glob("*.yaml")):     # an earlier search's members, not this front's
+        if stale.name not in chosen_ids:
+            stale.unlink()
     files.append(write_page(out_dir, title, result["stats"], table_rows(front), table_rows(references),
                             files[-1], chosen_ids, proxy_steps))
     return {"front": [r["id"] for r in front], "chosen": chosen_ids,
