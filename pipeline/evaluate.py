@@ -50,7 +50,8 @@ class EvaluationResult:
     audio: tuple = ()         # the WAVs kept (evaluate.write_audio): the stage declares them as its outputs
 
 
-def _pairs(cfg: ExperimentConfig, dataset):
+def evaluation_pairs(cfg: ExperimentConfig, dataset):
+    """The test files evaluation streams (evaluate.test_files of them; all when 0); the predict stages stream the same."""
     return dataset.pairs("test", limit=cfg.evaluate.test_files)
 
 
@@ -101,7 +102,7 @@ def evaluate_references(cfg: ExperimentConfig, dataset, out_dir: Path, progress:
     """Score the unprocessed input and RNNoise on the test split (independent of any model)."""
     from sepipe.baselines import rnnoise_enhance
 
-    scorer, pairs, kept = Scorer.for_experiment(cfg), _pairs(cfg, dataset), []
+    scorer, pairs, kept = Scorer.for_experiment(cfg), evaluation_pairs(cfg, dataset), []
     log.info("references: %s on %d test files", ", ".join(cfg.evaluate.baselines), len(pairs))
     for index, pair in enumerate(bar(pairs, progress, desc="references")):
         for name in cfg.evaluate.baselines:
@@ -124,7 +125,7 @@ def evaluate_models(cfg: ExperimentConfig, dataset, variant: str, model_label: s
     runners = variant_runners(cfg, streaming_model, tflite_bytes, contract)
     # Stream every file first and score afterwards, so the speed figures are not taken
     # while scoring workers compete for the cores.
-    pairs = _pairs(cfg, dataset)
+    pairs = evaluation_pairs(cfg, dataset)
     log.info("evaluate %s: streaming %d test files through %s", variant, len(pairs), ", ".join(runners))
     enhanced, masks, speed = _stream_all(cfg, runners, pairs, f"stream {variant}", progress)
     log.info("evaluate %s: scoring %d outputs", variant, len(enhanced))
@@ -157,11 +158,6 @@ def variant_runners(cfg: ExperimentConfig, streaming_model, tflite_bytes: bytes 
         if sources[RUNNERS.get(kind).needs] is not None:
             runners[kind] = make_runner(kind, contract=contract, **sources)
     return runners
-
-
-def evaluation_pairs(cfg: ExperimentConfig, dataset) -> list:
-    """The test files evaluation streams (evaluate.test_files of them; all when 0)."""
-    return _pairs(cfg, dataset)
 
 
 def stream_all(cfg: ExperimentConfig, runners: dict, pairs: list, desc: str, progress: bool) -> list:
