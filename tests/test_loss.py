@@ -121,6 +121,31 @@ def test_weighted_distortion_splits_residual_noise_from_speech_distortion():
     assert float(term(speech_heavy, passthrough)) < float(term(speech_heavy, muted))
 
 
+def test_asymmetric_magnitude_charges_lost_speech_more_than_residual_noise():
+    from sepipe.loss import AsymmetricTermConfig
+
+    _, clean = _spectra()
+    term = LOSS_TERMS.get("asymmetric_magnitude")
+    # the same compressed-magnitude error either side: |S|^0.3 -+ d, so only its sign differs
+    d = 0.05
+    compressed = np.abs(clean) ** 0.3
+    phase = np.exp(1j * np.angle(clean))
+    too_quiet = np.maximum(compressed - d, 0) ** (1 / 0.3) * phase
+    too_loud = (compressed + d) ** (1 / 0.3) * phase
+    symmetric = AsymmetricTermConfig(term="asymmetric_magnitude", over_suppression_weight=1.0)
+    asymmetric = AsymmetricTermConfig(term="asymmetric_magnitude", over_suppression_weight=3.0)
+    plain = LOSS_TERMS.get("compressed_magnitude")(CompressedTermConfig(), _inputs(too_quiet, clean))
+    assert float(term(symmetric, _inputs(too_quiet, clean))) == pytest.approx(float(plain), rel=1e-5)
+    quiet, loud = (float(term(asymmetric, _inputs(x, clean))) for x in (too_quiet, too_loud))
+    assert loud == pytest.approx(d * d, rel=0.02)            # residual noise: the plain squared error
+    assert quiet > 5 * loud                                    # lost speech: up to 3^2 = 9 times as much
+
+
+def test_asymmetric_weight_below_one_is_one_line():
+    with pytest.raises(ConfigError, match=r"over_suppression_weight.*0\.5.*>= 1"):
+        _config(loss=[{"term": "asymmetric_magnitude", "over_suppression_weight": 0.5}])
+
+
 def test_legacy_objective_matches_its_formula():
     from sepipe.models.keras_backend import tf
     from sepipe.train import enhancement_loss, tf_istft, tf_si_sdr

@@ -81,8 +81,23 @@ class WeightedDistortionTermConfig(CompressedTermConfig):
               "between 0 and 1 (exclusive)")
 
 
+@dataclass(frozen=True)
+class AsymmetricTermConfig(CompressedTermConfig):
+    """Compressed-magnitude error where the estimate falls below the clean speech is scaled by
+    `over_suppression_weight` (1 is `compressed_magnitude`; VoiceFilter-Lite used 10)."""
+
+    over_suppression_weight: float = 2.0
+
+    def validate(self, src: str) -> None:
+        super().validate(src)
+        check(src, "train.loss[asymmetric_magnitude].over_suppression_weight", self.over_suppression_weight,
+              self.over_suppression_weight >= 1, ">= 1 (1 is the symmetric compressed_magnitude term)")
+
+
 LOSS_TERMS.add("compressed_magnitude", "sepipe.loss.terms:compressed_magnitude", config=CompressedTermConfig,
                help="MSE of compressed magnitudes |E|^c vs |S|^c (per bin and frame)")
+LOSS_TERMS.add("asymmetric_magnitude", "sepipe.loss.terms:asymmetric_magnitude", config=AsymmetricTermConfig,
+               help="compressed-magnitude MSE with speech taken away (estimate below clean) weighted more")
 LOSS_TERMS.add("compressed_complex", "sepipe.loss.terms:compressed_complex", config=CompressedTermConfig,
                help="MSE of compressed complex spectra |E|^c e^{j<E} vs |S|^c e^{j<S} (phase-aware)")
 LOSS_TERMS.add("weighted_distortion", "sepipe.loss.terms:weighted_distortion", config=WeightedDistortionTermConfig,
