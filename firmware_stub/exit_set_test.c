@@ -1,7 +1,7 @@
 /* exit_set_test.c: an early-exit set (se_exit_set.c) against the golden vectors of sepipe.early_exit_golden, on
  * the build machine or on QEMU's Cortex-M55:
  *
- *   exit_set_test <golden dir>
+ *   exit_set_test <golden dir> [<json out>]     (the JSON: only when built with SE_EXIT_SET_QEMU=1)
  *
  * The image's models (se_image_models[], exit 1 first: `make exit-set-test MODELS=...` lists them) run as one
  * se_exit_set_t over the golden audio. As in host_test.c the model calls replay TFLite Micro's recorded outputs
@@ -12,7 +12,16 @@
  *   (3) every recorded hop of every exit is consumed, no more;
  *   (4) the output audio matches Python's within SE_TOL_AUDIO.
  * Prints RESULT lines (with the RAM of the set against one se_frame_t per exit), then PASS or FAIL (n).
- * Exit status 0 PASS, 1 FAIL, 2 a bad golden folder. */
+ * Exit status 0 PASS, 1 FAIL, 2 a bad golden folder.
+ *
+ * Built with SE_EXIT_SET_QEMU=1 (make qemu-exit-set-test) it also counts, on QEMU's Cortex-M55 under
+ * `-icount shift=0` (se_ticks.h), the instructions per hop of what the M55 runs per hop of the set: se_pick_exit
+ * on the hop's budget and se_exit_set_process_hop (DSP analysis and features, quantisation for the exit, its
+ * states in from the shared slots and out again, mask dequantisation and gain, synthesis), with the model call
+ * left out (the NPU's work; here the replay of TFLite Micro's recorded outputs, without the checks). Per exit
+ * held fixed (the budget at that exit's cycles, exit 0: under exit 1's, the pass-through), over the golden
+ * switching schedule, and, for comparison on the same audio, each exit model alone in its own se_frame_t
+ * (se_process_hop, as qemu_main.c counts it: no se_pick_exit, no shared slots). RESULT lines and the JSON. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,14 +30,12 @@
 #include "se_golden_check.h"
 #include "se_quant.h"
 
-extern const se_model_desc_t *const se_image_models[];
-extern const int se_image_model_count;
+#include "exit_set_test.h"
 
-typedef struct {
-    const se_model_desc_t *desc;
-    long rows, row; /* hops this exit ran in the golden run; the next one to replay */
-    se_blob_t in_features, out_mask, in_state[SE_MAX_STATES], out_state[SE_MAX_STATES];
-} exit_replay_t;
+#ifndef SE_EXIT_SET_QEMU
+#define SE_EXIT_SET_QEMU 0
+#endif
+
 
 /* the checks' tallies, shared by every exit's replay */
 static const double *bound;
@@ -72,6 +79,20 @@ static void compare_features(const se_model_io_t *io, const exit_replay_t *r)
     }
 }
 
+/* exit r's recorded mask and new states of its hop `row` into the model's outputs */
+void write_outputs(se_model_io_t *io, const exit_replay_t *r, long row)
+{
+    const se_model_desc_t *d = r->desc;
+    long k;
+    for (k = 0; k < d->num_states; ++k) {
+        const se_state_pair_t *p = &d->states[k];
+        const size_t out_bytes = (size_t)p->size * (p->output_bits / 8u);
+        memcpy(se_state_out(io, p), (const char *)r->out_state[k].data + (size_t)row * out_bytes, out_bytes);
+    }
+    memcpy(io->mask, (const char *)r->out_mask.data + (size_t)row * SE_BINS * (d->mask.bits / 8u),
+           (size_t)SE_BINS * (d->mask.bits / 8u));
+}
+
 /* se_model_fn: check what the set handed this exit's model, then return TFLite Micro's recorded outputs. */
 static int replay(se_model_io_t *io, void *ctx)
 {
@@ -85,15 +106,12 @@ static int replay(se_model_io_t *io, void *ctx)
     compare_features(io, r);
     for (k = 0; k < d->num_states; ++k) {
         const se_state_pair_t *p = &d->states[k];
-        const size_t out_bytes = (size_t)p->size * (p->output_bits / 8u);
         for (i = 0; i < p->size; ++i) {
             state_mismatch += se_load_q(se_state_in(io, p), i, p->input_bits) !=
                               se_load_q(r->in_state[k].data, r->row * p->size + i, p->input_bits);
         }
-        memcpy(se_state_out(io, p), (const char *)r->out_state[k].data + (size_t)r->row * out_bytes, out_bytes);
     }
-    memcpy(io->mask, (const char *)r->out_mask.data + (size_t)r->row * SE_BINS * (d->mask.bits / 8u),
-           (size_t)SE_BINS * (d->mask.bits / 8u));
+    write_outputs(io, r, r->row);
     r->row++;
     return 0;
 }
@@ -132,9 +150,9 @@ int main(int argc, char **argv)
     double max_err_audio = 0, max_over_bound = 0;
     int e, failures = 0;
 
-    if (argc != 2 || count < 1 || count > SE_EXIT_MAX) {
-        fprintf(stderr, "usage: %s <golden dir of sepipe.early_exit_golden> (1 to %d exit models linked)\n", argv[0],
-                SE_EXIT_MAX);
+    if (argc < 2 || argc > 2 + SE_EXIT_SET_QEMU || count < 1 || count > SE_EXIT_MAX) {
+        fprintf(stderr, "usage: %s <golden dir of sepipe.early_exit_golden>%s (1 to %d exit models linked)\n", argv[0],
+                SE_EXIT_SET_QEMU ? " [<json out>]" : "", SE_EXIT_MAX);
         return 2;
     }
     const char *dir = argv[1];
@@ -215,6 +233,18 @@ int main(int argc, char **argv)
            (unsigned long)sizeof(se_exit_set_t), (unsigned long)sizeof(se_frame_t),
            (unsigned long)(count * sizeof(se_frame_t)), (unsigned long)sizeof(se_stream_t),
            (unsigned long)sizeof(se_model_io_t));
+    unsigned long slot_bytes = 0;
+    for (i = 0; i < set.num_slots; ++i) {
+        slot_bytes += (unsigned long)set.slots[i].size * (set.slots[i].bits / 8u);
+    }
+    printf("RESULT ram state_slot_bytes=%lu state_slot_capacity_bytes=%lu\n", slot_bytes,
+           (unsigned long)(sizeof(set.state8) + sizeof(set.state16)));
+#if SE_EXIT_SET_QEMU
+    {
+        timing_t tm = {replays, count, cycles, budgets, x, frames, 0, 0};
+        failures += time_exit_set(&set, &tm, slot_bytes, argc == 3 ? argv[2] : 0);
+    }
+#endif
     if (pick_mismatch) { printf("FAIL se_pick_exit differs from Python's pick_exit\n"); failures++; }
     if (state_mismatch) { printf("FAIL a model was handed states that differ from TFLite Micro's inputs\n"); failures++; }
     if (overrun || unused) { printf("FAIL the set ran an exit on other hops than the golden run\n"); failures++; }

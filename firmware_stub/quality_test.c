@@ -39,31 +39,7 @@ extern const se_model_desc_t SE_DESC;
 extern const se_quality_desc_t SE_QUALITY_DESC;
 
 #if SE_QUALITY_QEMU
-/* SysTick under `-icount shift=0`: see qemu_main.c (the same method, restated here to keep that file as is). */
-#define SE_SYST_CSR (*(volatile uint32_t *)0xE000E010u)
-#define SE_SYST_RVR (*(volatile uint32_t *)0xE000E014u)
-#define SE_SYST_CVR (*(volatile uint32_t *)0xE000E018u)
-#define SE_SYST_MASK 0xFFFFFFu
-static uint32_t tick_restart(void)
-{
-    SE_SYST_CVR = 0;
-    return SE_SYST_CVR;
-}
-static uint32_t ticks_since(uint32_t start)
-{
-    return (start - SE_SYST_CVR) & SE_SYST_MASK;
-}
-static double per_tick(void)
-{
-    uint32_t n = 1000000u;
-    uint32_t start;
-    SE_SYST_RVR = SE_SYST_MASK;
-    SE_SYST_CVR = 0;
-    SE_SYST_CSR = 5u;
-    start = tick_restart();
-    __asm__ volatile("1:\n\tsubs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
-    return 2.0 * 1000000.0 / (double)ticks_since(start);
-}
+#include "se_ticks.h" /* SysTick under `-icount shift=0`, as qemu_main.c */
 #endif
 
 typedef struct {
@@ -110,7 +86,7 @@ static int replay_predictor(se_quality_io_t *io, const se_quality_desc_t *d, voi
     const long values = (long)d->frames * d->mels;
     long i;
 #if SE_QUALITY_QEMU
-    g->ticks += ticks_since(g->start);
+    g->ticks += se_ticks_since(g->start);
 #endif
     if (g->next >= g->windows) {
         g->extra_calls++;
@@ -125,7 +101,7 @@ static int replay_predictor(se_quality_io_t *io, const se_quality_desc_t *d, voi
     memcpy(io->output, g->out_scores + g->next * d->num_targets, (size_t)d->num_targets);
     g->next++;
 #if SE_QUALITY_QEMU
-    g->start = tick_restart();
+    g->start = se_ticks_restart();
 #endif
     return 0;
 }
@@ -151,11 +127,11 @@ static int run_chain(const char *what, quality_golden_t *g, const float *const *
         int m;
 #if SE_QUALITY_QEMU
         g->ticks = 0;
-        g->start = tick_restart();
+        g->start = se_ticks_restart();
 #endif
         status = se_quality_push(&q, hop_of[h]);
 #if SE_QUALITY_QEMU
-        g->ticks += ticks_since(g->start);
+        g->ticks += se_ticks_since(g->start);
         instructions += (double)g->ticks * tick;
 #endif
         if (q.frames != before && (long)q.frames <= g->frames) {
@@ -227,7 +203,7 @@ int main(int argc, char **argv)
         return 2;
     }
 #if SE_QUALITY_QEMU
-    tick = per_tick();
+    tick = se_ticks_calibrate();
 #endif
     printf("== enhancer %s, predictor %s (%u x %u window, %u targets) in one image\n", SE_DESC.name, d->name,
            d->frames, d->mels, d->num_targets);

@@ -37,6 +37,35 @@ static void *slot_data(se_exit_set_t *set, const se_exit_slot_t *slot)
     return slot->bits == 8 ? (void *)&set->state8[slot->offset] : (void *)&set->state16[slot->offset];
 }
 
+/* The int8 feedback table of pair p (built when its quantisation is new), or -1: no table needed, or none left. */
+static int8_t table_for(se_exit_set_t *set, const se_state_pair_t *p)
+{
+#if SE_EXIT_REQUANT8_CAP > 0
+    int t;
+    if (p->same_quantization || p->input_bits != 8 || p->output_bits != 8) {
+        return -1;
+    }
+    for (t = 0; t < set->num_requant; ++t) {
+        const se_state_pair_t *q = set->requant_pair[t];
+        if (q->output_scale == p->output_scale && q->output_zero_point == p->output_zero_point &&
+            q->input_scale == p->input_scale && q->input_zero_point == p->input_zero_point) {
+            return (int8_t)t;
+        }
+    }
+    if (set->num_requant >= SE_EXIT_REQUANT8_CAP) {
+        return -1;
+    }
+    se_requantize_table(set->requant[set->num_requant], p->output_scale, p->output_zero_point, p->input_scale,
+                        p->input_zero_point);
+    set->requant_pair[set->num_requant] = p;
+    return (int8_t)set->num_requant++;
+#else
+    (void)set;
+    (void)p;
+    return -1;
+#endif
+}
+
 int se_exit_set_init(se_exit_set_t *set, const se_model_desc_t *const *descs, const se_model_fn *models,
                      void *const *ctxs, int count)
 {
@@ -60,6 +89,7 @@ int se_exit_set_init(se_exit_set_t *set, const se_model_desc_t *const *descs, co
                 return SE_EXIT_INIT_SLOTS;
             }
             set->exits[e].slot_of[k] = (int8_t)s;
+            set->exits[e].requant_of[k] = table_for(set, &descs[e]->states[k]);
         }
     }
     set->count = count;
@@ -115,7 +145,8 @@ static void load_states(se_exit_set_t *set, const se_exit_model_t *m)
     }
 }
 
-/* Exit model m's new states into its slots, fed back to its input quantisation as se_frame.c does; the
+/* Exit model m's new states into its slots, fed back to its input quantisation as se_frame.c does (its table,
+ * else the float path: the same values); the
  * slots of the layers m does not hold are left as they are (frozen). */
 static void store_states(se_exit_set_t *set, const se_exit_model_t *m)
 {
@@ -126,7 +157,14 @@ static void store_states(se_exit_set_t *set, const se_exit_model_t *m)
         const void *from = se_state_out(&set->io, p);
         if (p->same_quantization) {
             memcpy(slot_data(set, slot), from, (size_t)p->size * (p->input_bits / 8u));
-        } else {
+        }
+#if SE_EXIT_REQUANT8_CAP > 0
+        else if (m->requant_of[k] >= 0) {
+            se_requantize_with_table(set->requant[m->requant_of[k]], (const int8_t *)from,
+                                     (int8_t *)slot_data(set, slot), p->size);
+        }
+#endif
+        else {
             se_requantize_array(from, p->output_bits, slot_data(set, slot), p->input_bits, p->size, p->output_scale,
                                 p->output_zero_point, p->input_scale, p->input_zero_point);
         }

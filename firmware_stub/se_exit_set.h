@@ -31,7 +31,11 @@
  * Memory: one se_stream_t and one se_model_io_t for the whole set (only one model runs per hop) plus the slots;
  * no heap. Capacities: SE_EXIT_MAX models, SE_EXIT_SLOT_CAP8 / SE_EXIT_SLOT_CAP16 state values in all slots
  * together (default: the image's SE_STATE_CAP8 / SE_STATE_CAP16, which fits a set whose deepest exit holds
- * every state).
+ * every state), SE_EXIT_REQUANT8_CAP int8 feedback tables (default SE_REQUANT8_CAP: the deepest exit's needs;
+ * exits that share a state's quantisation share its table, as the exits of one joint model do). An int8 state
+ * whose output and input quantisation differ is fed back through its table as se_frame.c does (a lookup per
+ * value; the float path costs ~25 instructions per value on the M55); past the capacity, by the float path,
+ * bit-identical.
  */
 #ifndef SE_EXIT_SET_H
 #define SE_EXIT_SET_H
@@ -53,6 +57,9 @@ extern "C" {
 #endif
 #ifndef SE_EXIT_SLOT_CAP16
 #define SE_EXIT_SLOT_CAP16 SE_STATE_CAP16
+#endif
+#ifndef SE_EXIT_REQUANT8_CAP /* distinct int8 -> int8 state feedback quantisations (a 256-entry table each) */
+#define SE_EXIT_REQUANT8_CAP SE_REQUANT8_CAP
 #endif
 
 /* se_exit_set_init's refusals besides se_init's SE_INIT_* (0: ready) */
@@ -76,6 +83,7 @@ typedef struct {
     se_model_fn model;
     void *ctx;
     int8_t slot_of[SE_MAX_STATES]; /* state pair k of this model -> its slot */
+    int8_t requant_of[SE_MAX_STATES]; /* pair k's int8 feedback table, or -1 (a copy, or the float path) */
 } se_exit_model_t;
 
 typedef struct {
@@ -85,6 +93,11 @@ typedef struct {
     se_exit_slot_t slots[SE_MAX_STATES];
     int8_t state8[SE_LEN(SE_EXIT_SLOT_CAP8)];
     int16_t state16[SE_LEN(SE_EXIT_SLOT_CAP16)];
+#if SE_EXIT_REQUANT8_CAP > 0
+    int num_requant;
+    const se_state_pair_t *requant_pair[SE_EXIT_REQUANT8_CAP]; /* the quantisation table t was built for */
+    int8_t requant[SE_EXIT_REQUANT8_CAP][256]; /* int8 feedback tables, one per distinct quantisation */
+#endif
     se_stream_t stream;                   /* the one audio stream */
     se_model_io_t io;                     /* the hop's model reads and writes here */
     int last_exit;                        /* the previous hop's exit (0: none yet or passed through) */

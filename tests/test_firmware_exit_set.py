@@ -40,10 +40,10 @@ def exit_set(small_data_config, tmp_path_factory) -> dict:
     return {**make_exit_set(cfg.run_dir, EXITS, TARGET, out, frames=FRAMES, seed=3), "run_dir": cfg.run_dir}
 
 
-def _make(target: str, exit_set: dict, build: Path, golden: Path | None = None) -> subprocess.CompletedProcess:
+def _make(target: str, exit_set: dict, build: Path, golden: Path | None = None, *extra: str) -> subprocess.CompletedProcess:
     models = " ".join(str(b / "c") for b in exit_set["bundles"])
     return subprocess.run(["make", "-C", str(STUB), target, f"MODELS={models}", f"GOLDEN={golden or exit_set['golden']}",
-                           f"BUILD={build}"], capture_output=True, text=True, timeout=600)
+                           f"BUILD={build}", *extra], capture_output=True, text=True, timeout=600)
 
 
 def _results(stdout: str) -> dict[str, str]:
@@ -90,10 +90,22 @@ def test_a_state_the_switcher_did_not_feed_fails_the_c_check(exit_set, tmp_path)
 def test_the_same_image_passes_on_the_emulated_m55(exit_set, tmp_path):
     if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
         pytest.skip("arm-none-eabi-gcc / qemu-system-arm missing (make firmware-toolchain)")
-    proc = _make("qemu-exit-set-test", exit_set, tmp_path / "build")
+    out = tmp_path / "counts" / "exit_set.json"
+    proc = _make("qemu-exit-set-test", exit_set, tmp_path / "build", None, f"EXIT_SET_JSON={out}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     on_m55 = proc.stdout.split("== exit_set_test on QEMU's Cortex-M55 (4 exits in one image)", 1)[1]
     assert "\nPASS\n" in on_m55 and "state_mismatches=0" in on_m55
+    # instructions per hop, the model call left out: each exit held, the golden switching, each exit model alone
+    for what in ["exit=0", "exit=1", "exit=4", "schedule=golden", "alone=4"]:
+        assert f"RESULT exit_set_instructions {what} per_hop=" in on_m55
+    counts = json.loads(out.read_text())
+    per_hop = counts["exit_set_instructions_per_hop"]
+    assert set(per_hop) == {"exit_0", "exit_1", "exit_2", "exit_3", "exit_4", "switching"}
+    assert set(counts["single_model_frame_loop_instructions_per_hop"]) == {"exit_1", "exit_2", "exit_3", "exit_4"}
+    assert all(s["hops"] == FRAMES and 0 < s["min"] <= s["per_hop"] <= s["max"] for s in per_hop.values())
+    # an exit's hop quantises the features and dequantises the mask on top of the DSP that a pass-through runs alone
+    assert all(per_hop[f"exit_{n}"]["min"] > per_hop["exit_0"]["max"] for n in range(1, 5))
+    assert counts["switches"] >= 10 and counts["ram"]["state_slot_bytes"] == 2 * 12
 
 
 def test_exits_whose_state_quantisation_differs_are_refused_by_the_golden_writer(exit_set):
