@@ -14,7 +14,7 @@ from sepipe.config import experiment_from_dict
 from sepipe.errors import ConfigError
 from sepipe.search.config import SearchConfig, search_from_dict
 from sepipe.search.front import choose, pareto_front
-from sepipe.search.genes import Genome
+from sepipe.search.genes import Candidate, Genome
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = {"family": "gru", "input_units": 32, "rnn_units": 24, "dense_units": 32}   # tiny_models.tiny_cfg("gru")
@@ -76,6 +76,24 @@ def test_uniform_cluster_points_are_references_and_members_of_the_first_generati
                                           reference.key]
     assert len(first) == 6
 
+
+
+def test_with_a_precision_gene_each_uniform_point_is_seeded_on_every_plan(tmp_path):
+    """On the LSTM the int8 uniform points are poor enhancers (issue 13): the 16x8 plan's uniform points are
+    references and first-generation members too, same ids as the references (so the front holds them)."""
+    from sepipe.search.driver import initial_population
+
+    cfg, search = search_from_dict(raw_experiment(tmp_path, uniform_clusters=[0, 4], population=8, precision=["rnn"]))
+    genome = Genome.for_experiment(cfg, search)
+    hidden = tuple(name for name in genome.layers if name not in genome.output_layers)
+    reference = genome.uniform(0.8, hidden, 4, "p_rnn16")
+    assert reference.label == "uniform 0.8 c4 p_rnn16" and reference.base == "p_rnn16"
+    first = [genome.decode(x) for x in initial_population(genome, search, seed=0)]
+    dense = genome.decode([0] * genome.n_var)
+    assert [c.key for c in first[:6]] == [dense.key, Candidate((), (), base="p_rnn16").key,
+                                          genome.uniform(0.8, hidden).key, genome.uniform(0.8, hidden, 0, "p_rnn16").key,
+                                          genome.uniform(0.8, hidden, 4).key, reference.key]
+    assert len(first) == 8
 
 def test_pareto_front_keeps_feasible_non_dominated_points():
     def rec(i, sisdr, flash, cycles, violations=()):

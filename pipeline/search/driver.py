@@ -151,17 +151,22 @@ def uniform_points(search) -> list[tuple[float, int]]:
 
 def initial_population(genome: Genome, search, seed: int) -> np.ndarray:
     """The first generation: the dense model and each uniform reference the genes can express (every searched
-    layer but the output at that sparsity and palette), the rest drawn at random with `seed`. Starting from
-    the uniform points, the front can only match or beat them."""
+    layer but the output at that sparsity and palette), on every precision plan (point by point, plans
+    alternating, so a population too small for all keeps the mildest points of each plan), the rest drawn at
+    random with `seed`. Starting from the uniform points, the front can only match or beat them: on the LSTM
+    the int8 points are poor enhancers (issue 13) and only the 16x8 plan's points are a fair bar."""
     rows = []
     for value, levels in [(0.0, 0), *uniform_points(search)]:
         if value in genome.sparsity and (levels == 0 or levels in genome.clusters):
-            x = np.zeros(genome.n_var, dtype=int)
-            for i, layer in enumerate(genome.layers):
-                if layer not in genome.output_layers:
-                    x[2 * i] = genome.sparsity.index(value)
-                    x[2 * i + 1] = genome.clusters.index(levels) if levels else 0
-            rows.append(x)
+            for plan in range(len(genome.plans)):
+                x = np.zeros(genome.n_var, dtype=int)
+                for i, layer in enumerate(genome.layers):
+                    if layer not in genome.output_layers:
+                        x[2 * i] = genome.sparsity.index(value)
+                        x[2 * i + 1] = genome.clusters.index(levels) if levels else 0
+                if len(genome.plans) > 1:
+                    x[-1] = plan
+                rows.append(x)
     rng = np.random.default_rng([seed, 14])
     while len(rows) < search.population:
         rows.append(rng.integers(0, genome.upper + 1))
@@ -186,8 +191,9 @@ def search(cfg, search_cfg, base_tflite: Path, out_dir: Path, executor: str = "l
     seed = cfg.seed if search_cfg.seed is None else search_cfg.seed
     try:
         compressible = tuple(family_of(cfg.model).compressible_layers(cfg.model))
+        bases = ["", *(name for name, _ in plans)]        # the uniform points on int8 and on each precision plan
         references = [Candidate((), (), "dense int8"), *(Candidate((), (), f"dense {name}", name) for name, _ in plans),
-                      *(genome.uniform(s, compressible, c) for s, c in uniform_points(search_cfg))]
+                      *(genome.uniform(s, compressible, c, b) for b in bases for s, c in uniform_points(search_cfg))]
         refs = score_all(references, store, pool, stats, progress, "search references")
         refs = [{**r, "label": c.label} for r, c in zip(refs, references)]
         records = run_nsga2(genome, search_cfg, seed, store, pool, stats, progress)

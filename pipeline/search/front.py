@@ -72,6 +72,9 @@ def write_tables(out_dir: Path, stem: str, rows: list[dict]) -> list[Path]:
             artifacts.write_text(out_dir / f"{stem}.md", "\n".join(md) + "\n")]
 
 
+REFERENCE_COLOURS = ("tab:blue", "tab:green", "tab:purple")
+
+
 def write_plot(path: Path, records: list[dict], front: list[dict], references: list[dict], title: str) -> Path:
     """SI-SDR against flash and against cycles: every candidate, the front, the dense and uniform references."""
     import matplotlib
@@ -84,8 +87,11 @@ def write_plot(path: Path, records: list[dict], front: list[dict], references: l
         ax.scatter([r[x] for r in records], [r["si_sdr"] for r in records], s=10, c="0.75", label="candidates")
         ordered = sorted(front, key=lambda r: r[x])
         ax.plot([r[x] for r in ordered], [r["si_sdr"] for r in ordered], "o-", c="tab:red", ms=4, label="Pareto front")
-        ax.plot([r[x] for r in references], [r["si_sdr"] for r in references], "s--", c="tab:blue", ms=5,
-                label="dense / uniform offline")
+        # one line per base (dense int8, each precision plan), in flash / cycle order, not zigzagging between them
+        for i, base in enumerate(dict.fromkeys(r.get("base") or "" for r in references)):
+            group = sorted((r for r in references if (r.get("base") or "") == base), key=lambda r: r[x])
+            ax.plot([r[x] for r in group], [r["si_sdr"] for r in group], "s--", c=REFERENCE_COLOURS[i % 3], ms=5,
+                    label=f"dense / uniform offline ({base or 'int8'})")
         for r in references:
             ax.annotate(r["label"], (r[x], r["si_sdr"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel(label)

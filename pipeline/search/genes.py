@@ -92,11 +92,12 @@ class Genome:
                 levels.append((layer, int(c)))
         return Candidate(tuple(sparsity), tuple(levels), base=base)
 
-    def uniform(self, value: float, layers: tuple[str, ...], levels: int = 0) -> Candidate:
-        """A reference: every layer of `layers` at sparsity `value`, clustered to `levels` values (0: not)."""
-        label = f"uniform {value:g}" + (f" c{levels}" if levels else "")
+    def uniform(self, value: float, layers: tuple[str, ...], levels: int = 0, base: str = "") -> Candidate:
+        """A reference: every layer of `layers` at sparsity `value`, clustered to `levels` values (0: not), on
+        the dense int8 model or on precision plan `base` ('uniform 0.8 c8 p_rnn16')."""
+        label = f"uniform {value:g}" + (f" c{levels}" if levels else "") + (f" {base}" if base else "")
         return Candidate(tuple((layer, float(value)) for layer in layers if value > 0),
-                         tuple((layer, int(levels)) for layer in layers if levels), label)
+                         tuple((layer, int(levels)) for layer in layers if levels), label, base)
 
 
 def plan_variant(plan: tuple[tuple[str, str], ...]) -> str:
