@@ -49,6 +49,10 @@ exp-search: $(STAMP) ## Per-layer compression search (issue 14): NSGA-II on the 
 	$(SEPIPE) convert experiments/search_demo.yaml
 	$(SEPIPE) search experiments/search_demo.yaml
 
+exp-search-lstm: $(STAMP) ## The same search on the demo-size LSTM with the 16x8 precision gene (issue 14; trains mixed_precision_lstm's model first if needed)
+	$(SEPIPE) convert experiments/search_lstm.yaml
+	$(SEPIPE) search experiments/search_lstm.yaml
+
 exp-early-exit: $(STAMP) ## Early-exit nsNet2 (issue 16): joint exits, then each exit's size trained separately (hours)
 	$(SEPIPE) run experiments/early_exit.yaml
 	for n in 1 2 3 4; do $(SEPIPE) run experiments/early_exit_separate$$n.yaml || exit 1; done
