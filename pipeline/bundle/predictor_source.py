@@ -88,10 +88,13 @@ def _predictor_config(path: Path):
         raise ConfigError(_WHERE, OPTION, str(path), f"{_RUN_HINT}; it has no manifest.json")
     try:
         raw = json.loads(manifest.read_text())["config"]
+        if not isinstance(raw, dict) or "predictor" not in raw:
+            raise ValueError("its config has no 'predictor' section: not a predictor run")
         cfg = predictor_from_dict(raw, source=str(manifest))
     except (OSError, ValueError, KeyError, TypeError, PipelineError) as exc:
         why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise ConfigError(_WHERE, OPTION, str(path), f"{_RUN_HINT}; its manifest.json is not one ({why})") from None
+        raise ConfigError(_WHERE, OPTION, str(path), f"{_RUN_HINT}; its manifest.json does not describe one "
+                                                     f"({why})") from None
     if path.resolve().name != cfg.name:
         raise ConfigError(_WHERE, OPTION, str(path), f"the folder of predictor run '{cfg.name}' under its own name "
                                                      "(its files are named after it)")

@@ -84,7 +84,7 @@ def _bundle_command(args: argparse.Namespace) -> int:
     if "predictor" in manifest:
         qp = manifest["predictor"]
         shared = qp["tflm_arena"]["shared"]
-        print(f"predictor: {qp['model']['vela_tflite']} ({qp['golden']['windows']} golden windows; TFLite Micro arena "
+        print(f"predictor: {qp['model']['vela_tflite']} (golden windows: {qp['golden']['windows']}; TFLite Micro arena "
               f"{qp['tflm_arena']['reference_kernels']['measured_min_bytes']} bytes; two models: "
               + (f"{shared['separate_arenas_bytes']} bytes in two arenas, {shared['shared_head_bytes']} with one "
                  "shared head)" if shared.get("derived") else "shared arena not derived)"))
