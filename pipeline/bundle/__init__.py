@@ -30,6 +30,9 @@ tensor arena), `kernel_arena` (the arena per kernel set for a 32-bit Cortex-M, d
 `verify` (verify_bundle: exit codes in its docstring), `limits` (the zip and folder bounds an untrusted
 bundle is read within), `spec` (the manifest's fields, checked for type and range), `rerun` (the TFLite
 Micro re-run in a child process), `layout` (file names, formulas and bounds the format fixes).
+With `--predictor`: `predictor_source` (the quality-predictor run, variant and compile to bundle), `predictor`
+(its files, C descriptor, golden windows and manifest section: the image's second model), `predictor_verify`
+(verify-bundle's checks of it; a bundle without it verifies as before).
 """
 
 from sepipe.bundle.arena import ARENA_HEADROOM, ARENA_ROUND, measure_tflm_arena, probe_tflm_arena

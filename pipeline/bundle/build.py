@@ -31,10 +31,13 @@ _C_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")   # the earliest time
 
 
 def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | None, target: str,
-                out_dir: str | Path | None = None, frames: int = DEFAULT_FRAMES, c_prefix: str = C_SYMBOL) -> Path:
+                out_dir: str | Path | None = None, frames: int = DEFAULT_FRAMES, c_prefix: str = C_SYMBOL,
+                predictor: tuple[str | Path, str] | None = None, predictor_prefix: str = "se_qp") -> Path:
     """Write the hand-off bundle of `variant` compiled for `target`; returns the bundle folder
     (the zip is beside it, `<folder>.zip`). `c_prefix` starts every C symbol of the model (its bytes, its
     descriptor `<c_prefix>_desc`, its op resolvers): give each model of one firmware image its own.
+    `predictor`: (quality-predictor run folder, its variant) to add as the image's second model, compiled for
+    the same target, with C prefix `predictor_prefix` (sepipe.bundle.predictor).
     Raises BundleError for a variant or target the run does not have, or a compile older than the current
     .tflite."""
     from sepipe.deploy.tflite_info import read_tflite_bytes
@@ -43,6 +46,11 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | No
     _check_frames(frames)
     _check_prefix(c_prefix)
     source = find_source(run_dir_or_cfg, variant, target)
+    predictor_source = None
+    if predictor is not None:          # checked before anything is built
+        from sepipe.bundle.predictor import checked_source
+
+        predictor_source = checked_source(predictor, source.target, frames, c_prefix, predictor_prefix)
     cfg = source.cfg
     out_dir = Path(out_dir) if out_dir is not None else cfg.run_dir / "bundles"
     name = bundle_name(source)
@@ -71,6 +79,11 @@ def make_bundle(run_dir_or_cfg: ExperimentConfig | str | Path, variant: str | No
         golden_info = _write_golden(root, model_bytes, io, audio, audio_record, cfg, frames)
         manifest = _manifest(source, io, len(vela_bytes), arena, frames, audio_record, golden_info, ops, c_prefix)
         manifest["frame_loop"] = measure_frame_loop(root)   # the C frame loop on the emulated Cortex-M55
+        if predictor_source is not None:    # only then: a bundle without it has the bytes of before
+            from sepipe.bundle.predictor import write_predictor
+
+            manifest["predictor"] = write_predictor(root, predictor_source, predictor_prefix,
+                                                    arena["reference_kernels"])
         _write_readme_manifest_and_sums(root, manifest)
         write_zip(root, work / f"{name}.zip")
         _publish(root, work / f"{name}.zip", out_dir / name, out_dir / f"{name}.zip", work)
@@ -105,9 +118,9 @@ def _write_models(root: Path, source: BundleSource, model_bytes: bytes, vela_byt
     (root / "model" / vela_name(source)).write_bytes(vela_bytes)
 
 
-def _check_prefix(prefix: str) -> None:
+def _check_prefix(prefix: str, option: str = "--c-prefix") -> None:
     if not isinstance(prefix, str) or not _C_IDENTIFIER.fullmatch(prefix):
-        raise BundleError(f"option '--c-prefix' = {str(prefix)[:40]!r} is not valid; expected a C identifier of at "
+        raise BundleError(f"option '{option}' = {str(prefix)[:40]!r} is not valid; expected a C identifier of at "
                           "most 40 characters (letters, digits and _, not starting with a digit)")
 
 
@@ -154,7 +167,12 @@ def _write_golden(root: Path, model_bytes: bytes, io, audio: np.ndarray, audio_r
 def _write_readme_manifest_and_sums(root: Path, manifest: dict[str, Any]) -> None:
     """README, then the manifest (hashing every file but itself and SHA256SUMS), then SHA256SUMS, which
     covers the manifest: each is written after every file it hashes."""
-    (root / "README.md").write_text(readme_text(manifest))
+    text = readme_text(manifest)
+    if "predictor" in manifest:
+        from sepipe.bundle.predictor import readme_section
+
+        text += readme_section(manifest["predictor"])
+    (root / "README.md").write_text(text)
     manifest["files"] = _hashes(root, exclude={MANIFEST, SUMS})
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default) + "\n")
     sums = _hashes(root, exclude={SUMS})

@@ -45,6 +45,7 @@ class BundleReport:
     frames: int = 0
     arena_bytes: int | None = None
     name: str = ""
+    predictor_windows: int | None = None    # re-run when the bundle holds a quality predictor (bundle.predictor)
 
     @property
     def ok(self) -> bool:
@@ -53,8 +54,11 @@ class BundleReport:
     def summary(self) -> str:
         if not self.ok:
             return f"{self.path}: {len(self.problems)} problem(s)"
+        predictor = ("" if self.predictor_windows is None else
+                     f"; {self.predictor_windows} quality-predictor windows re-run through TFLite Micro equal bit "
+                     "for bit")
         return (f"{self.path}: OK: {self.files_checked} file hashes match; {self.frames} golden frames re-run "
-                f"through TFLite Micro (arena {self.arena_bytes} bytes) equal bit for bit")
+                f"through TFLite Micro (arena {self.arena_bytes} bytes) equal bit for bit{predictor}")
 
 
 def verify_bundle(path: str | Path, limits: Limits = LIMITS) -> BundleReport:
@@ -103,6 +107,10 @@ def _verify_folder(root: Path, label: Path, limits: Limits) -> BundleReport:
     problems, report.frames = rerun_golden(root, spec)
     report.problems.extend(problems)
     report.arena_bytes = spec.arena
+    if "predictor" in manifest:     # the image's second model (sepipe.bundle.predictor); absent: as before
+        from sepipe.bundle.predictor_verify import verify_predictor
+
+        report.predictor_windows = verify_predictor(root, manifest["predictor"], set(_files(root)), report.problems)
     return report
 
 

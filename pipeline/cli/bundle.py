@@ -10,6 +10,7 @@ from pathlib import Path
 # bundle package here would load numpy for every command; tests/test_bundle_hostile.py keeps them equal)
 DEFAULT_FRAMES, MAX_FRAMES = 300, 10_000
 C_SYMBOL = "se_model"
+PREDICTOR_C_SYMBOL = "se_qp"      # sepipe.bundle.predictor.C_PREFIX
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -35,6 +36,14 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
                         help="exit variants of a multi-exit run (kind exit, shallowest first): bundle each with C prefix "
                              "se_<variant> for one image, and write golden vectors of a switching schedule for "
                              "firmware_stub's exit-set-test (instead of --variant)")
+    bundle.add_argument("--predictor", type=Path, default=None, metavar="RUN",
+                        help="a quality-predictor run folder (runs/quality_predictor): add its variant compiled for "
+                             "the same target as the image's second model (Vela .tflite, C array, se_quality_desc_t "
+                             "descriptor, golden windows and scores, shared-arena figures) to the bundle")
+    bundle.add_argument("--predictor-variant", default="binary", metavar="NAME",
+                        help="the predictor's variant with --predictor: float, int8_qat or binary (default binary)")
+    bundle.add_argument("--predictor-c-prefix", default=PREDICTOR_C_SYMBOL, metavar="NAME",
+                        help=f"start of every C symbol of the predictor (default {PREDICTOR_C_SYMBOL})")
     bundle.set_defaults(handler=_bundle_command)
     verify = sub.add_parser(
         "verify-bundle", help="check a bundle: every sha256, and golden vectors re-run bit-exactly through TFLite Micro",
@@ -61,8 +70,9 @@ def _bundle_command(args: argparse.Namespace) -> int:
     if args.exit_set is not None:
         return _exit_set_command(args)
 
+    predictor = None if args.predictor is None else (args.predictor, args.predictor_variant)
     folder = make_bundle(args.run, args.variant, args.target, out_dir=args.out, frames=args.frames,
-                         c_prefix=args.c_prefix)
+                         c_prefix=args.c_prefix, predictor=predictor, predictor_prefix=args.predictor_c_prefix)
     manifest = json.loads((folder / "model_manifest.json").read_text())
     host = manifest["tflm_arena"]["reference_kernels"]
     cortex = manifest["tflm_arena"]["cortex_m"]
@@ -71,6 +81,13 @@ def _bundle_command(args: argparse.Namespace) -> int:
           f"TFLite Micro arena {host['measured_min_bytes']} bytes measured on the 64-bit host; Cortex-M: "
           f"{cortex['reference']['recommended_bytes']} reference kernels, "
           f"{cmsis if cmsis is not None else 'not derived'} CMSIS-NN recommended)")
+    if "predictor" in manifest:
+        qp = manifest["predictor"]
+        shared = qp["tflm_arena"]["shared"]
+        print(f"predictor: {qp['model']['vela_tflite']} (golden windows: {qp['golden']['windows']}; TFLite Micro arena "
+              f"{qp['tflm_arena']['reference_kernels']['measured_min_bytes']} bytes; two models: "
+              + (f"{shared['separate_arenas_bytes']} bytes in two arenas, {shared['shared_head_bytes']} with one "
+                 "shared head)" if shared.get("derived") else "shared arena not derived)"))
     return 0
 
 
@@ -79,6 +96,9 @@ def _exit_set_command(args: argparse.Namespace) -> int:
     from sepipe.errors import ConfigError
 
     variants = [v.strip() for v in args.exit_set.split(",") if v.strip()]
+    if args.predictor is not None:
+        raise ConfigError("command line", "--predictor", str(args.predictor),
+                          "no predictor with --exit-set (bundle the predictor beside one --variant)")
     if args.variant is not None or not variants:
         raise ConfigError("command line", "--exit-set", args.exit_set,
                           "comma-separated exit variants (exit1,exit2,...), without --variant")
