@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from sepipe.bundle.layout import ARENA_MAX_BYTES, ARENA_MIN_BYTES
-from sepipe.bundle.spec import ManifestProblem, shown
+from sepipe.bundle.spec import ManifestProblem, lookup, shown
 from sepipe.errors import describe_exit, last_line
 
 WINDOW_LSB = 1              # sepipe.quality_predictor.firmware_golden.WINDOW_LSB
@@ -58,12 +58,7 @@ class PredictorSpec:
 
 
 def _get(section: Any, path: str) -> Any:
-    value = section
-    for key in path.split("."):
-        if not isinstance(value, dict) or key not in value:
-            raise ManifestProblem(f"{_SECTION}.{path}' is missing")
-        value = value[key]
-    return value
+    return lookup(section, path, f"{_SECTION}.{path}' is missing")
 
 
 def _number(section: Any, path: str, low: float, high: float, integer: bool = False) -> Any:

@@ -51,13 +51,18 @@ class VerifySpec:
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "files"}
 
 
-def _get(manifest: Any, path: str) -> Any:
-    value = manifest
+def lookup(section: Any, path: str, missing: str) -> Any:
+    """The value at dotted `path` in a manifest section; ManifestProblem(`missing`) where a key is absent."""
+    value = section
     for key in path.split("."):
         if not isinstance(value, dict) or key not in value:
-            raise ManifestProblem(f"{MANIFEST}: lacks '{path}'")
+            raise ManifestProblem(missing)
         value = value[key]
     return value
+
+
+def _get(manifest: Any, path: str) -> Any:
+    return lookup(manifest, path, f"{MANIFEST}: lacks '{path}'")
 
 
 def _integer(manifest: Any, path: str, low: int, high: int, what: str) -> int:
