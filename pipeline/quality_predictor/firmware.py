@@ -91,9 +91,10 @@ def mel_bands(mels: int) -> tuple[list[tuple[int, int, int]], np.ndarray]:
 def tensor_io(tflite_bytes: bytes) -> dict[str, dict]:
     """{'input': ..., 'output': ...}: name, elements, scale, zero point of the predictor's one input and one
     output (an int8 model, as convert:<v> writes)."""
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interp = Interpreter(model_content=bytes(tflite_bytes))
+    interp = Interpreter(model_content=bytes(tflite_bytes),   # details only: no XNNPACK delegate (nor its log line)
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     out = {}
     for role, details in (("input", interp.get_input_details()), ("output", interp.get_output_details())):
         if len(details) != 1 or details[0]["dtype"] != np.int8:
