@@ -9,6 +9,8 @@ The `labels` stage writes three files into `<run>/labels/`:
 The engine's Runner fingerprints the stage (the data and clip settings, the dataset manifest and the
 enhancers' files, the metric tools): a rerun with all of them unchanged reuses the files and computes
 nothing; a new dataset, enhancer, clip setting or pesq/speechmos version recomputes them.
+An interrupted scoring resumes: the scores so far are kept in labels/labels.partial.npz, keyed to the
+clips and tools (label_resume), and a rerun scores only the clips after them.
 
 Labels are scored on the int16-rounded audio the clips file keeps (what the predictor is trained on
 and what a 16-bit WAV would hold, as DNSMOS's own tool reads).
@@ -23,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from sepipe import artifacts
+from sepipe.progress import bar
+from sepipe.quality_predictor import label_resume
 from sepipe.quality_predictor.clips import SPLITS, Clip, load_enhancers, split_clips
 from sepipe.quality_predictor.config import TARGETS
 
@@ -58,22 +62,50 @@ def compute_labels(cfg, dataset, run_dir: Path, progress: bool = False) -> dict:
         clips += split_clips(dataset, split, cfg, models)
     audio = np.stack([to_int16(c.audio) for c in clips])
     clean = np.stack([to_int16(c.clean) for c in clips])
-    scores = {key: np.empty(len(clips)) for key in TARGETS}
-    for i in range(len(clips)):
-        row = score_clip(audio[i] / 32767.0, clean[i] / 32767.0)
-        for key in TARGETS:
-            scores[key][i] = row[key]
-        if progress and i % 100 == 0:
-            log.info("labels: %d of %d clips scored", i, len(clips))
-    paths = label_paths(run_dir)
     meta = {"split": np.array([c.split for c in clips]), "mixture": np.array([c.mixture for c in clips]),
             "window": np.array([c.window for c in clips], dtype=np.int32),
             "system": np.array([c.system for c in clips])}
+    partial = label_resume.partial_path(run_dir)
+    key = label_resume.scoring_key(meta, audio, clean, TARGETS, TOOLS)
+    scores = _score_all(audio, clean, partial, key, progress)
+    paths = label_paths(run_dir)
     _save_npz(paths["clips"], audio=audio, **meta)
     _save_npz(paths["labels"], **scores)
     summary = provenance(cfg, dataset, clips, time.monotonic() - start)
     artifacts.write_json(paths["provenance"], summary)
+    partial.unlink(missing_ok=True)      # every score is in labels.npz now
     return {k: summary[k] for k in ("clips", "systems", "per_split")}
+
+
+def _score_all(audio: np.ndarray, clean: np.ndarray, partial: Path, key: str, progress: bool) -> dict:
+    """Every clip's scores, in clip order, resuming from the partial file saved under the same key and
+    saving it as it goes (label_resume), also when scoring fails, so a rerun scores only the rest."""
+    total = len(audio)
+    scores = {t: np.empty(total) for t in TARGETS}
+    saved = label_resume.load_partial(partial, key, total, TARGETS)
+    done = len(saved[TARGETS[0]]) if saved else 0
+    for t in saved:
+        scores[t][:done] = saved[t]
+    if done:
+        log.info("labels: resuming from %s, %d of %d clips already scored", partial, done, total)
+    last_count, last_time = done, time.monotonic()
+    every, seconds = label_resume.SAVE_EVERY, label_resume.SAVE_SECONDS
+    try:
+        for i in bar(range(done, total), progress, total=total, initial=done, desc="labels", unit="clip"):
+            row = score_clip(audio[i] / 32767.0, clean[i] / 32767.0)
+            for t in TARGETS:
+                scores[t][i] = row[t]
+            done = i + 1
+            if done - last_count >= every or time.monotonic() - last_time >= seconds:
+                label_resume.save_partial(partial, key, scores, done)
+                last_count, last_time = done, time.monotonic()
+                log.info("labels: %d of %d clips scored (saved to %s)", done, total, partial.name)
+    except BaseException:      # an error or Ctrl-C: keep what is scored for the rerun
+        if done > last_count:
+            label_resume.save_partial(partial, key, scores, done)
+            log.info("labels: stopped after %d of %d clips; a rerun resumes from %s", done, total, partial)
+        raise
+    return scores
 
 
 def _save_npz(path: Path, **arrays) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from sepipe.engine import records
 from sepipe.engine.stage import Done, Graph, Runner, Stage, StageRun
 from sepipe.quality_predictor.config import PredictorExperiment
+from sepipe.quality_predictor.label_resume import partial_path
 from sepipe.quality_predictor.labels import TOOLS as LABEL_TOOLS
 from sepipe.quality_predictor.labels import label_paths
 
@@ -59,7 +60,8 @@ def build_graph(cfg: PredictorExperiment, progress: bool = True) -> Graph:
     hint = f"sepipe predictor run <experiment.yaml> (experiment '{cfg.name}')"
     stages = [Stage(name="labels", run=lambda ctx: _labels(cfg, ctx.progress), hint=hint,
                     config={**_slice(cfg, "data", "clips"), "seed": cfg.seed},
-                    inputs=_label_inputs(cfg), outputs=list(labels.values()), tools=LABEL_TOOLS)]
+                    inputs=_label_inputs(cfg), outputs=list(labels.values()), tools=LABEL_TOOLS,
+                    writes=[partial_path(cfg.run_dir)])]    # scoring resumes from it
     label_inputs = {"clips": labels["clips"], "labels": labels["labels"]}
     model_cfg = {"predictor": dataclasses.replace(cfg.predictor, variants=()), "seed": cfg.seed}
     for v in cfg.predictor.variants:
