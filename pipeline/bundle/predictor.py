@@ -135,28 +135,16 @@ def tflm_outputs(model: bytes, windows: np.ndarray, arena: int) -> np.ndarray:
 
 def _write_golden(folder: Path, source: PredictorSource, model: bytes, io: dict, audio_path: Path,
                   arena: int) -> dict:
-    from sepipe.quality_predictor.firmware_golden import WINDOW_LSB, _le, quantized_windows, scores_of
+    """firmware_golden's quality folder over the bundle's enhanced audio, one window every window, with TFLite
+    Micro's outputs (what verify-bundle re-runs)."""
+    from sepipe.quality_predictor.firmware_golden import write_quality_golden
 
-    meta = source.meta
     enhanced = np.fromfile(audio_path, dtype="<f4")
-    logmel, starts, windows = quantized_windows(enhanced, meta, io, meta.frames)
-    out_q = tflm_outputs(model, windows, arena)
-    scores = scores_of(out_q, meta, io)
-    for name, array, dtype in (("logmel.f32", logmel, "float32"), ("in_windows.bin", windows, "int8"),
-                               ("out_scores.bin", out_q, "int8"), ("scores.f32", scores, "float32")):
-        artifacts.write_bytes(folder / name, _le(array, dtype))
-    golden = {"format": 1, "predictor": meta.name, "enhancer": "golden/audio_out.f32 (this bundle's enhancer)",
-              "frames": meta.frames, "mels": meta.mels, "stride": meta.frames, "windows": int(len(starts)),
-              "window_starts": starts.tolist(), "logmel_frames": int(len(logmel)), "targets": list(meta.targets),
-              "window_lsb_tolerance": WINDOW_LSB, "output_lsb_tolerance": OUTPUT_LSB,
-              "input": io["input"], "output": io["output"],
-              "feature_mean": meta.feature_mean, "feature_std": meta.feature_std,
-              "target_mean": list(meta.target_mean), "target_std": list(meta.target_std),
-              "scores": scores.tolist(),
-              "produced_by": f"TFLite Micro Python interpreter (reference kernels, arena {arena} bytes) on "
-                             f"{FOLDER}/{source.name}.tflite"}
-    artifacts.write_json(folder / "quality.json", golden)
-    return golden
+    return write_quality_golden(
+        folder, source.meta, io, enhanced, source.meta.frames, lambda windows: tflm_outputs(model, windows, arena),
+        {"enhancer": "golden/audio_out.f32 (this bundle's enhancer)", "output_lsb_tolerance": OUTPUT_LSB,
+         "produced_by": f"TFLite Micro Python interpreter (reference kernels, arena {arena} bytes) on "
+                        f"{FOLDER}/{source.name}.tflite"})
 
 
 def _arena_section(source: PredictorSource, ops, enhancer: dict[str, Any]) -> dict[str, Any]:

@@ -119,16 +119,10 @@ def _check_convert_record(cfg, label: str, variant: str, record: dict, tflite: P
 
 
 def _compile_record(cfg, label: str, variant: str, target: str, tflite: Path) -> dict[str, Any]:
+    from sepipe.bundle.source import compile_records_on_disk
     from sepipe.quality_predictor.stages import PredictorPaths
 
-    found = []
-    for path in sorted(PredictorPaths(cfg).compile_dir().glob(f"{cfg.name}_{variant}_vela_*_record.json")):
-        try:
-            record = json.loads(path.read_text())
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("model") == f"{cfg.name}_{variant}":
-            found.append(record)
+    found = compile_records_on_disk(PredictorPaths(cfg).compile_dir(), f"{cfg.name}_{variant}")
     record = next((r for r in found if target in (r.get("target"), r.get("target_id"))), None)
     if record is None:
         have = ", ".join(sorted(str(r.get("target")) for r in found)) or "none"
@@ -143,14 +137,13 @@ def _compile_record(cfg, label: str, variant: str, target: str, tflite: Path) ->
 
 
 def _check_compile_outputs(cfg, label: str, variant: str, record: dict, outputs: tuple[Path, ...]) -> None:
+    from sepipe.bundle.source import output_problem
     from sepipe.engine.records import read_record
 
     stage = read_record(cfg.run_dir, f"compile:{variant}") or {}
-    recorded = stage.get("outputs") or {}
-    for path in outputs:
-        rel = path.relative_to(cfg.run_dir).as_posix()
-        if not path.is_file() or (rel in recorded and recorded[rel] != artifacts.sha256_file(path)):
-            state = "missing" if not path.is_file() else "altered after the compile stage recorded it"
-            raise ConfigError(_WHERE, VARIANT_OPTION, variant, f"a variant of {label} whose Vela outputs for "
-                                                               f"'{record['target']}' are intact; {rel} is {state} "
-                                                               "(rerun: sepipe predictor run <its YAML>)")
+    problem = output_problem(cfg.run_dir, stage.get("outputs") or {}, outputs)
+    if problem is not None:
+        rel = problem[0].relative_to(cfg.run_dir).as_posix()
+        raise ConfigError(_WHERE, VARIANT_OPTION, variant, f"a variant of {label} whose Vela outputs for "
+                                                           f"'{record['target']}' are intact; {rel} is {problem[1]} "
+                                                           "(rerun: sepipe predictor run <its YAML>)")

@@ -159,7 +159,7 @@ class _CProblems:
 def _child(root: Path, spec: dict[str, Any]) -> tuple[list[str], int]:
     from tflite_micro.python.tflite_micro import runtime
 
-    from sepipe.runtime.arith import dequantize
+    from sepipe.quality_predictor.firmware_golden import scores_of
 
     golden = f"{spec['golden']}"
     try:
@@ -193,8 +193,7 @@ def _child(root: Path, spec: dict[str, Any]) -> tuple[list[str], int]:
         problems.append(f"{golden}/out_scores.bin: differs from the TFLite Micro re-run in "
                         f"{int((want != produced).sum())} values (up to {lsb} LSB; tolerance 0)")
     scale, zero = _quantization(out)
-    scores = (dequantize(produced, scale, zero) * np.asarray(spec["target_std"], dtype=np.float32)
-              + np.asarray(spec["target_mean"], dtype=np.float32)).astype(np.float32)
+    scores = scores_of(produced, _meta(spec), {"output": {"scale": scale, "zero_point": zero}})
     got = _read(root, f"{golden}/scores.f32", np.float32, targets)
     if isinstance(got, str) or got.shape != scores.shape or not np.array_equal(got.view(np.int32),
                                                                               scores.view(np.int32)):
@@ -219,15 +218,30 @@ def _read(root: Path, rel: str, dtype, row: int) -> np.ndarray | str:
     return np.fromfile(path, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype).reshape(-1, row)
 
 
+def _meta(spec: dict[str, Any]):
+    """The manifest's feature and score settings as the PredictorMeta firmware_golden computes with."""
+    from sepipe.quality_predictor.firmware import PredictorMeta
+
+    return PredictorMeta(name="", targets=(), mels=spec["mels"], frames=spec["frames"],
+                         feature_mean=spec["feature_mean"], feature_std=spec["feature_std"],
+                         target_mean=tuple(spec["target_mean"]), target_std=tuple(spec["target_std"]))
+
+
 def _check_windows(root: Path, spec: dict[str, Any], windows: np.ndarray, inp: dict) -> list[str]:
-    """in_windows.bin and logmel.f32 against the log-mel of the bundle's enhanced audio."""
-    from sepipe.quality_predictor.clips import log_mel
-    from sepipe.runtime.arith import quantize
+    """in_windows.bin and logmel.f32 against the log-mel of the bundle's enhanced audio (firmware_golden's
+    windows, recomputed)."""
+    from sepipe.quality_predictor.firmware_golden import quantized_windows
 
     audio = np.fromfile(root / spec["audio"], dtype="<f4")
-    logmel = log_mel(audio, spec["mels"]) if len(audio) >= 512 else np.zeros((0, spec["mels"]), np.float32)
-    starts = list(range(0, len(logmel) - spec["frames"] + 1, spec["stride"]))
+    scale, zero = _quantization(inp)
     golden, problems = spec["golden"], []
+    try:
+        if len(audio) < 512:
+            raise ValueError("shorter than one log-mel frame")
+        logmel, starts, expected = quantized_windows(audio, _meta(spec), {"input": {"scale": scale, "zero_point": zero}},
+                                                     spec["stride"])
+    except ValueError:
+        logmel, starts, expected = np.zeros((0, spec["mels"]), np.float32), [], None
     if len(starts) != len(windows):
         return [f"{golden}/in_windows.bin: {len(windows)} windows; {spec['audio']} gives {len(starts)} of "
                 f"{spec['frames']} frames every {spec['stride']}"]
@@ -238,11 +252,7 @@ def _check_windows(root: Path, spec: dict[str, Any], windows: np.ndarray, inp: d
     elif not float(np.abs(stored - logmel).max(initial=0.0)) <= LOGMEL_TOLERANCE:
         problems.append(f"{golden}/logmel.f32: differs from the log-mel of {spec['audio']} by up to "
                         f"{float(np.abs(stored - logmel).max()):.3g} (tolerance {LOGMEL_TOLERANCE:g})")
-    normalised = (logmel - np.float32(spec["feature_mean"])) / np.float32(spec["feature_std"])
-    scale, zero = _quantization(inp)
-    q = quantize(normalised, scale, zero, np.int8)
-    expected = np.stack([q[s:s + spec["frames"]].reshape(-1) for s in starts])
-    lsb = int(np.abs(expected.astype(np.int32) - windows.astype(np.int32)).max())
+    lsb = int(np.abs(expected.reshape(len(starts), -1).astype(np.int32) - windows.astype(np.int32)).max())
     if lsb > WINDOW_LSB:
         problems.append(f"{golden}/in_windows.bin: differs from the windows of {spec['audio']} by up to {lsb} "
                         f"steps (tolerance {WINDOW_LSB})")

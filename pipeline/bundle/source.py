@@ -110,15 +110,36 @@ def _compile_records(cfg: ExperimentConfig, variant: str) -> list[dict[str, Any]
     stage = records.read_manifest(cfg.run_dir)["stages"].get(f"compile:{variant}", {})
     found = list(stage.get("summary", {}).get("records", []))
     seen = {r.get("target") for r in found}
-    for path in sorted(RunPaths(cfg).compile_dir.glob(f"{cfg.name}_{variant}_vela_*_record.json")):
+    for record in compile_records_on_disk(RunPaths(cfg).compile_dir, f"{cfg.name}_{variant}"):
+        if record.get("target") not in seen:
+            found.append(record)
+            seen.add(record.get("target"))
+    return found
+
+
+def compile_records_on_disk(compile_dir: Path, model: str) -> list[dict[str, Any]]:
+    """The readable compile records of `model` (`<model>_vela_<target id>_record.json`) in `compile_dir`."""
+    found = []
+    for path in sorted(compile_dir.glob(f"{model}_vela_*_record.json")):
         try:
             record = json.loads(path.read_text())
         except ValueError:
             continue
-        if record.get("model") == f"{cfg.name}_{variant}" and record.get("target") not in seen:
+        if isinstance(record, dict) and record.get("model") == model:
             found.append(record)
-            seen.add(record.get("target"))
     return found
+
+
+def output_problem(run_dir: Path, recorded: dict[str, str], outputs: tuple[Path, ...]) -> tuple[Path, str] | None:
+    """(the first of `outputs` missing, else the first not as its stage recorded it; what is wrong) or None."""
+    for path in outputs:
+        if not path.is_file():
+            return path, "missing"
+    for path in outputs:
+        rel = path.relative_to(run_dir).as_posix()
+        if rel in recorded and recorded[rel] != artifacts.sha256_file(path):
+            return path, "altered after the compile stage recorded it"
+    return None
 
 
 def _check_converted(cfg: ExperimentConfig, label: str, variant: str, stages: dict[str, Any], paths) -> None:
@@ -150,16 +171,15 @@ def _current_record(cfg: ExperimentConfig, label: str, variant: str, target: str
 def _check_compile_outputs(cfg: ExperimentConfig, label: str, variant: str, record: dict[str, Any],
                            recorded: dict[str, str], outputs: tuple[Path, ...]) -> None:
     """Vela's outputs must exist and be as the compile stage recorded them."""
-    for needed in outputs:
-        if not needed.is_file():
-            raise BundleError(f"{label}: {needed} is missing although variant '{variant}' was compiled for "
-                              f"'{record['target']}' (recompile: sepipe compile experiments/{cfg.name}.yaml "
-                              f"--target {record['target']})")
-    for path in outputs:
-        rel = str(path.relative_to(cfg.run_dir))
-        if rel in recorded and recorded[rel] != artifacts.sha256_file(path):
-            raise BundleError(f"{label}: {path} was altered after the compile stage recorded it (recompile: "
-                              f"sepipe compile experiments/{cfg.name}.yaml --target {record['target']})")
+    problem = output_problem(cfg.run_dir, recorded, outputs)
+    if problem is None:
+        return
+    path, state = problem
+    recompile = f"recompile: sepipe compile experiments/{cfg.name}.yaml --target {record['target']}"
+    if state == "missing":
+        raise BundleError(f"{label}: {path} is missing although variant '{variant}' was compiled for "
+                          f"'{record['target']}' ({recompile})")
+    raise BundleError(f"{label}: {path} was {state} ({recompile})")
 
 
 def find_source(run: ExperimentConfig | str | Path, variant: str | None, target: str) -> BundleSource:

@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _firmware(args: argparse.Namespace) -> int:
+    from sepipe.bundle.predictor import shared_arena
     from sepipe.cli.common import output_folder
     from sepipe.quality_predictor.config import load_predictor
     from sepipe.quality_predictor.firmware_golden import write_pair_from_run
@@ -59,10 +60,11 @@ def _firmware(args: argparse.Namespace) -> int:
     out = output_folder("--out", args.out)
     done = write_pair_from_run(cfg, args.variant, args.enhancer, args.audio, out, args.frames, args.stride)
     e, p = done["arenas"]["enhancer"], done["arenas"]["predictor"]
-    shared = max(e["recorded_head_bytes"], p["recorded_head_bytes"]) + e["recorded_tail_bytes"] + p["recorded_tail_bytes"]
+    shared = shared_arena(e, p)
     print(f"{out}: {done['windows']} predictor windows of {done['frames']} x {done['mels']} (stride {done['stride']})")
     print(f"TFLM arena (64-bit host): enhancer {e['measured_min_bytes']} B, predictor {p['measured_min_bytes']} B; "
-          f"two arenas {e['measured_min_bytes'] + p['measured_min_bytes']} B, one shared non-persistent part {shared} B")
+          f"two arenas {e['measured_min_bytes'] + p['measured_min_bytes']} B, one shared non-persistent part "
+          + (f"{shared['shared_head_bytes']} B" if shared["derived"] else f"not derived ({shared['why_not']})"))
     print(f"check: make -C firmware_stub quality-test MODEL_IO={out / 'c'} GOLDEN={out / 'enhancer'} "
           f"QUALITY_GOLDEN={out / 'quality'}")
     return 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -118,21 +119,30 @@ def write_pair_golden(enhancer_tflite: bytes, predictor_tflite: bytes, meta: Pre
     write_golden_vectors(enhancer_tflite, audio, FeatureConfig(), frames, out_dir / "enhancer", source=enhancer_name)
     enhanced = np.fromfile(out_dir / "enhancer" / "audio_out.f32", dtype="<f4")
     io = tensor_io(predictor_tflite)
+    return write_quality_golden(out_dir / "quality", meta, io, enhanced, stride,
+                                lambda windows: predictor_outputs(predictor_tflite, windows, io["input"]["shape"]),
+                                {"enhancer": enhancer_name})
+
+
+def write_quality_golden(folder: Path, meta: PredictorMeta, io: dict, enhanced: np.ndarray, stride: int,
+                         outputs: Callable[[np.ndarray], np.ndarray], extra: dict) -> dict:
+    """The `quality/` files (module docstring) of the predictor listening to `enhanced`: its windows every
+    `stride` log-mel frames, `outputs(windows)` (the int8 outputs of an interpreter), the scores, and
+    quality.json (the settings and `extra`, written last); returns quality.json's dict."""
     logmel, starts, windows = quantized_windows(enhanced, meta, io, stride)
-    out_q = predictor_outputs(predictor_tflite, windows, io["input"]["shape"])
+    out_q = outputs(windows)
     scores = scores_of(out_q, meta, io)
-    folder = out_dir / "quality"
     write_bytes(folder / "logmel.f32", _le(logmel, "float32"))
     write_bytes(folder / "in_windows.bin", _le(windows, "int8"))
     write_bytes(folder / "out_scores.bin", _le(out_q, "int8"))
     write_bytes(folder / "scores.f32", _le(scores, "float32"))
-    golden = {"format": FORMAT, "predictor": meta.name, "enhancer": enhancer_name, "frames": meta.frames,
+    golden = {"format": FORMAT, "predictor": meta.name, "frames": meta.frames,
               "mels": meta.mels, "stride": stride, "windows": int(len(starts)), "window_starts": starts.tolist(),
               "logmel_frames": int(len(logmel)), "targets": list(meta.targets), "window_lsb_tolerance": WINDOW_LSB,
               "input": io["input"], "output": io["output"],
               "feature_mean": meta.feature_mean, "feature_std": meta.feature_std,
               "target_mean": list(meta.target_mean), "target_std": list(meta.target_std),
-              "scores": scores.tolist()}
+              "scores": scores.tolist(), **extra}
     write_json(folder / "quality.json", golden)
     return golden
 
