@@ -160,3 +160,14 @@ void se_apply_mask(float re[SE_BINS], float im[SE_BINS], const float gain[SE_BIN
         im[k] *= gain[k];
     }
 }
+
+void se_apply_complex_mask(float re[SE_BINS], float im[SE_BINS], const float gain[2 * SE_BINS])
+{
+    int k;
+    for (k = 0; k < SE_BINS; ++k) {
+        const float a = gain[k], b = gain[SE_BINS + k], x = re[k], y = im[k];
+        /* numpy's complex64 product, term for term (the build keeps -ffp-contract=off: no fused multiply-add) */
+        re[k] = x * a - y * b;
+        im[k] = x * b + y * a;
+    }
+}

@@ -65,6 +65,10 @@ void se_log_power(const float re[SE_BINS], const float im[SE_BINS], float featur
 /* re[k] *= gain[k], im[k] *= gain[k] */
 void se_apply_mask(float re[SE_BINS], float im[SE_BINS], const float gain[SE_BINS]);
 
+/* A complex gain per bin (sepipe.gain): (re[k] + j im[k]) *= (gain[k] + j gain[SE_BINS + k]), the real
+ * parts first, then the imaginary parts, as a model's complex mask head gives them. */
+void se_apply_complex_mask(float re[SE_BINS], float im[SE_BINS], const float gain[2 * SE_BINS]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -24,7 +24,7 @@ int se_check_desc(const se_model_desc_t *d)
         return SE_INIT_FORMAT;
     }
     if (d->fft_size != SE_FFT_SIZE || d->hop != SE_HOP || d->bins != SE_BINS || d->features.elements != SE_BINS ||
-        d->mask.elements != SE_BINS) {
+        (d->mask.elements != SE_BINS && d->mask.elements != 2 * SE_BINS) || d->mask.elements > SE_MASK_CAP) {
         return SE_INIT_FEATURES;
     }
     for (k = 0; k < d->num_states; ++k) {
@@ -135,8 +135,11 @@ void se_stream_gain(se_stream_t *st, int status, const se_model_desc_t *desc, co
 {
     int n;
     if (status == 0) {
-        se_dequantize_array(io->mask, desc->mask.bits, st->gain, SE_BINS, desc->mask.scale, desc->mask.zero_point);
+        st->gain_values = desc->mask.elements;
+        se_dequantize_array(io->mask, desc->mask.bits, st->gain, st->gain_values, desc->mask.scale,
+                            desc->mask.zero_point);
     } else {
+        st->gain_values = SE_BINS;
         for (n = 0; n < SE_BINS; ++n) {
             st->gain[n] = 1.0f; /* pass the audio through */
         }
@@ -147,7 +150,15 @@ void se_stream_synthesise(se_stream_t *st, float out[SE_HOP])
 {
     const float *w = se_window();
     int n;
+#if SE_MASK_CAP >= 2 * SE_BINS /* an image of real masks only has no room for (and no call of) complex gains */
+    if (st->gain_values == 2 * SE_BINS) {
+        se_apply_complex_mask(st->re, st->im, st->gain);
+    } else {
+        se_apply_mask(st->re, st->im, st->gain);
+    }
+#else
     se_apply_mask(st->re, st->im, st->gain);
+#endif
     se_irfft(st->re, st->im, st->frame, st->work);
     for (n = 0; n < SE_FFT_SIZE; ++n) {
         st->frame[n] = st->frame[n] * w[n];

@@ -4,7 +4,7 @@
  *     -> window -> real FFT -> log-power features -> quantise            (se_dsp, se_quant)
  *     -> model (features + every state in -> mask + every state out)      (se_model_fn)
  *     -> state feedback: copy, or requantise where the scales differ      (se_quant)
- *     -> dequantise mask -> spectrum * mask -> inverse FFT -> window
+ *     -> dequantise mask -> spectrum * mask (real or complex gains) -> inverse FFT -> window
  *     -> overlap-add -> out (SE_HOP samples, one hop late)
  *
  * Call k (from 0) consumes input samples [k*SE_HOP, (k+1)*SE_HOP) and returns output samples
@@ -18,7 +18,8 @@
  * the image: they share it): the feature settings (SE_FFT_SIZE, SE_HOP, SE_BINS; the DSP tables are
  * generated for them) and the capacities of the state buffers, SE_STATE_CAP8 / SE_STATE_CAP16 values
  * per direction and SE_REQUANT8_CAP int8 requantisation tables (default: that model_io.h's own needs;
- * define them larger, e.g. -DSE_STATE_CAP8=512, for an image with bigger models). se_init refuses a
+ * define them larger, e.g. -DSE_STATE_CAP8=512, for an image with bigger models), and SE_MASK_CAP mask
+ * values (-DSE_MASK_CAP=2*SE_BINS beside a complex-mask model). se_init refuses a
  * descriptor that does not fit.
  *
  * Memory: everything lives in se_frame_t (no heap, no globals besides the constant DSP
@@ -45,6 +46,15 @@ extern "C" {
 #define SE_LEN(n) ((n) > 0 ? (n) : 1)
 #define SE_MAX2(a, b) ((a) > (b) ? (a) : (b))
 
+/* Mask values: SE_BINS real gains, or 2 * SE_BINS for a complex mask (real parts, then imaginary parts;
+ * sepipe.gain). SE_MASK_CAP: the most any model of the image gives (default: model_io.h's own). */
+#ifndef SE_MASK_ELEMENTS /* a model_io.h written before complex masks */
+#define SE_MASK_ELEMENTS SE_BINS
+#endif
+#ifndef SE_MASK_CAP
+#define SE_MASK_CAP SE_MASK_ELEMENTS
+#endif
+
 #ifndef SE_STATE_CAP8 /* int8 state values per direction */
 #define SE_STATE_CAP8 SE_MAX2(SE_STATE_IN8_ELEMENTS, SE_STATE_OUT8_ELEMENTS)
 #endif
@@ -61,7 +71,8 @@ extern "C" {
 #define SE_INIT_STATES (-3)    /* more states than SE_STATE_CAP8 / SE_STATE_CAP16 / SE_REQUANT8_CAP / SE_MAX_STATES */
 
 /* What the model reads and writes at each frame, each tensor in its own type (the descriptor's
- * `bits`: features and mask are int8_t or int16_t arrays of SE_BINS, as void * with their bits).
+ * `bits`: features and mask are int8_t or int16_t arrays of SE_BINS, a complex mask 2 * SE_BINS, as void *
+ * with their bits).
  * States: an int8 buffer and an int16 buffer per direction; pair k's input is at
  * states[k].input_offset of the buffer of its input_bits, its output at output_offset of the buffer
  * of its output_bits (se_state_in / se_state_out give the address). */
@@ -69,7 +80,7 @@ typedef struct {
     int16_t features[SE_BINS];                   /* in: quantised features (int8_t or int16_t) */
     int8_t state_in8[SE_LEN(SE_STATE_CAP8)];     /* in: the int8 state inputs */
     int16_t state_in16[SE_LEN(SE_STATE_CAP16)];
-    int16_t mask[SE_BINS];                       /* out: quantised mask (int8_t or int16_t) */
+    int16_t mask[SE_MASK_CAP];                   /* out: quantised mask (int8_t or int16_t), SE_BINS or 2 x */
     int8_t state_out8[SE_LEN(SE_STATE_CAP8)];    /* out: the int8 state outputs */
     int16_t state_out16[SE_LEN(SE_STATE_CAP16)];
 } se_model_io_t;
@@ -93,7 +104,8 @@ typedef struct {
     float re[SE_BINS];                  /* spectrum of the current frame (masked after the model) */
     float im[SE_BINS];
     float features[SE_BINS];            /* float features of the current frame */
-    float gain[SE_BINS];                /* dequantised mask of the current frame */
+    float gain[SE_MASK_CAP];            /* dequantised mask of the current frame */
+    int gain_values;                    /* SE_BINS (real gains) or 2 * SE_BINS (complex) */
     se_real_t work[SE_FFT_SIZE];        /* FFT scratch */
 } se_stream_t;
 

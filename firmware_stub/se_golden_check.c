@@ -137,8 +137,8 @@ static int replay_model(se_model_io_t *io, void *ctx)
         memcpy(se_state_out(io, p), (const char *)r->out_state[k] + t * p->size * (p->output_bits / 8),
                (size_t)p->size * (p->output_bits / 8u));
     }
-    memcpy(io->mask, (const char *)r->out_mask + (size_t)(t * SE_BINS * (desc->mask.bits / 8)),
-           (size_t)SE_BINS * (desc->mask.bits / 8u));
+    memcpy(io->mask, (const char *)r->out_mask + (size_t)(t * desc->mask.elements * (desc->mask.bits / 8)),
+           (size_t)desc->mask.elements * (desc->mask.bits / 8u));
     r->t++;
     return 0;
 }
@@ -201,7 +201,7 @@ void se_golden_load(se_golden_t *g, const se_model_desc_t *desc, const char *dir
     expect_size(text, g->in_features, frames * SE_BINS * (long)(desc->features.bits / 8));
     snprintf(text, sizeof(text), "out_%s.bin", desc->mask.name);
     g->out_mask = se_golden_read_blob(dir, text);
-    expect_size(text, g->out_mask, frames * SE_BINS * (long)(desc->mask.bits / 8));
+    expect_size(text, g->out_mask, frames * desc->mask.elements * (long)(desc->mask.bits / 8));
     if (desc->num_states > SE_MAX_STATES) {
         fprintf(stderr, "golden check: the model has %d state pairs; SE_MAX_STATES is %d\n", desc->num_states,
                 SE_MAX_STATES);
@@ -228,7 +228,7 @@ int se_golden_replay(se_model_io_t *io, void *ctx)
         return -1;
     }
     const se_model_desc_t *desc = c->g->desc;
-    const size_t mask_bytes = (size_t)SE_BINS * (desc->mask.bits / 8u);
+    const size_t mask_bytes = (size_t)desc->mask.elements * (desc->mask.bits / 8u);
     for (k = 0; k < desc->num_states; ++k) {
         const se_state_pair_t *p = &desc->states[k];
         const size_t bytes = (size_t)p->size * (p->output_bits / 8u);

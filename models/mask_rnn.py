@@ -1,6 +1,9 @@
 """nsNet2-like (GRU) and TinyLSTM-like (LSTM) mask estimators: the `gru` and `lstm` families.
 
-    features (bins) -> [Dense input_units] -> RNN x rnn_layers -> [Dense dense_units x 2] -> Dense bins, sigmoid
+    features (bins) -> [Dense input_units] -> RNN x rnn_layers -> [Dense dense_units x 2] -> mask head
+
+The mask head (`model.mask`, sepipe.gain): `real`, Dense bins with a sigmoid, one gain per bin; or
+`complex`, Dense 2 x bins with a tanh, a complex gain per bin (real parts, then imaginary parts).
 
 `build_sequence` takes (batch, frames, bins) for training. `build_streaming` runs one frame per
 call, batch 1: inputs are the features and every recurrent state; outputs are the mask and every
@@ -12,8 +15,11 @@ No TensorFlow at import (the builders import Keras when called).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
+from sepipe import gain
+from sepipe.artifacts import ADDED_FIELD
 from sepipe.config import ModelConfig
 from sepipe.contract import FeatureInput, ModelContract, OutputHead, StateSpec
 from sepipe.errors import check
@@ -32,6 +38,8 @@ class MaskRnnConfig(ModelConfig):
     rnn_units: int = 128
     rnn_layers: int = 2
     dense_units: int = 128           # the two Dense layers after the recurrent layers (0: none)
+    # real: a gain in [0, 1] per bin; complex: a complex gain per bin (phase too), twice the head's width
+    mask: Literal["real", "complex"] = field(default="real", metadata=ADDED_FIELD)
 
     def validate(self, src: str) -> None:
         super().validate(src)
@@ -40,6 +48,7 @@ class MaskRnnConfig(ModelConfig):
             check(src, f"model.{key}", value, 0 <= value <= 2048, "0 to 2048")
         check(src, "model.rnn_units", self.rnn_units, 1 <= self.rnn_units <= 1024, "1 to 1024")
         check(src, "model.rnn_layers", self.rnn_layers, 1 <= self.rnn_layers <= 4, "1 to 4")
+        check(src, "model.mask", self.mask, self.mask in gain.KINDS, f"one of {', '.join(gain.KINDS)}")
 
 
 class MaskRnnFamily(ModelFamily):
@@ -63,7 +72,8 @@ class MaskRnnFamily(ModelFamily):
     # ------------------------------------------------------------------ contract and groups
     def contract(self, cfg: MaskRnnConfig, bins: int) -> ModelContract:
         return ModelContract(feature=FeatureInput(FEATURES_INPUT, int(bins)),
-                             heads=(OutputHead(MASK_OUTPUT, int(bins), (0.0, 1.0), "mask"),),
+                             heads=(OutputHead(MASK_OUTPUT, gain.head_size(cfg.mask, bins), gain.RANGE[cfg.mask],
+                                               gain.ROLE[cfg.mask]),),
                              states=tuple(self.state_specs(cfg)),
                              layer_groups=tuple(self.layer_groups(cfg).items()), family=cfg.family)
 
@@ -81,7 +91,7 @@ class MaskRnnFamily(ModelFamily):
         return self.rnn_gates if layer in self.rnn_layer_names(cfg) else 1
 
     def label(self, cfg: MaskRnnConfig) -> str:
-        return f"{cfg.family}-{cfg.rnn_layers}x{cfg.rnn_units}"
+        return f"{cfg.family}-{cfg.rnn_layers}x{cfg.rnn_units}" + ("-cm" if cfg.mask == "complex" else "")
 
     # ------------------------------------------------------------------ Keras
     def _dense_stack(self, cfg: MaskRnnConfig, bins: int):
@@ -91,11 +101,12 @@ class MaskRnnFamily(ModelFamily):
         before = [keras.layers.Dense(cfg.input_units, activation="relu", name="input_dense")] if cfg.input_units else []
         after = [keras.layers.Dense(cfg.dense_units, activation="relu", name=f"dense_{i + 1}")
                  for i in range(2)] if cfg.dense_units else []
-        after.append(keras.layers.Dense(bins, activation="sigmoid", name=MASK_OUTPUT))
+        after.append(keras.layers.Dense(gain.head_size(cfg.mask, bins), activation=gain.ACTIVATION[cfg.mask],
+                                        name=MASK_OUTPUT))
         return before, after
 
     def build_sequence(self, cfg: MaskRnnConfig, bins: int):
-        """Training model: (batch, frames, bins) log-power features -> (batch, frames, bins) mask in [0, 1]."""
+        """Training model: (batch, frames, bins) log-power features -> (batch, frames, mask head) gains."""
         from sepipe.models.keras_backend import keras
 
         rnn_class = getattr(keras.layers, self.rnn_layer)

@@ -111,10 +111,10 @@ def model_io_header(io: ModelIO, features: FeatureConfig, model_name: str, tflit
     if not io.integer_io:
         raise ValueError(f"model_io_header needs an int8 or int16 (16x8) model, every input and output an integer "
                          f"type; has { {t.name: t.dtype for t in io.inputs + io.outputs} }")
-    bins = int(np.prod(feat.shape))
-    if bins != features.bins or int(np.prod(mask.shape)) != features.bins:
-        raise ValueError(f"model has {bins} feature bins and {int(np.prod(mask.shape))} mask bins; "
-                         f"the feature config (fft_size {features.fft_size}) has {features.bins}")
+    bins, mask_values = int(np.prod(feat.shape)), int(np.prod(mask.shape))
+    if bins != features.bins or mask_values not in (features.bins, 2 * features.bins):
+        raise ValueError(f"model has {bins} feature bins and {mask_values} mask values; the feature config "
+                         f"(fft_size {features.fft_size}) has {features.bins} bins (a complex mask: twice as many values)")
     for tensor in io.inputs + io.outputs:
         if not (np.isfinite(tensor.scale) and tensor.scale > 0):
             raise ValueError(f"tensor '{tensor.name}' has scale {tensor.scale}; a quantised tensor needs scale > 0")
@@ -154,6 +154,8 @@ def model_io_header(io: ModelIO, features: FeatureConfig, model_name: str, tflit
         lines += [f"#define SE_NUM_HEADS {1 + len(extra_heads)}", ""]
     for macro, tensor in (("SE_FEATURES", feat), ("SE_MASK", mask), *extra_heads):
         lines += _tensor_lines(macro, tensor)
+        if macro == "SE_MASK":    # SE_BINS real gains, or 2 x SE_BINS complex ones (sepipe.gain)
+            lines.append(f"#define SE_MASK_ELEMENTS {mask_values}")
     lines += _state_lines(io)
     lines += ["", f"#endif /* {guard} */", ""]
     return "\n".join(lines)

@@ -72,9 +72,10 @@ def _tflite_model(path: Path, runtime: str, contract, features: FeatureConfig | 
 
     io = validate_quantized_model(path, contract)     # InputFileError: what the file lacks of the contract
     bins, head = io.contract.feature.size, io.contract.head
-    if head.size != bins:
+    if head.size not in (bins, 2 * bins):
         raise InputFileError(path, f"not a streaming mask model: output '{head.name}' has {head.size} values; a mask "
-                                   f"has one gain per feature bin ({bins}, input '{io.contract.feature.name}')")
+                                   f"has one gain per feature bin ({bins}, input '{io.contract.feature.name}') or a "
+                                   f"complex one ({2 * bins}: real parts, then imaginary parts)")
     features = features or _features_for_bins(path, bins)
     runner = make_runner(runtime, tflite_bytes=path.read_bytes(), contract=io.contract)
     return EnhanceModel(runner, features, SAMPLE_RATE, f"{label} ({runner.system})")

@@ -5,7 +5,8 @@ Training, evaluation and the firmware stub all follow this module exactly:
   signal is preceded by `hop` zeros (the firmware's initially empty buffer);
   each frame is multiplied by a periodic sqrt-Hann window and real-FFT'd;
 - features: natural log of the power spectrum plus a floor, per frame;
-- enhancement: a real gain per bin multiplies the complex spectrum;
+- enhancement: a gain per bin multiplies the complex spectrum (real, or complex:
+  sepipe.gain);
 - synthesis: inverse real FFT, the same window, overlap-add at 50%; since
   sqrt-Hann squared sums to one at 50% overlap, a unity mask returns the input
   exactly (up to float32 rounding), one hop late in a streaming device.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sepipe import gain
 from sepipe.config import FeatureConfig
 
 
@@ -53,8 +55,8 @@ def log_power(spectrum: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
 
 def apply_mask(spectrum: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Multiply each bin by its real gain (T, bins)."""
-    return (spectrum * mask.astype(np.float32)).astype(np.complex64)
+    """Multiply each bin by its gain: a real mask (T, bins) or a complex one (T, 2 * bins), sepipe.gain."""
+    return gain.apply(spectrum, mask)
 
 
 def istft(spectrum: np.ndarray, cfg: FeatureConfig, length: int) -> np.ndarray:

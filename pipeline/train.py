@@ -22,7 +22,7 @@ import numpy as np
 
 from sepipe.models import family_of
 from sepipe.models.keras_backend import keras, numeric_settings, tf
-from sepipe import feature_norm
+from sepipe import feature_norm, gain
 from sepipe import features as feat
 from sepipe.artifacts import atomic_path, write_json
 from sepipe.config import ExperimentConfig, FeatureConfig
@@ -73,7 +73,8 @@ def _weighted_terms(loss_terms) -> list:
 def enhancement_loss(mask, noisy_re, noisy_im, clean_re, clean_im, cfg: ExperimentConfig, length: int):
     """(total loss, mean SI-SDR dB) for a batch: the weighted terms of `cfg.train.loss_terms`;
     the SI-SDR is returned for the logs whatever the objective."""
-    inputs = terms.LossInputs(mask * noisy_re, mask * noisy_im, clean_re, clean_im,
+    enhanced_re, enhanced_im = gain.apply_tf(mask, noisy_re, noisy_im)
+    inputs = terms.LossInputs(enhanced_re, enhanced_im, clean_re, clean_im,
                               resynthesise=lambda re, im: tf_istft(re, im, cfg.features, length),
                               mask=mask, noisy_re=noisy_re, noisy_im=noisy_im)
     total = 0.0

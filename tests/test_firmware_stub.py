@@ -153,6 +153,32 @@ def test_c_host_test_fails_on_wrong_vectors(golden, tmp_path):
 
 
 @pytest.mark.slow
+def test_c_host_test_applies_a_complex_mask_as_python_does(noisy_test_file, tmp_path):
+    """A complex-mask model (model.mask: complex, 2 x SE_BINS tanh outputs; sepipe.gain): model_io.h says
+    SE_MASK_ELEMENTS, the frame loop dequantises both halves and multiplies each bin by its complex gain,
+    and the output audio matches Python's. Random weights: gains of both signs in both parts."""
+    from sepipe.models.mask_rnn import MaskRnnConfig
+    from sepipe.quantize.convert import convert_untrained
+
+    cfg = MaskRnnConfig(family="gru", input_units=32, rnn_units=24, dense_units=32, mask="complex")
+    data = convert_untrained(cfg, BINS, tmp_path / "complex.tflite", seed=0).read_bytes()
+    folder = tmp_path / "golden"
+    write_golden_vectors(data, noisy_test_file.noisy, FEATURES, FRAMES, folder, source="complex mask")
+    header = model_io_header(tflite_io(data), FEATURES, "complex mask", hashlib.sha256(data).hexdigest())
+    assert f"#define SE_MASK_ELEMENTS {2 * BINS}" in header
+    (folder / "model_io.h").write_text(header)
+    io = tflite_io(data)
+    mask = dequantize(np.fromfile(folder / "out_mask.bin", np.int8).reshape(FRAMES, 2 * BINS),
+                      io.head.scale, io.head.zero_point)
+    assert np.abs(mask[:, BINS:]).max() > 0.1, "the imaginary parts must matter"
+    result = run(["make", "-C", str(STUB), "host-test", f"GOLDEN={folder}", f"MODEL_IO={folder}",
+                  f"BUILD={tmp_path / 'build'}"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("\nPASS") == 2
+    assert all(r["audio_max_abs_err"] < 1e-5 for r in (parse_results(result.stdout, b) for b in ("float32", "double")))
+
+
+@pytest.mark.slow
 def test_m55_cross_build_and_size_report(golden, tmp_path):
     if shutil.which("arm-none-eabi-gcc") is None:
         pytest.fail("arm-none-eabi-gcc is not installed: run `make firmware-toolchain` (Debian's gcc-arm-none-eabi)")

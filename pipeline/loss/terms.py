@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from sepipe import gain
 from sepipe.models.keras_backend import tf
 
 EPS = 1e-10
@@ -22,7 +23,7 @@ class LossInputs:
     clean_re: tf.Tensor
     clean_im: tf.Tensor
     resynthesise: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]   # (re, im) -> (batch, samples)
-    mask: tf.Tensor | None = None       # the real gains (enhanced = mask x noisy), for terms that split
+    mask: tf.Tensor | None = None       # the gains (enhanced = mask x noisy, sepipe.gain), for terms that split
     noisy_re: tf.Tensor | None = None   # the mixture into its speech and noise parts
     noisy_im: tf.Tensor | None = None
     _audio: dict = field(default_factory=dict)
@@ -80,9 +81,9 @@ def weighted_distortion(cfg, x: LossInputs) -> tf.Tensor:
     demo's PESQ with its residual noise alone was 2.04, with its speech distortion alone 3.60); this
     term lets an experiment say how much suppression it buys with how much distortion."""
     noise_re, noise_im = x.noisy_re - x.clean_re, x.noisy_im - x.clean_im
-    speech = _magnitude(x.mask * x.clean_re, x.mask * x.clean_im) ** cfg.exponent
+    speech = _magnitude(*gain.apply_tf(x.mask, x.clean_re, x.clean_im)) ** cfg.exponent
     clean = _magnitude(x.clean_re, x.clean_im) ** cfg.exponent
-    residual_noise = _magnitude(x.mask * noise_re, x.mask * noise_im) ** cfg.exponent
+    residual_noise = _magnitude(*gain.apply_tf(x.mask, noise_re, noise_im)) ** cfg.exponent
     floor = EPS ** (cfg.exponent / 2)             # what _magnitude gives a zero bin: no noise costs nothing
     distortion = tf.reduce_mean(tf.square(speech - clean))
     residual = tf.reduce_mean(tf.square(residual_noise - floor))
