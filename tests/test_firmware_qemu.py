@@ -1,7 +1,7 @@
 """firmware_stub's frame loop on the emulated Cortex-M55: `make -C firmware_stub qemu-test` on real bundles.
 
-Two tiny real runs are bundled (converter, Vela, TFLite Micro golden vectors): a demo-like GRU (two layers,
-int8) and a 16x8 LSTM (int16 activations, the cell state requantised). For each, the frame loop and the host
+Three tiny real runs are bundled (converter, Vela, TFLite Micro golden vectors): a demo-like GRU (two layers,
+int8), a 16x8 LSTM (int16 activations, the cell state requantised) and the GRU with a complex mask. For each, the frame loop and the host
 test's checks are cross-compiled for the Cortex-M55 and run on QEMU's mps3-an547 with semihosting; QEMU's
 exit status is the verdict, and a tampered golden file must fail it. Needs arm-none-eabi-gcc, newlib and
 qemu-system-arm: installed by `make firmware-toolchain` when missing; skipped only when that fails.
@@ -20,7 +20,7 @@ import pytest
 from bundle_runs import DEMO_LIKE_GRU, LSTM_16X8, TARGET, run_to_compile, tiny_config
 from sepipe.bundle import make_bundle
 
-pytestmark = pytest.mark.slow   # trains and converts two tiny models
+pytestmark = pytest.mark.slow   # trains and converts three tiny models
 
 ROOT = Path(__file__).resolve().parents[1]
 STUB = ROOT / "firmware_stub"
@@ -44,7 +44,9 @@ def bundles(small_dataset, small_data_config, tmp_path_factory) -> dict[str, Pat
     _toolchain()
     runs, out = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("bundles")
     made = {}
-    for key, model, convert in (("gru-int8", DEMO_LIKE_GRU, None), ("lstm-16x8", *LSTM_16X8)):
+    complex_gru = {**DEMO_LIKE_GRU, "mask": "complex"}     # 2 x SE_BINS gains: se_apply_complex_mask
+    for key, model, convert in (("gru-int8", DEMO_LIKE_GRU, None), ("lstm-16x8", *LSTM_16X8),
+                                ("gru-complex-int8", complex_gru, None)):
         cfg = run_to_compile(tiny_config(small_data_config, runs, name=key.replace("-", "_"), model=model,
                                          convert=convert))
         made[key] = make_bundle(cfg.run_dir, "ptq", TARGET, out_dir=out, frames=FRAMES)
@@ -70,19 +72,23 @@ def _qemu_status(proc: subprocess.CompletedProcess) -> int:
     return int(proc.stderr.rsplit("Error ", 1)[1].split()[0])
 
 
-@pytest.mark.parametrize("key", ["gru-int8", "lstm-16x8"])
+@pytest.mark.parametrize("key", ["gru-int8", "lstm-16x8", "gru-complex-int8"])
 def test_frame_loop_passes_the_golden_vectors_on_the_emulated_m55(bundles, key, tmp_path):
     proc = qemu_test(bundles[key], tmp_path / "build")
     print("\n".join(line for line in proc.stdout.splitlines() if line.startswith(("RESULT", "PASS", "FAIL"))))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "== qemu_test (Cortex-M55, mps3-an547, float32 FFT)" in proc.stdout and "\nPASS\n" in proc.stdout
     r = _results(proc.stdout)
-    assert int(r["act_bits"]) == (8 if key == "gru-int8" else 16) and int(r["frames"]) == FRAMES
+    assert int(r["act_bits"]) == (16 if key == "lstm-16x8" else 8) and int(r["frames"]) == FRAMES
     assert int(r["state_feedback_mismatches"]) == 0 and int(r["loop_state_mismatches"]) == 0
     assert int(r["state_feedback_compared"]) > 0 and int(r["qfeatures_over_bound"]) == 0
     assert float(r["audio_max_abs_err"]) < 1e-5
     if key == "lstm-16x8":   # the cell state's scales differ: fed back through the requantisation
         assert "same_quantization=0" in proc.stdout
+    if key == "gru-complex-int8":   # both halves of the mask reach the frame loop, and the manifest says so
+        assert "#define SE_MASK_ELEMENTS 514" in (bundles[key] / "c" / "model_io.h").read_text()
+        manifest = json.loads((bundles[key] / "model_manifest.json").read_text())
+        assert "a complex gain per bin" in manifest["call_contract"]["outputs"]
     # the frame loop's cost, counted by QEMU (-icount shift=0): instructions, not cycles
     figure = json.loads((tmp_path / "build" / "frame_loop.json").read_text())
     assert figure["frames"] == FRAMES and figure["cpu"] == "cortex-m55"

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sepipe import artifacts
+from sepipe import artifacts, gain
 from sepipe.bundle.arena import arena_section, measure_tflm_arena
 from sepipe.bundle.frame_loop import measure_frame_loop
 from sepipe.bundle.layout import (BUNDLE_FORMAT, C_ALIGNMENT, C_HEADER, C_SECTION, C_SOURCE, C_STEM, C_SYMBOL,
@@ -195,7 +195,7 @@ def _manifest(source: BundleSource, io, vela_size: int, arena: dict[str, Any], f
                     "outputs": [_tensor_entry(t) for t in io.outputs]},
         "state_pairs": _state_pairs(io),
         "contract": io.contract.to_dict(),
-        "call_contract": _call_contract(cfg, io_dtype),
+        "call_contract": _call_contract(cfg, io_dtype, io.contract.head.size),
         "features": feature_section(cfg.features, cfg.data.sample_rate),
         "tflm_arena": arena,
         "vela": {"summary_csv": f"vela/{source.vela_copy_name(source.vela_summary_csv)}",
@@ -247,14 +247,17 @@ def _model_section(source: BundleSource, io_dtype: str, vela_size: int, prefix: 
     }
 
 
-def _call_contract(cfg: ExperimentConfig, io_dtype: str) -> dict[str, Any]:
+def _call_contract(cfg: ExperimentConfig, io_dtype: str, mask_values: int) -> dict[str, Any]:
+    mask = ("mask: one gain per bin, dequantised" if gain.kind_of(mask_values, cfg.features.bins) == "real" else
+            f"mask: a complex gain per bin, dequantised: values 0..{cfg.features.bins - 1} the real parts, "
+            f"{cfg.features.bins}..{2 * cfg.features.bins - 1} the imaginary parts (SE_MASK_ELEMENTS)")
     return {
         "invokes": f"one Invoke per hop ({cfg.features.hop} samples, "
                    f"{1000.0 * cfg.features.hop / cfg.data.sample_rate:g} ms)",
         "inputs": "features (quantised) at its position; every state input holds the state from the "
                   "previous Invoke (zero_point, i.e. quantised 0.0, before the first)",
-        "outputs": "mask: one gain per bin, dequantised; every state output copied back to its "
-                   "input by the state_pairs rule before the next Invoke",
+        "outputs": f"{mask}; every state output copied back to its input by the state_pairs rule before the "
+                   "next Invoke",
         "quantize": QUANTIZE_FORMULA, "dequantize": DEQUANTIZE_FORMULA,
         "qmin_qmax": (_qmin_qmax(io_dtype) if io_dtype != "mixed" else
                       "per tensor: its dtype's range (int8 -128..127, int16 -32768..32767)"),
@@ -275,7 +278,8 @@ def feature_section(features: FeatureConfig, sample_rate: int) -> dict[str, Any]
         "compression": "ln(|X|^2 + log_floor)", "log_floor": features.log_floor,
         "frame_alignment": (f"frame t covers input samples [t*hop - hop, t*hop + hop): the stream starts with "
                             f"{features.hop} zeros (hop zeros first), then each frame is windowed and real-FFT'd"),
-        "synthesis": "X * mask per bin, inverse real FFT, the same window, overlap-add at 50 % (one hop of latency)",
+        "synthesis": ("X * mask per bin (a real or complex gain: sepipe.gain), inverse real FFT, the same window, "
+                      "overlap-add at 50 % (one hop of latency)"),
         "reference": "pipeline/features.py",
     }
 
