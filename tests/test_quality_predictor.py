@@ -121,3 +121,28 @@ def test_pipeline_reuses_labels_and_int8_matches_keras(small_dataset, small_data
     # where the accumulator is within 255 / REQUANT_GAIN of 0 (a handful of values in thousands).
     assert len(binary) == 4 and all(level["two_code_share"] >= 0.99 for level in binary.values())
     assert (cfg.run_dir / "quality_predictor.md").is_file()
+
+
+def test_pool_first_binary_is_the_same_function_with_other_gradients():
+    """`predictor.binary_pool_first` trains max-pool -> Heaviside: the forward equals Heaviside -> max-pool with the
+    same weights (so the deploy graph is unchanged), the gradients do not (only each window's max learns)."""
+    import dataclasses
+
+    from sepipe.models.keras_backend import tf
+    from sepipe.quality_predictor.config import PredictorConfig
+    from sepipe.quality_predictor.model import build_train_model
+
+    pcfg = PredictorConfig(channels=(4, 4, 4, 8), mels=16)
+    act_first = build_train_model(pcfg, 32, "binary", (-3.0, 3.0))
+    pool_first = build_train_model(dataclasses.replace(pcfg, binary_pool_first=True), 32, "binary", (-3.0, 3.0))
+    pool_first.set_weights(act_first.get_weights())
+    x = tf.constant(np.random.default_rng(0).normal(size=(3, 32, 16, 1)).astype(np.float32))
+    np.testing.assert_array_equal(act_first(x).numpy(), pool_first(x).numpy())
+    grads = []
+    for model in (act_first, pool_first):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x, training=False))
+        grads.append(tape.gradient(loss, model.get_layer("conv0").trainable_variables[0]).numpy())
+    assert not np.allclose(grads[0], grads[1])
+    with pytest.raises(ConfigError, match="predictor.binary_pool_first"):
+        PredictorConfig(binary_pool_first="yes").validate("qp.yaml")

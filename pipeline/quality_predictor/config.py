@@ -18,6 +18,7 @@ predictor:
   dense_units: 32
   variants: [float, int8_qat, binary]
   surrogate_window: 1.0   # the Heaviside's gradient passes where |x| <= this
+  binary_pool_first: false  # binary: train max-pool -> Heaviside (the same function, other gradients)
 train: {epochs: 40, batch_size: 32, learning_rate: 0.002, qat_epochs: 10}
 compile: {targets: [ethos-u55-128]}
 ```
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sepipe.artifacts import ADDED_FIELD
 from sepipe.config import DataConfig, check_run_name, check_seed
 from sepipe.config_loading import _build, read_experiment_yaml
 from sepipe.errors import ConfigError, InputFileError, check, short_repr
@@ -74,6 +76,11 @@ class PredictorConfig:
     dense_units: int = 32
     variants: tuple[str, ...] = VARIANTS
     surrogate_window: float = 1.0
+    # binary only: max-pool the real pre-activations, then the Heaviside (BNN practice), instead of the
+    # Heaviside, then the max-pool. The function is the same (a max commutes with a step), so the deploy graph
+    # is too; the gradient reaches only each window's largest pre-activation, not every unit inside the
+    # surrogate's window. Issue 17's screen: test Pearson +0.09 (mean of four targets, 200 training files).
+    binary_pool_first: bool = field(default=False, metadata=ADDED_FIELD)
 
     def validate(self, src: str) -> None:
         key = "predictor."
@@ -87,6 +94,8 @@ class PredictorConfig:
               and len(set(self.variants)) == len(self.variants), f"a list of distinct names from {list(VARIANTS)}")
         check(src, key + "surrogate_window", self.surrogate_window, 0.01 <= self.surrogate_window <= 10,
               "0.01 to 10 (the |x| below which the Heaviside's gradient passes)")
+        check(src, key + "binary_pool_first", self.binary_pool_first, isinstance(self.binary_pool_first, bool),
+              "true or false")
 
 
 @dataclass(frozen=True)

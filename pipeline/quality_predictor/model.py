@@ -88,11 +88,11 @@ def build_train_model(pcfg, frames: int, variant: str, input_range: tuple[float,
         conv = quant_conv_class() if binary else keras.layers.Conv2D
         x = conv(channels, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
         x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
-        if variant == "binary":
-            x = heaviside_layer_class()(pcfg.surrogate_window, name=f"act{i}")(x)
-        else:
-            x = keras.layers.ReLU(name=f"act{i}")(x)
-        x = keras.layers.MaxPool2D(2, name=f"pool{i}")(x)
+        act = (heaviside_layer_class()(pcfg.surrogate_window, name=f"act{i}") if binary
+               else keras.layers.ReLU(name=f"act{i}"))
+        pool = keras.layers.MaxPool2D(2, name=f"pool{i}")
+        # binary_pool_first: max(H(z)) == H(max(z)), the same function (and deploy graph); other gradients
+        x = act(pool(x)) if binary and pcfg.binary_pool_first else pool(act(x))
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     x = keras.layers.Dense(pcfg.dense_units, activation="relu", name="dense")(x)
     out = keras.layers.Dense(len(pcfg.targets), name="scores")(x)
