@@ -1,7 +1,9 @@
 """Fetch and unpack the Debian packages the dataset is made from.
 
 `apt-get download <pkg>` puts `<pkg>_<version>_<arch>.deb` into `<cache_dir>/debs`
-(no root needed, nothing is installed); `dpkg-deb -x` unpacks it into
+(no root needed, nothing is installed; it downloads into a private temporary folder and the finished .deb
+is renamed into place, so another process building a dataset beside it, or a rerun after an interrupted
+download, never takes a half-written .deb for a cached one); `dpkg-deb -x` unpacks it into
 `<cache_dir>/unpacked/<pkg>/` (a temporary folder renamed into place, so an
 interrupted unpack is redone). A download failure runs `apt-get update` once
 and retries. Every command is an argument list, never a shell string.
@@ -88,10 +90,12 @@ def cached_hashes(names: list[str] | tuple[str, ...], cache_dir: str | Path) -> 
 def _download(name: str, debs_dir: Path, state: dict) -> Path:
     log.info("downloading Debian package %s (apt-get download)", name)
     for attempt in range(2):
-        result = _run(["apt-get", "download", name], cwd=debs_dir)
-        deb = find_deb(debs_dir, name)
-        if result.returncode == 0 and deb is not None:
-            return deb
+        with tempfile.TemporaryDirectory(dir=debs_dir, prefix=f".{name}.") as tmp:
+            result = _run(["apt-get", "download", name], cwd=Path(tmp))
+            fetched = find_deb(Path(tmp), name)
+            if result.returncode == 0 and fetched is not None:
+                os.replace(fetched, debs_dir / fetched.name)
+                return debs_dir / fetched.name
         if attempt == 0 and not state["updated"]:
             log.warning("apt-get download %s failed; running apt-get update once and retrying", name)
             state["updated"] = True
