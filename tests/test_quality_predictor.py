@@ -90,6 +90,28 @@ def test_a_missing_enhancer_is_a_one_line_error(tmp_path, capsys):
     assert err.count("\n") == 0 and "no.tflite" in err and "enhancer 'gru'" in err
 
 
+def test_predictor_run_builds_its_dataset_first(tmp_path, monkeypatch):
+    """`sepipe data build` takes enhancement YAMLs only, so a fresh machine's first `predictor run` builds
+    the dataset (reused after: build_dataset's own tests), as `sepipe run` does, before any stage."""
+    import sepipe.data
+    from sepipe.quality_predictor.config import DataConfig
+    from sepipe.quality_predictor.stages import run_predictor
+
+    built = []
+
+    def build(data, progress=True):
+        built.append(data)
+        raise KeyboardInterrupt   # stop before the labels stage
+
+    monkeypatch.setattr(sepipe.data, "build_dataset", build)
+    cfg = predictor_from_dict({"runs_dir": str(tmp_path / "runs"), "data": {"source": "debian", "size": "small",
+                                                                            "seed": 3}}, "qp")
+    with pytest.raises(KeyboardInterrupt):
+        run_predictor(cfg, progress=False)
+    assert built == [cfg.data] and isinstance(built[0], DataConfig)
+    assert not (tmp_path / "runs").exists()
+
+
 def _tiny(small_data_config, tmp_path):
     return predictor_from_dict({
         "name": "qp_tiny", "runs_dir": str(tmp_path / "runs"),

@@ -158,12 +158,16 @@ def _table(cfg, ctx) -> dict:
 
 def run_predictor(cfg: PredictorExperiment, until: str | None = None, progress: bool = True) -> list[StageRun]:
     """Run (or skip when current) every stage, or `until` and the stages it needs; the manifest last."""
+    from sepipe.data import build_dataset
     from sepipe.errors import InputFileError
 
     for e in cfg.clips.enhancers:     # before any stage: the labels need every enhancer's output
         if not Path(e.model).is_file():
             raise InputFileError(e.model, f"enhancer '{e.name}' (clips.enhancers) not found; make it first, e.g. "
                                           f"`sepipe run experiments/<its experiment>.yaml` writes runs/<name>/*.tflite")
+    # As `sepipe run` does: build the dataset on a fresh machine (`sepipe data build` takes enhancement YAMLs
+    # only), reuse it after; the labels stage fingerprints its manifest.
+    build_dataset(cfg.data, progress=progress)
     graph = build_graph(cfg, progress)
     wanted = None if until is None else sorted(graph.upstream(until) | {until})
     runner = Runner(graph, cfg.run_dir, progress=progress)
