@@ -3,7 +3,8 @@
 A tiny run (2 training mixtures, 1 valid, 1 test, noisy + clean: 8 clips, real PESQ-WB and DNSMOS) is
 scored once uninterrupted (over a partial file from other settings, ignored), then in a second run folder with a fault injected into the per-clip scorer after
 5 clips (saves every 2): the rerun scores only the 3 clips left and writes labels byte-identical to the
-uninterrupted run's; a partial file under another key is ignored and replaced.
+uninterrupted run's; a partial file under another key is ignored and replaced. Two worker processes
+(`clips.workers`) score the same bytes, and a run with another worker count reuses the labels.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from sepipe.quality_predictor.config import TARGETS, predictor_from_dict
 from sepipe.quality_predictor.stages import run_predictor
 
 
-def _cfg(small_data_config, tmp_path, name: str):
+def _cfg(small_data_config, tmp_path, name: str, workers: int = 1):
+    # workers 1: the fault is injected into this process's scorer; spawned workers would score unpatched
     return predictor_from_dict({
         "name": name, "runs_dir": str(tmp_path / "runs"),
         "data": {"source": "debian", "size": "small", "cache_dir": small_data_config.cache_dir},
-        "clips": {"seconds": 1.0, "per_file": 1, "train_files": 2, "eval_files": 1},
+        "clips": {"seconds": 1.0, "per_file": 1, "train_files": 2, "eval_files": 1, "workers": workers},
     }, name)
 
 
@@ -75,6 +77,13 @@ def test_interrupted_scoring_resumes_and_matches_an_uninterrupted_run(small_data
     assert runs["labels"].status == "ran" and resumed.calls == total - 5
     assert {k: p.read_bytes() for k, p in labels.label_paths(cut.run_dir).items() if k != "provenance"} == reference
     assert not label_resume.partial_path(cut.run_dir).exists()
+
+    # Scored by two worker processes: the same bytes, and the worker count is not part of the fingerprint.
+    monkeypatch.setattr(labels, "score_clip", real)
+    run_predictor(_cfg(small_data_config, tmp_path, "parallel", workers=2), until="labels", progress=False)
+    parallel = _cfg(small_data_config, tmp_path, "parallel", workers=1)
+    assert {k: p.read_bytes() for k, p in labels.label_paths(parallel.run_dir).items() if k != "provenance"} == reference
+    assert {s.name: s for s in run_predictor(parallel, until="labels", progress=False)}["labels"].status == "current"
 
 
 def test_a_partial_file_under_another_key_is_ignored(tmp_path):

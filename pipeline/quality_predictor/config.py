@@ -9,6 +9,7 @@ clips:
   per_file: 2           # non-overlapping windows taken from each mixture, from its start
   train_files: 80       # training mixtures (train speakers and noises); valid and test are the fixed splits
   eval_files: 0         # valid / test mixtures used (0: all)
+  workers: 0            # processes scoring the labels (0: one per core; not part of the fingerprint)
   enhancers:            # enhancement models (.tflite) whose outputs are clips too
     - {name: demo_s0, model: runs/demo_s0/demo_s0_ptq.tflite}
 predictor:
@@ -53,12 +54,16 @@ class ClipsConfig:
     train_files: int = 80
     eval_files: int = 0         # valid and test mixtures used (0: all; > 0: that many, spread over the names)
     enhancers: tuple[Enhancer, ...] = ()
+    # processes scoring the labels (0: one per CPU core). How, not what: the scores are the same for any
+    # count, so it is left out of the labels' fingerprint (repr=False) and a finished stage is reused.
+    workers: int = field(default=0, repr=False)
 
     def validate(self, src: str) -> None:
         check(src, "clips.seconds", self.seconds, 1.0 <= self.seconds <= 8.0, "1 to 8 (s)")
         check(src, "clips.per_file", self.per_file, 1 <= self.per_file <= 8, "an integer from 1 to 8")
         check(src, "clips.train_files", self.train_files, 2 <= self.train_files <= 5000, "an integer from 2 to 5000")
         check(src, "clips.eval_files", self.eval_files, 0 <= self.eval_files <= 5000, "an integer from 0 to 5000")
+        check(src, "clips.workers", self.workers, 0 <= self.workers <= 256, "0 (one per CPU core) to 256 processes")
         names = [e.name for e in self.enhancers]
         for i, e in enumerate(self.enhancers):
             key = f"clips.enhancers[{i}]"

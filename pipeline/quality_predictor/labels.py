@@ -19,6 +19,8 @@ and what a 16-bit WAV would hold, as DNSMOS's own tool reads).
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
 from pathlib import Path
 
@@ -67,7 +69,7 @@ def compute_labels(cfg, dataset, run_dir: Path, progress: bool = False) -> dict:
             "system": np.array([c.system for c in clips])}
     partial = label_resume.partial_path(run_dir)
     key = label_resume.scoring_key(meta, audio, clean, TARGETS, TOOLS)
-    scores = _score_all(audio, clean, partial, key, progress)
+    scores = _score_all(audio, clean, partial, key, progress, cfg.clips.workers)
     paths = label_paths(run_dir)
     _save_npz(paths["clips"], audio=audio, **meta)
     _save_npz(paths["labels"], **scores)
@@ -77,7 +79,25 @@ def compute_labels(cfg, dataset, run_dir: Path, progress: bool = False) -> dict:
     return {k: summary[k] for k in ("clips", "systems", "per_split")}
 
 
-def _score_all(audio: np.ndarray, clean: np.ndarray, partial: Path, key: str, progress: bool) -> dict:
+def _score_int16(pair: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+    audio, clean = pair
+    return score_clip(audio / 32767.0, clean / 32767.0)
+
+
+def _scored_in_order(audio: np.ndarray, clean: np.ndarray, start: int, workers: int):
+    """Each clip's scores from `start` on, in clip order: in this process (workers 1) or in spawned worker
+    processes (they import only sepipe.metrics, no TensorFlow; as sepipe.evaluate.Scorer)."""
+    pairs = ((audio[i], clean[i]) for i in range(start, len(audio)))
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(audio) - start < 2:
+        yield from map(_score_int16, pairs)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(_score_int16, pairs, chunksize=4)
+
+
+def _score_all(audio: np.ndarray, clean: np.ndarray, partial: Path, key: str, progress: bool,
+               workers: int = 1) -> dict:
     """Every clip's scores, in clip order, resuming from the partial file saved under the same key and
     saving it as it goes (label_resume), also when scoring fails, so a rerun scores only the rest."""
     total = len(audio)
@@ -91,8 +111,9 @@ def _score_all(audio: np.ndarray, clean: np.ndarray, partial: Path, key: str, pr
     last_count, last_time = done, time.monotonic()
     every, seconds = label_resume.SAVE_EVERY, label_resume.SAVE_SECONDS
     try:
-        for i in bar(range(done, total), progress, total=total, initial=done, desc="labels", unit="clip"):
-            row = score_clip(audio[i] / 32767.0, clean[i] / 32767.0)
+        rows = _scored_in_order(audio, clean, done, workers)
+        for i, row in bar(zip(range(done, total), rows), progress, total=total, initial=done, desc="labels",
+                          unit="clip"):
             for t in TARGETS:
                 scores[t][i] = row[t]
             done = i + 1
