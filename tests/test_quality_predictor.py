@@ -58,8 +58,6 @@ def test_heaviside_gradient_passes_only_in_the_window(window):
     ("clips.enhancers", [{"name": "a", "model": "x.onnx"}], "clips.enhancers[0].model"),
     ("train.epochs", "ten", "train.epochs"),
     ("predictor.mel", 40, "predictor.mel"),
-    ("train.binary_init", "imagenet", "train.binary_init"),
-    ("train.binary_epochs", -1, "train.binary_epochs"),
     ("clips.workers", -1, "clips.workers"),
 ])
 def test_bad_yaml_values_are_one_line_errors(key, value, fragment):
@@ -148,24 +146,11 @@ def test_pipeline_reuses_labels_and_int8_matches_keras(small_dataset, small_data
     assert (cfg.run_dir / "quality_predictor.md").is_file()
 
 
-def test_binary_from_float_trains_after_the_float_model_and_defaults_change_no_fingerprint():
+def test_the_label_workers_are_not_part_of_the_fingerprint():
     from sepipe.artifacts import _json_fallback
-    from sepipe.quality_predictor.config import PredictorTrainConfig
-    from sepipe.quality_predictor.stages import build_graph
 
-    scratch = build_graph(predictor_from_dict({"name": "qp"}, "qp.yaml"))["train:binary"]
-    assert scratch.needs == ("labels",) and "float_weights" not in scratch.inputs
-    cfg = predictor_from_dict({"name": "qp", "train": {"binary_init": "float", "binary_epochs": 10,
-                                                       "binary_learning_rate": 0.0005}}, "qp.yaml")
-    from_float = build_graph(cfg)["train:binary"]
-    assert "train:float" in from_float.needs and from_float.inputs["float_weights"].name == "float.weights.h5"
-    assert cfg.train.binary_schedule == (10, 0.0005) and PredictorTrainConfig().binary_schedule == (40, 0.002)
-    with pytest.raises(ConfigError, match="train.binary_init.*predictor.variants holds float"):
-        predictor_from_dict({"name": "qp", "train": {"binary_init": "float"},
-                             "predictor": {"variants": ["binary"]}}, "qp.yaml")
-    # the new keys at their defaults leave every recorded run's fingerprint as it was
-    assert "binary" not in _json_fallback(PredictorTrainConfig()) and "binary_init='float'" in _json_fallback(cfg.train)
-    assert "workers" not in _json_fallback(predictor_from_dict({"clips": {"workers": 2}}, "qp.yaml").clips)
+    clips = predictor_from_dict({"clips": {"workers": 2}}, "qp.yaml").clips
+    assert clips.workers == 2 and "workers" not in _json_fallback(clips)
 
 
 def test_pool_first_binary_is_the_same_function_with_other_gradients():

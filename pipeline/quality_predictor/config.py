@@ -20,8 +20,7 @@ predictor:
   variants: [float, int8_qat, binary]
   surrogate_window: 1.0   # the Heaviside's gradient passes where |x| <= this
   binary_pool_first: false  # binary: train max-pool -> Heaviside (the same function, other gradients)
-train: {epochs: 40, batch_size: 32, learning_rate: 0.002, qat_epochs: 10,
-        binary_init: scratch}   # or float: the binary variant fine-tunes the trained float model
+train: {epochs: 40, batch_size: 32, learning_rate: 0.002, qat_epochs: 10}
 compile: {targets: [ethos-u55-128]}
 ```
 """
@@ -39,7 +38,6 @@ from sepipe.errors import ConfigError, InputFileError, check, short_repr
 
 TARGETS = ("pesq", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
 VARIANTS = ("float", "int8_qat", "binary")
-BINARY_INITS = ("scratch", "float")
 SYSTEMS_FIXED = ("noisy", "clean")      # every mixture gives these clips, plus one per enhancer
 
 
@@ -111,28 +109,12 @@ class PredictorTrainConfig:
     batch_size: int = 32
     learning_rate: float = 0.002
     qat_epochs: int = 10        # int8_qat: fine-tuning epochs of the quantise-aware copy of the float model
-    # binary: `scratch` (random weights) or `float` (the trained float model's weights, the Heaviside in
-    # ReLU's place at the same threshold; train:binary then needs train:float), trained binary_epochs at
-    # binary_learning_rate (0: train.epochs, train.learning_rate).
-    binary_init: str = field(default="scratch", metadata=ADDED_FIELD)
-    binary_epochs: int = field(default=0, metadata=ADDED_FIELD)
-    binary_learning_rate: float = field(default=0.0, metadata=ADDED_FIELD)
-
-    @property
-    def binary_schedule(self) -> tuple[int, float]:
-        """(epochs, learning rate) of the binary variant's training."""
-        return self.binary_epochs or self.epochs, self.binary_learning_rate or self.learning_rate
 
     def validate(self, src: str) -> None:
         check(src, "train.epochs", self.epochs, 1 <= self.epochs <= 10_000, "an integer from 1 to 10,000")
         check(src, "train.batch_size", self.batch_size, 1 <= self.batch_size <= 4096, "an integer from 1 to 4096")
         check(src, "train.learning_rate", self.learning_rate, 0 < self.learning_rate <= 1, "a number in (0, 1]")
         check(src, "train.qat_epochs", self.qat_epochs, 1 <= self.qat_epochs <= 10_000, "an integer from 1 to 10,000")
-        check(src, "train.binary_init", self.binary_init, self.binary_init in BINARY_INITS, f"one of {list(BINARY_INITS)}")
-        check(src, "train.binary_epochs", self.binary_epochs, 0 <= self.binary_epochs <= 10_000,
-              "0 (train.epochs) or an integer up to 10,000")
-        check(src, "train.binary_learning_rate", self.binary_learning_rate, 0 <= self.binary_learning_rate <= 1,
-              "0 (train.learning_rate) or a number in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -172,9 +154,6 @@ class PredictorExperiment:
         for section in (self.data, self.data.reverb, self.data.mic, self.clips, self.predictor, self.train,
                         self.compile):
             section.validate(src)
-        if self.train.binary_init == "float" and "binary" in self.predictor.variants:
-            check(src, "train.binary_init", self.train.binary_init, "float" in self.predictor.variants,
-                  "'scratch' unless predictor.variants holds float (the weights it starts from)")
 
 
 def predictor_from_dict(raw: Any, source: str = "<config>") -> PredictorExperiment:

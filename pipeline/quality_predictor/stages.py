@@ -87,10 +87,9 @@ def _sources(*modules: str) -> dict[str, Path]:
 
 
 def _variant_stages(cfg, v: str, paths: PredictorPaths, label_inputs: dict, model_cfg: dict, hint: str) -> list:
-    from_float = v == "int8_qat" or (v == "binary" and cfg.train.binary_init == "float")
-    train_needs = ("labels", "train:float") if from_float else ("labels",)
+    train_needs = ("labels", "train:float") if v == "int8_qat" else ("labels",)
     train_inputs = {**label_inputs, **_sources("model", "train", "clips")}
-    if from_float:
+    if v == "int8_qat":
         train_inputs["float_weights"] = paths.weights("float")
     return [
         Stage(name=f"train:{v}", needs=train_needs, group=v, hint=hint, config={**model_cfg, "train": cfg.train},

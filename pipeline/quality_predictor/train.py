@@ -6,8 +6,7 @@ are each score normalised by its training mean and standard deviation. Loss: mea
 normalised targets; Adam; the weights of the epoch with the lowest validation loss are kept (the valid
 split: its own speaker, disjoint from train and test).
 
-`float` trains from scratch for train.epochs; `binary` too, or (train.binary_init: float) starts from the
-trained float model's weights, the two-stage recipe of binary networks; `int8_qat` is the trained float model made
+`float` and `binary` train from scratch for train.epochs; `int8_qat` is the trained float model made
 quantise-aware by TFMOT (`quantize_model`: fake-quantised weights and activations, batch normalisation
 folded into the convolutions) and fine-tuned for train.qat_epochs at a tenth of the learning rate.
 """
@@ -95,12 +94,6 @@ def qat_model(float_model):
     return tfmot.quantization.keras.quantize_model(float_model)
 
 
-def _float_weights(cfg, frames: int, paths) -> list:
-    float_model = build_train_model(cfg.predictor, frames, "float")
-    float_model.load_weights(paths.weights("float"))
-    return float_model.get_weights()
-
-
 def trained_model(cfg, variant: str, paths, data: PredictorData | None = None):
     """The trained Keras model of `variant`, weights loaded from its train stage."""
     frames = frames_per_clip(cfg.clips.seconds)
@@ -124,12 +117,6 @@ def train_variant(cfg, variant: str, paths) -> dict:
         float_model.load_weights(paths.weights("float"))
         model = qat_model(float_model)
         result = _fit(model, data, t.qat_epochs, t.batch_size, t.learning_rate / 10, cfg.seed)
-    elif variant == "binary":
-        model = build_train_model(cfg.predictor, frames, "binary", data.input_range)
-        if t.binary_init == "float":      # same layers and weight order; the Heaviside has no weights
-            model.set_weights(_float_weights(cfg, frames, paths))
-        epochs, learning_rate = t.binary_schedule
-        result = _fit(model, data, epochs, t.batch_size, learning_rate, cfg.seed)
     else:
         model = build_train_model(cfg.predictor, frames, variant, data.input_range)
         result = _fit(model, data, t.epochs, t.batch_size, t.learning_rate, cfg.seed)
