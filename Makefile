@@ -57,7 +57,12 @@ exp-early-exit: $(STAMP) ## Early-exit nsNet2 (issue 16): joint exits, then each
 	$(SEPIPE) run experiments/early_exit.yaml
 	for n in 1 2 3 4; do $(SEPIPE) run experiments/early_exit_separate$$n.yaml || exit 1; done
 
-exp-quality-predictor: $(STAMP) ## Tiny speech-quality predictor (issue 17): labels, float / int8 QAT / binary, Vela, TFLM (needs the enhancer runs it names)
+# The predictor's clips are enhanced by the demo GRU (search_demo.yaml: run demo_s0) and a demo-size LSTM in int8 and 16x8
+# (predictor_lstm.yaml: run mplstm_s1): trained and converted first, each skipped when current.
+PREDICTOR_ENHANCERS := search_demo predictor_lstm
+exp-quality-predictor: $(STAMP) ## Tiny speech-quality predictor (issue 17): its enhancers, labels, float / int8 QAT / binary, Vela, TFLM (~50 min)
+	for e in $(PREDICTOR_ENHANCERS); do for step in "data build" train convert; do \
+	  $(SEPIPE) -q $$step experiments/$$e.yaml || exit 1; done; done
 	$(SEPIPE) predictor run experiments/quality_predictor.yaml
 
 exp-sparsity: $(STAMP) ## The sparsity sweep on both families: sparsity_gru.yaml, then sparsity_lstm.yaml
